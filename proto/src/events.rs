@@ -1,0 +1,164 @@
+//! JSON messages on the reliable, ordered `events` data channel.
+//!
+//! Every message is one JSON object with a `type` field. [`ServerEvent`] flows from the SFU to
+//! participants; [`ClientEvent`] from participants to the SFU. Participants are named by their
+//! session id (opaque) and their token's `sub` (an opaque UUID): never by name. The web client
+//! resolves names through the API, which is allowed to know them.
+//!
+//! Not here: the rules for who may send what (the SFU's room and lease logic).
+
+use serde::{Deserialize, Serialize};
+
+use crate::join_token::Role;
+
+/// Largest `events` message the SFU accepts; bigger ones are dropped and counted.
+pub const MAX_EVENT_BYTES: usize = 4096;
+
+/// One participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Session id, unique in the room for this connection.
+    pub id: String,
+    /// Opaque user or robot id from the token.
+    pub sub: String,
+    pub role: Role,
+    pub can_control: bool,
+}
+
+/// Why the lease changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseReason {
+    /// Taken by a doctor with `can_control` while nobody held it.
+    Granted,
+    /// Given by the holder to another doctor (directly or by granting a request).
+    Handoff,
+    /// Given up by the holder.
+    Released,
+    /// The holder disconnected.
+    Disconnected,
+    /// The holder's token (the booking) ran out.
+    Expired,
+    /// An administrator took it away.
+    Revoked,
+}
+
+/// Robot telemetry, fanned out to everyone in the room.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Battery charge, 0.0-1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery: Option<f32>,
+    /// Link quality, 0.0-1.0, as the robot measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_quality: Option<f32>,
+    /// Is the e-stop latched on the robot.
+    #[serde(default)]
+    pub estop: bool,
+    /// The drive command the robot is executing now (after its watchdog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive: Option<[i16; 3]>,
+}
+
+/// SFU -> participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// First message on a new session: who you are.
+    Welcome { you: Participant },
+    /// Everyone in the room now (sent on every join and leave).
+    Presence { participants: Vec<Participant> },
+    /// The lease changed. Sent after the stop frame went to the robot.
+    Lease {
+        holder: Option<String>,
+        epoch: u32,
+        reason: LeaseReason,
+    },
+    /// A consultant asks the holder for control (sent to the holder and the requester).
+    LeaseRequested { from: String },
+    /// The holder refused a request (sent to the requester).
+    LeaseDenied { to: String },
+    /// E-stop latched or cleared.
+    Estop { latched: bool, by: String },
+    /// From the robot.
+    Telemetry { from: String, telemetry: Telemetry },
+    /// Something you sent was refused.
+    Error { code: String, message: String },
+}
+
+/// Participant -> SFU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEvent {
+    /// Take the lease if free (needs `can_control`) or ask the holder for it.
+    RequestLease,
+    /// Holder: give the lease to the participant who asked.
+    GrantLease { to: String },
+    /// Holder: refuse a request.
+    DenyLease { to: String },
+    /// Holder: give the lease to another doctor.
+    Handoff { to: String },
+    /// Holder: give the lease up.
+    Release,
+    /// Any doctor: latch the e-stop.
+    Estop,
+    /// Holder: clear the e-stop.
+    EstopClear,
+    /// Robot: report its state.
+    Telemetry(Telemetry),
+}
+
+impl ServerEvent {
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums cannot fail; fall back to an error object anyway.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encode"}"#.into())
+    }
+}
+
+impl ClientEvent {
+    /// Parse untrusted bytes. Oversized or invalid input is an error, never a panic.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(format!("event larger than {MAX_EVENT_BYTES} bytes"));
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid event: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shape_is_tagged_snake_case() {
+        let e = ServerEvent::Lease {
+            holder: Some("s1".into()),
+            epoch: 3,
+            reason: LeaseReason::Handoff,
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"lease","holder":"s1","epoch":3,"reason":"handoff"}"#
+        );
+        assert_eq!(
+            ClientEvent::parse(br#"{"type":"handoff","to":"s2"}"#),
+            Ok(ClientEvent::Handoff { to: "s2".into() })
+        );
+        assert_eq!(
+            ClientEvent::parse(br#"{"type":"telemetry","battery":0.5,"estop":true}"#),
+            Ok(ClientEvent::Telemetry(Telemetry {
+                battery: Some(0.5),
+                estop: true,
+                ..Default::default()
+            }))
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(ClientEvent::parse(b"{").is_err());
+        assert!(ClientEvent::parse(br#"{"type":"fly"}"#).is_err());
+        assert!(ClientEvent::parse(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
+    }
+}
