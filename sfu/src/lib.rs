@@ -1,1 +1,31 @@
-//! placeholder
+//! Bedside's media plane: a selective forwarding unit for one robot and its viewers per room.
+//!
+//! Sans-IO core (plain structs fed events, returning actions, no sockets, tested with plain
+//! calls): [`room`], [`lease`], [`control_gate`], [`estop`], [`forwarder`], [`keyframe`].
+//! Thin I/O shell: [`sfu`] (start, routing to workers), `worker` (one UDP socket and task per
+//! worker), `peer` (one str0m `Rtc` per session), [`signalling`] (WHIP/WHEP over axum).
+//! [`client`] is a str0m WHIP/WHEP client for the robot agent, the tests and the bench.
+//!
+//! Not here: users, bookings, or issuing tokens (that is `bedside-api`).
+
+pub mod client;
+pub mod config;
+pub mod control_gate;
+pub mod error;
+pub mod estop;
+pub mod forwarder;
+pub mod keyframe;
+pub mod lease;
+pub mod metrics;
+mod peer;
+pub mod room;
+pub mod session_id;
+pub mod sfu;
+pub mod signalling;
+mod worker;
+
+pub use config::SfuConfig;
+pub use error::SfuError;
+pub use metrics::Metrics;
+pub use session_id::SessionId;
+pub use sfu::{RoomEvent, RoomEventHook, Sfu};

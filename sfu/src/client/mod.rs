@@ -1,0 +1,360 @@
+//! A WHIP/WHEP client on str0m: one peer connection over its own UDP socket.
+//!
+//! Used by the robot agent (`bedside robot`), by the integration tests (robots and viewers on
+//! loopback) and by the bench's load generator. It speaks to the SFU exactly as a browser or
+//! any WHIP/WHEP client would: an SDP offer over HTTP with a bearer token, then ICE, DTLS, SRTP
+//! and SCTP over UDP. It offers the two data channels of the protocol, `control` (unordered, no
+//! retransmits) and `events` (reliable, ordered).
+//!
+//! Not here: what to publish ([`media`] has the fixture player and packetizer) or how to react
+//! (the caller's loop does that with [`WebRtcClient::next_event`]).
+
+pub mod media;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use thiserror::Error;
+use tokio::net::UdpSocket;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("server answered {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("WebRTC: {0}")]
+    Rtc(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+}
+
+/// Publish (robot, WHIP) or subscribe (viewer, WHEP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Whip,
+    Whep,
+}
+
+/// What happened on the connection.
+#[derive(Debug)]
+pub enum ClientEvent {
+    Connected,
+    ChannelOpen(String),
+    Rtp(RtpPacket),
+    /// The SFU asked for a keyframe (we publish).
+    KeyframeRequest,
+    /// Bytes on the `control` channel.
+    Control(Vec<u8>),
+    /// Text on the `events` channel.
+    Event(String),
+    Disconnected,
+}
+
+pub struct WebRtcClient {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    pub session_url: String,
+    /// The SFU's internal id for this session, as others see it in `events`.
+    pub session_id: String,
+    http: reqwest::Client,
+    video_mid: Option<Mid>,
+    audio_mid: Option<Mid>,
+    control: ChannelId,
+    events: ChannelId,
+    open: Vec<ChannelId>,
+    buf: Vec<u8>,
+    pending: std::collections::VecDeque<ClientEvent>,
+}
+
+impl WebRtcClient {
+    /// Offer, POST to `{base}/{whip|whep}/{room}`, apply the answer. ICE/DTLS then run in
+    /// [`next_event`](Self::next_event); wait for [`ClientEvent::Connected`].
+    pub async fn connect(
+        base: &str,
+        endpoint: Endpoint,
+        room: &str,
+        token: &str,
+        local_ip: IpAddr,
+    ) -> Result<Self, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+        let local = socket.local_addr()?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(now);
+        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+        rtc.add_local_candidate(cand);
+        let dir = match endpoint {
+            Endpoint::Whip => Direction::SendOnly,
+            Endpoint::Whep => Direction::RecvOnly,
+        };
+        let mut api = rtc.sdp_api();
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let control = api.add_channel_with_config(ChannelConfig {
+            label: "control".into(),
+            ordered: false,
+            reliability: Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        let events = api.add_channel("events".into());
+        let (offer, pending): (_, SdpPendingOffer) = api
+            .apply()
+            .ok_or_else(|| ClientError::Rtc("nothing to offer".into()))?;
+
+        let http = reqwest::Client::new();
+        let path = match endpoint {
+            Endpoint::Whip => "whip",
+            Endpoint::Whep => "whep",
+        };
+        let resp = http
+            .post(format!("{base}/{path}/{room}"))
+            .header("content-type", "application/sdp")
+            .bearer_auth(token)
+            .body(offer.to_sdp_string())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(|l| format!("{base}{l}"))
+            .unwrap_or_default();
+        let session_id = resp
+            .headers()
+            .get("x-bedside-session")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp.text().await?;
+        if status != 201 {
+            return Err(ClientError::Refused { status, body });
+        }
+        let answer =
+            SdpAnswer::from_sdp_string(&body).map_err(|e| ClientError::Rtc(e.to_string()))?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| ClientError::Rtc(e.to_string()))?;
+        Ok(WebRtcClient {
+            rtc,
+            socket,
+            local,
+            session_url: location,
+            session_id,
+            http,
+            video_mid: Some(video_mid),
+            audio_mid: Some(audio_mid),
+            control,
+            events,
+            open: Vec::new(),
+            buf: vec![0; 2048],
+            pending: Default::default(),
+        })
+    }
+
+    /// Drive I/O until something happens or `deadline` passes (then `None`).
+    pub async fn next_event(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<ClientEvent>, ClientError> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(Some(e));
+            }
+            let timeout = self.drain()?;
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(Some(e));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let wake = timeout.min(deadline);
+            tokio::select! {
+                r = self.socket.recv_from(&mut self.buf) => {
+                    let (n, src) = r?;
+                    let now = Instant::now();
+                    if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
+                        // A refused datagram is not our problem to surface.
+                        let _ = self.rtc.handle_input(Input::Receive(now, recv));
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// Poll str0m until it only has a timeout left; queue its events.
+    fn drain(&mut self) -> Result<Instant, ClientError> {
+        loop {
+            match self
+                .rtc
+                .poll_output()
+                .map_err(|e| ClientError::Rtc(e.to_string()))?
+            {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(e) => {
+                    let ev = match e {
+                        Event::Connected => Some(ClientEvent::Connected),
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            Some(ClientEvent::Disconnected)
+                        }
+                        Event::ChannelOpen(id, label) => {
+                            self.open.push(id);
+                            Some(ClientEvent::ChannelOpen(label))
+                        }
+                        Event::ChannelData(d) if d.id == self.control => {
+                            Some(ClientEvent::Control(d.data))
+                        }
+                        Event::ChannelData(d) if d.id == self.events => Some(ClientEvent::Event(
+                            String::from_utf8_lossy(&d.data).into_owned(),
+                        )),
+                        Event::RtpPacket(p) => Some(ClientEvent::Rtp(p)),
+                        Event::KeyframeRequest(_) => Some(ClientEvent::KeyframeRequest),
+                        _ => None,
+                    };
+                    if let Some(ev) = ev {
+                        self.pending.push_back(ev);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait until ICE+DTLS are up and both data channels are open. Other events that arrive
+    /// meanwhile stay queued for [`next_event`](Self::next_event), in order.
+    pub async fn wait_ready(&mut self, within: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + within;
+        let mut connected = false;
+        let mut held = Vec::new();
+        while !(connected && self.channels_open()) {
+            match self.next_event(deadline).await? {
+                Some(ClientEvent::Connected) => connected = true,
+                Some(ClientEvent::ChannelOpen(_)) => {}
+                Some(ev) => held.push(ev),
+                None => return Err(ClientError::Timeout("connect")),
+            }
+        }
+        for ev in held.into_iter().rev() {
+            self.pending.push_front(ev);
+        }
+        Ok(())
+    }
+
+    pub fn channels_open(&self) -> bool {
+        self.open.contains(&self.control) && self.open.contains(&self.events)
+    }
+
+    /// The payload type we negotiated for `codec` on our video or audio track.
+    pub fn pt_for(&self, codec: Codec) -> Option<PayloadParams> {
+        self.rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .cloned()
+    }
+
+    /// Write one RTP packet on our video (or audio) track.
+    pub fn write_rtp(&mut self, video: bool, write: RtpWrite) -> bool {
+        let Some(mid) = (if video {
+            self.video_mid
+        } else {
+            self.audio_mid
+        }) else {
+            return false;
+        };
+        let mut api = self.rtc.direct_api();
+        match api.stream_tx_by_mid(mid, None) {
+            Some(tx) => {
+                tx.write_rtp(write);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Convenience for publishers: one packet with the common fields.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_packet(
+        &mut self,
+        video: bool,
+        pt: str0m::media::Pt,
+        seq: u64,
+        ts: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    ) -> bool {
+        let w = RtpWrite::new(pt, SeqNo::from(seq), ts, Instant::now(), payload)
+            .marker(marker)
+            .nackable(video);
+        self.write_rtp(video, w)
+    }
+
+    /// Ask the publisher (via the SFU) for a keyframe: what a viewer's decoder does.
+    pub fn request_keyframe(&mut self) -> bool {
+        let Some(mid) = self.video_mid else {
+            return false;
+        };
+        let mut api = self.rtc.direct_api();
+        match api.stream_rx_by_mid(mid, None) {
+            Some(rx) => {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn send_control(&mut self, frame: &[u8]) -> bool {
+        match self.rtc.channel(self.control) {
+            Some(mut ch) => ch.write(true, frame).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    pub fn send_event(&mut self, json: &str) -> bool {
+        match self.rtc.channel(self.events) {
+            Some(mut ch) => ch.write(false, json.as_bytes()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Flush what was written without waiting for input.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.drain().map(|_| ())
+    }
+
+    /// Leave politely: `DELETE` the session URL.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.rtc.disconnect();
+        let _ = self.drain();
+        if !self.session_url.is_empty() {
+            self.http.delete(&self.session_url).send().await?;
+        }
+        Ok(())
+    }
+
+    /// Vanish without a goodbye (a crashed browser, a pulled cable).
+    pub fn vanish(self) {}
+}

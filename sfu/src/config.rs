@@ -1,0 +1,57 @@
+//! Configuration of the media plane: where to listen, what to advertise, how many workers.
+//!
+//! Not here: parsing flags (the binary does that with clap) or API settings.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::room::RoomConfig;
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Address the UDP sockets bind to (e.g. 0.0.0.0 or 127.0.0.1).
+    pub bind_ip: IpAddr,
+    /// Address put in ICE host candidates. Defaults to `bind_ip`, or the primary interface's
+    /// address when binding the unspecified address. Set it for NAT 1:1 (`--public-ip`).
+    pub public_ip: Option<IpAddr>,
+    /// First UDP port; worker `i` listens on `udp_port + i`. 0 picks free ports (tests).
+    pub udp_port: u16,
+    /// Worker count: one UDP socket and one task each; a room lives on one worker.
+    pub workers: usize,
+    /// A session that does not complete ICE+DTLS in this time is dropped.
+    pub connect_timeout: Duration,
+    pub room: RoomConfig,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            public_ip: None,
+            udp_port: 0,
+            workers: 1,
+            connect_timeout: Duration::from_secs(15),
+            room: RoomConfig::default(),
+        }
+    }
+}
+
+impl SfuConfig {
+    /// The address put in ICE candidates.
+    pub fn advertised_ip(&self) -> IpAddr {
+        if let Some(ip) = self.public_ip {
+            return ip;
+        }
+        if !self.bind_ip.is_unspecified() {
+            return self.bind_ip;
+        }
+        primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// The address the OS would use for outbound traffic. `connect` on UDP sends nothing.
+fn primary_ip() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}

@@ -1,0 +1,26 @@
+//! The one error type of the SFU crate. Its mapping to HTTP status lives in `signalling.rs`.
+
+use bedside_proto::TokenError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SfuError {
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("invalid SDP offer: {0}")]
+    BadSdp(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("another robot is already publishing in this room")]
+    RoomBusy,
+    #[error("no such session")]
+    NoSession,
+    #[error("the media server is shutting down")]
+    ShuttingDown,
+    #[error("media server error: {0}")]
+    Internal(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,178 @@
+//! Prometheus metrics of the media plane, served as text on `/metrics`.
+//!
+//! One [`Metrics`] per process, registered in its own registry (the API adds its own families to
+//! the same registry through [`Metrics::registry`]). Labels are low-cardinality on purpose: no room
+//! ids or participant ids (they would grow without bound and room ids are robot ids).
+//!
+//! Not here: deciding what to count (the worker and the room decide; this only holds counters).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub rooms: IntGauge,
+    pub sessions: IntGaugeVec,
+    pub packets_in: IntCounterVec,
+    pub bytes_in: IntCounterVec,
+    pub packets_out: IntCounterVec,
+    pub bytes_out: IntCounter,
+    pub datagrams_dropped: IntCounterVec,
+    pub keyframe_requests: IntCounter,
+    pub nacks: IntCounterVec,
+    pub forward_latency: Histogram,
+    pub control_forwarded: IntCounter,
+    pub control_dropped: IntCounterVec,
+    pub lease_changes: IntCounter,
+    pub estops: IntCounter,
+    pub session_failures: IntCounterVec,
+    pub signalling: IntCounterVec,
+    pub join_seconds: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::with_registry(Registry::new())
+    }
+
+    pub fn with_registry(registry: Registry) -> Self {
+        let m = Metrics {
+            rooms: IntGauge::new("bedside_rooms", "Rooms with at least one session")
+                .unwrap_or_else(unreachable),
+            sessions: gauge_vec("bedside_sessions", "Sessions by role", &["role"]),
+            packets_in: counter_vec(
+                "bedside_rtp_packets_in_total",
+                "RTP packets received, by kind",
+                &["kind"],
+            ),
+            bytes_in: counter_vec(
+                "bedside_rtp_bytes_in_total",
+                "RTP payload bytes received, by kind",
+                &["kind"],
+            ),
+            packets_out: counter_vec(
+                "bedside_rtp_packets_out_total",
+                "RTP packets forwarded to viewers, by kind",
+                &["kind"],
+            ),
+            bytes_out: IntCounter::new("bedside_udp_bytes_out_total", "UDP bytes sent")
+                .unwrap_or_else(unreachable),
+            datagrams_dropped: counter_vec(
+                "bedside_datagrams_dropped_total",
+                "UDP datagrams dropped before reaching a session, by reason",
+                &["reason"],
+            ),
+            keyframe_requests: IntCounter::new(
+                "bedside_keyframe_requests_total",
+                "Keyframe requests (PLI) sent to robots",
+            )
+            .unwrap_or_else(unreachable),
+            nacks: counter_vec("bedside_nacks_total", "NACKs, by direction", &["direction"]),
+            forward_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bedside_forward_latency_seconds",
+                    "Time from receiving a robot packet to handing it to the last viewer's session",
+                )
+                .buckets(vec![
+                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                ]),
+            )
+            .unwrap_or_else(unreachable),
+            control_forwarded: IntCounter::new(
+                "bedside_control_frames_forwarded_total",
+                "Control frames forwarded to robots (including stop frames)",
+            )
+            .unwrap_or_else(unreachable),
+            control_dropped: counter_vec(
+                "bedside_control_frames_dropped_total",
+                "Control frames dropped, by reason",
+                &["reason"],
+            ),
+            lease_changes: IntCounter::new("bedside_lease_changes_total", "Control lease changes")
+                .unwrap_or_else(unreachable),
+            estops: IntCounter::new("bedside_estops_total", "E-stops latched")
+                .unwrap_or_else(unreachable),
+            session_failures: counter_vec(
+                "bedside_session_failures_total",
+                "Sessions closed because of an error, by reason",
+                &["reason"],
+            ),
+            signalling: counter_vec(
+                "bedside_signalling_requests_total",
+                "WHIP/WHEP requests, by endpoint and status",
+                &["endpoint", "status"],
+            ),
+            join_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "bedside_join_seconds",
+                    "Time from WHIP/WHEP request to ICE+DTLS connected, by role",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5]),
+                &["role"],
+            )
+            .unwrap_or_else(unreachable),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.rooms.clone()),
+            Box::new(self.sessions.clone()),
+            Box::new(self.packets_in.clone()),
+            Box::new(self.bytes_in.clone()),
+            Box::new(self.packets_out.clone()),
+            Box::new(self.bytes_out.clone()),
+            Box::new(self.datagrams_dropped.clone()),
+            Box::new(self.keyframe_requests.clone()),
+            Box::new(self.nacks.clone()),
+            Box::new(self.forward_latency.clone()),
+            Box::new(self.control_forwarded.clone()),
+            Box::new(self.control_dropped.clone()),
+            Box::new(self.lease_changes.clone()),
+            Box::new(self.estops.clone()),
+            Box::new(self.session_failures.clone()),
+            Box::new(self.signalling.clone()),
+            Box::new(self.join_seconds.clone()),
+        ];
+        for c in collectors {
+            // Registering twice only happens if two Metrics share a registry: keep the first.
+            let _ = self.registry.register(c);
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Prometheus text exposition of everything in the registry.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(unreachable)
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(unreachable)
+}
+
+/// Metric definitions are constants: a bad one is a programming error caught by the first test.
+fn unreachable<T>(e: prometheus::Error) -> T {
+    panic!("invalid metric definition: {e}")
+}

@@ -1,0 +1,406 @@
+//! One WebRTC session in the SFU: a str0m `Rtc` in RTP mode and what we learned about it.
+//!
+//! The worker owns many peers; each peer is fed datagrams and timeouts and drained of its
+//! outputs. Transmits go straight to the worker's socket; everything else comes back as a
+//! [`PeerEvent`] for the worker to route through the room. Every call into str0m is wrapped in
+//! `catch_unwind`: str0m panics only on its own bugs, and such a bug must cost one session,
+//! never the worker and its other rooms.
+//!
+//! Not here: routing between sessions (the room) or socket ownership (the worker).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bedside_proto::Role;
+use str0m::channel::ChannelId;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::Transmit;
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::forwarder::DownTrack;
+use crate::keyframe::VideoCodec;
+use crate::room::TrackKind;
+use crate::SessionId;
+
+/// At most this many events wait for a data channel to open; beyond it the oldest go.
+const MAX_PENDING_EVENTS: usize = 256;
+
+/// What a peer produced that the worker must route.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Connected,
+    Rtp {
+        kind: TrackKind,
+        keyframe_start: bool,
+        packet: RtpPacket,
+        codec: Option<PayloadParams>,
+    },
+    KeyframeRequest,
+    Control(Vec<u8>),
+    Events(Vec<u8>),
+    Closed(&'static str),
+}
+
+/// A codec as both ends negotiated it, for mapping payload types between sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecKey {
+    codec: Codec,
+    packetization_mode: u8,
+}
+
+impl CodecKey {
+    pub fn of(p: &PayloadParams) -> Self {
+        let spec = p.spec();
+        CodecKey {
+            codec: spec.codec,
+            packetization_mode: spec.format.packetization_mode.unwrap_or(0),
+        }
+    }
+}
+
+pub struct Peer {
+    pub id: SessionId,
+    pub room: Arc<str>,
+    pub role: Role,
+    pub rtc: Rtc,
+    pub next_timeout: Instant,
+    pub created: Instant,
+    pub connected: bool,
+    /// Remote addresses this session was seen at (for the worker's address map).
+    pub addrs: Vec<SocketAddr>,
+    pub ufrag: String,
+    mids: HashMap<Mid, TrackKind>,
+    control: Option<ChannelId>,
+    events: Option<ChannelId>,
+    pending_events: VecDeque<Arc<str>>,
+    pub down_video: DownTrack,
+    pub down_audio: DownTrack,
+    /// Payload type on this session for each source codec seen so far (a handful at most).
+    pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
+    closed: Option<&'static str>,
+}
+
+impl Peer {
+    pub fn new(
+        id: SessionId,
+        room: Arc<str>,
+        role: Role,
+        rtc: Rtc,
+        ufrag: String,
+        now: Instant,
+    ) -> Self {
+        Peer {
+            id,
+            room,
+            role,
+            rtc,
+            next_timeout: now,
+            created: now,
+            connected: false,
+            addrs: Vec::new(),
+            ufrag,
+            mids: HashMap::new(),
+            control: None,
+            events: None,
+            pending_events: VecDeque::new(),
+            down_video: DownTrack::default(),
+            down_audio: DownTrack::default(),
+            pt_cache: Vec::new(),
+            closed: None,
+        }
+    }
+
+    /// Feed one input and drain outputs. Transmits go to `send`; events to `out`.
+    pub fn handle_input(
+        &mut self,
+        input: Input,
+        send: &mut dyn FnMut(&Transmit),
+        out: &mut Vec<PeerEvent>,
+    ) {
+        if self.closed.is_some() {
+            return;
+        }
+        let rtc = &mut self.rtc;
+        let r = catch_unwind(AssertUnwindSafe(|| rtc.handle_input(input)));
+        match r {
+            Ok(Ok(())) => {}
+            // str0m refused the input (garbage datagram for this session): not fatal.
+            Ok(Err(e)) => tracing::debug!(session = %self.id, error = %e, "input refused"),
+            Err(_) => return self.fail("panic", out),
+        }
+        self.drain(send, out);
+    }
+
+    /// Poll str0m until it has nothing more than a timeout.
+    pub fn drain(&mut self, send: &mut dyn FnMut(&Transmit), out: &mut Vec<PeerEvent>) {
+        loop {
+            if self.closed.is_some() {
+                return;
+            }
+            let rtc = &mut self.rtc;
+            let polled = match catch_unwind(AssertUnwindSafe(|| rtc.poll_output())) {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    tracing::debug!(session = %self.id, error = %e, "poll failed");
+                    return self.fail("rtc_error", out);
+                }
+                Err(_) => return self.fail("panic", out),
+            };
+            match polled {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    if !self.rtc.is_alive() {
+                        self.fail("dead", out);
+                    }
+                    return;
+                }
+                Output::Transmit(t) => send(&t),
+                Output::Event(e) => self.on_event(e, out),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event, out: &mut Vec<PeerEvent>) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                out.push(PeerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.fail("ice_disconnected", out);
+            }
+            Event::MediaAdded(m) => {
+                let kind = match m.kind {
+                    MediaKind::Audio => TrackKind::Audio,
+                    MediaKind::Video => TrackKind::Video,
+                };
+                self.mids.insert(m.mid, kind);
+            }
+            Event::ChannelOpen(id, label) => match label.as_str() {
+                "control" => self.control = Some(id),
+                "events" => {
+                    self.events = Some(id);
+                    while let Some(json) = self.pending_events.pop_front() {
+                        self.write_channel(id, false, json.as_bytes());
+                    }
+                }
+                _ => {}
+            },
+            Event::ChannelData(d) => {
+                if Some(d.id) == self.control {
+                    out.push(PeerEvent::Control(d.data));
+                } else if Some(d.id) == self.events {
+                    out.push(PeerEvent::Events(d.data));
+                }
+            }
+            Event::ChannelClose(id) => {
+                if Some(id) == self.control {
+                    self.control = None;
+                }
+                if Some(id) == self.events {
+                    self.events = None;
+                }
+            }
+            Event::RtpPacket(packet) => {
+                let Some(mid) = self.mid_of(&packet) else {
+                    return;
+                };
+                let Some(&kind) = self.mids.get(&mid) else {
+                    return;
+                };
+                let codec = self
+                    .rtc
+                    .codec_config()
+                    .iter()
+                    .find(|p| p.pt() == packet.header.payload_type)
+                    .cloned();
+                let keyframe_start = match (kind, &codec) {
+                    (TrackKind::Video, Some(p)) => crate::keyframe::is_keyframe_start(
+                        video_codec(p.spec().codec),
+                        &packet.payload,
+                    ),
+                    _ => false,
+                };
+                out.push(PeerEvent::Rtp {
+                    kind,
+                    keyframe_start,
+                    packet,
+                    codec,
+                });
+            }
+            Event::KeyframeRequest(_) => out.push(PeerEvent::KeyframeRequest),
+            _ => {}
+        }
+    }
+
+    fn mid_of(&mut self, packet: &RtpPacket) -> Option<Mid> {
+        if let Some(mid) = packet.header.ext_vals.mid {
+            return Some(mid);
+        }
+        self.rtc
+            .direct_api()
+            .stream_rx(&packet.header.ssrc)
+            .map(|s| s.mid())
+    }
+
+    fn fail(&mut self, reason: &'static str, out: &mut Vec<PeerEvent>) {
+        if self.closed.is_none() {
+            self.closed = Some(reason);
+            out.push(PeerEvent::Closed(reason));
+        }
+    }
+
+    /// Forward one packet of the room's `kind` track, numbered `seq`/`ts` room-wide.
+    pub fn write_rtp(
+        &mut self,
+        kind: TrackKind,
+        source: &RtpPacket,
+        codec: &PayloadParams,
+        seq: u64,
+        ts: u32,
+        now: Instant,
+    ) -> bool {
+        if !self.connected || self.closed.is_some() {
+            return false;
+        }
+        let Some(mid) = self.mids.iter().find(|(_, k)| **k == kind).map(|(m, _)| *m) else {
+            return false;
+        };
+        let key = CodecKey::of(codec);
+        let pt = match self.pt_cache.iter().find(|(k, _)| *k == key) {
+            Some((_, pt)) => *pt,
+            None => {
+                let pt = self.find_pt(mid, key);
+                self.pt_cache.push((key, pt));
+                pt
+            }
+        };
+        let Some(pt) = pt else { return false };
+        let down = match kind {
+            TrackKind::Video => &mut self.down_video,
+            TrackKind::Audio => &mut self.down_audio,
+        };
+        let Some(seq) = down.seq(seq) else {
+            return false;
+        };
+        let ext = ExtensionValues {
+            audio_level: source.header.ext_vals.audio_level,
+            voice_activity: source.header.ext_vals.voice_activity,
+            video_orientation: source.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let rtc = &mut self.rtc;
+        let payload = source.payload.clone();
+        let marker = source.header.marker;
+        let wrote = catch_unwind(AssertUnwindSafe(|| {
+            let mut api = rtc.direct_api();
+            match api.stream_tx_by_mid(mid, None) {
+                Some(tx) => {
+                    tx.write_rtp(
+                        RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+                            .marker(marker)
+                            .ext_vals(ext)
+                            .nackable(kind == TrackKind::Video),
+                    );
+                    true
+                }
+                None => false,
+            }
+        }));
+        match wrote {
+            Ok(w) => w,
+            Err(_) => {
+                self.closed = Some("panic");
+                false
+            }
+        }
+    }
+
+    fn find_pt(&self, mid: Mid, key: CodecKey) -> Option<str0m::media::Pt> {
+        let media = self.rtc.media(mid)?;
+        if !matches!(media.direction(), Direction::SendOnly | Direction::SendRecv) {
+            return None;
+        }
+        let remote = media.remote_pts();
+        self.rtc
+            .codec_config()
+            .iter()
+            .find(|p| remote.contains(&p.pt()) && CodecKey::of(p) == key)
+            .map(|p| p.pt())
+    }
+
+    /// Ask this (publishing) peer for a keyframe on its video track.
+    pub fn request_keyframe(&mut self) -> bool {
+        let Some(mid) = self
+            .mids
+            .iter()
+            .find(|(_, k)| **k == TrackKind::Video)
+            .map(|(m, _)| *m)
+        else {
+            return false;
+        };
+        let rtc = &mut self.rtc;
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut api = rtc.direct_api();
+            match api.stream_rx_by_mid(mid, None) {
+                Some(rx) => {
+                    rx.request_keyframe(KeyframeRequestKind::Pli);
+                    true
+                }
+                None => false,
+            }
+        }))
+        .unwrap_or(false)
+    }
+
+    /// Send a control frame (robot side of the `control` channel).
+    pub fn send_control(&mut self, frame: &[u8]) -> bool {
+        match self.control {
+            Some(id) => self.write_channel(id, true, frame),
+            None => false,
+        }
+    }
+
+    /// Send an `events` message, or hold it until the channel opens.
+    pub fn send_event(&mut self, json: Arc<str>) {
+        match self.events {
+            Some(id) => {
+                self.write_channel(id, false, json.as_bytes());
+            }
+            None => {
+                if self.pending_events.len() >= MAX_PENDING_EVENTS {
+                    self.pending_events.pop_front();
+                }
+                self.pending_events.push_back(json);
+            }
+        }
+    }
+
+    fn write_channel(&mut self, id: ChannelId, binary: bool, data: &[u8]) -> bool {
+        let rtc = &mut self.rtc;
+        catch_unwind(AssertUnwindSafe(|| match rtc.channel(id) {
+            Some(mut ch) => ch.write(binary, data).unwrap_or(false),
+            None => false,
+        }))
+        .unwrap_or(false)
+    }
+
+    /// Say goodbye (DTLS close) before the session is dropped.
+    pub fn disconnect(&mut self) {
+        let rtc = &mut self.rtc;
+        let _ = catch_unwind(AssertUnwindSafe(|| rtc.disconnect()));
+    }
+}
+
+fn video_codec(c: Codec) -> VideoCodec {
+    match c {
+        Codec::Vp8 => VideoCodec::Vp8,
+        Codec::H264 => VideoCodec::H264,
+        _ => VideoCodec::Other,
+    }
+}

@@ -1,0 +1,598 @@
+//! One room: one robot publishing, any number of viewers, and who may drive.
+//!
+//! This is the sans-IO core of the SFU. It is fed plain events (a session joined, an RTP packet
+//! arrived from the publisher, a viewer asked for a keyframe, a control frame or an `events`
+//! message arrived, time passed) and answers with what to do: which sessions a packet goes to
+//! and with what continuous numbering ([`Fanout`]), and queued [`Output`]s (ask the robot for a
+//! keyframe, send this control frame to the robot, send this event, disconnect that session).
+//! It owns no sockets and no str0m state, so it is tested with plain function calls.
+//!
+//! Safety ordering lives here: on every lease change the room queues the robot's stop frame
+//! before the lease event, and the shell sends outputs in queue order.
+//!
+//! Not here: SDP, ICE, DTLS, SRTP, payload-type mapping (the shell's `peer.rs` and str0m).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedside_proto::events::{ClientEvent, LeaseReason, Participant, ServerEvent};
+use bedside_proto::Role;
+
+use crate::control_gate::{ControlGate, ControlGateConfig, FrameContext, Verdict};
+use crate::estop::Estop;
+use crate::forwarder::{Source, TrackForwarder};
+use crate::keyframe::KeyframeCoalescer;
+use crate::lease::{Lease, LeaseInput, LeaseOutput, Member as LeaseMember};
+use crate::SessionId;
+
+/// Audio or video; a room forwards one of each from its robot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// A participant as admitted by its join token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub sub: String,
+    pub role: Role,
+    pub can_control: bool,
+    /// The token's `exp`, unix ms: the lease is revoked then.
+    pub expires_at_ms: u64,
+}
+
+/// Can a robot publish here?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Accept,
+    /// The same robot reconnecting (Wi-Fi roam): the old session is replaced.
+    Replace(SessionId),
+    /// Another robot already publishes in this room.
+    Conflict,
+}
+
+/// Who an event goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    One(SessionId),
+    All,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a PLI to the publisher's video track.
+    RequestKeyframe { publisher: SessionId },
+    /// Send these 24 bytes on the publisher's `control` channel.
+    Control { to: SessionId, frame: [u8; 24] },
+    /// Send this JSON on the `events` channel.
+    Event { to: Target, json: Arc<str> },
+    /// Close this session (replaced by a reconnecting robot).
+    Close { id: SessionId },
+    /// For metrics and the audit log: a control frame was dropped.
+    ControlDropped {
+        from: SessionId,
+        reason: &'static str,
+    },
+    /// For metrics and the audit log: the lease changed or the e-stop latched/cleared.
+    Audit {
+        kind: &'static str,
+        actor: Option<String>,
+        detail: serde_json::Value,
+    },
+}
+
+/// Where one publisher packet goes.
+#[derive(Debug)]
+pub struct Fanout<'a> {
+    pub seq: u64,
+    pub ts: u32,
+    pub targets: &'a [SessionId],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RoomConfig {
+    pub keyframe_interval: Duration,
+    pub gate: ControlGateConfig,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            keyframe_interval: Duration::from_millis(300),
+            gate: ControlGateConfig::default(),
+        }
+    }
+}
+
+pub struct Room {
+    members: HashMap<SessionId, Member>,
+    /// Join order, for stable presence lists.
+    order: Vec<SessionId>,
+    publisher: Option<SessionId>,
+    video: TrackForwarder,
+    audio: TrackForwarder,
+    /// Viewers receiving video (they have seen a keyframe start).
+    video_live: Vec<SessionId>,
+    /// Viewers waiting for the next keyframe to start video.
+    video_waiting: Vec<SessionId>,
+    /// Viewers receiving audio.
+    audio_live: Vec<SessionId>,
+    keyframes: KeyframeCoalescer,
+    lease: Lease,
+    gate: ControlGate,
+    estop: Estop,
+    outputs: VecDeque<Output>,
+}
+
+impl Room {
+    pub fn new(config: RoomConfig) -> Self {
+        Room {
+            members: HashMap::new(),
+            order: Vec::new(),
+            publisher: None,
+            video: TrackForwarder::new(90_000),
+            audio: TrackForwarder::new(48_000),
+            video_live: Vec::new(),
+            video_waiting: Vec::new(),
+            audio_live: Vec::new(),
+            keyframes: KeyframeCoalescer::new(config.keyframe_interval),
+            lease: Lease::new(),
+            gate: ControlGate::new(config.gate),
+            estop: Estop::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn publisher(&self) -> Option<SessionId> {
+        self.publisher
+    }
+
+    pub fn member(&self, id: SessionId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    pub fn count_by_role(&self, role: Role) -> usize {
+        self.members.values().filter(|m| m.role == role).count()
+    }
+
+    pub fn lease_holder(&self) -> Option<SessionId> {
+        self.lease.holder()
+    }
+
+    pub fn lease_epoch(&self) -> u32 {
+        self.lease.epoch()
+    }
+
+    pub fn estop_latched(&self) -> bool {
+        self.estop.is_latched()
+    }
+
+    /// May a robot with token subject `sub` publish here now?
+    pub fn admit_publisher(&self, sub: &str) -> Admission {
+        match self
+            .publisher
+            .and_then(|p| self.members.get(&p).map(|m| (p, m)))
+        {
+            None => Admission::Accept,
+            Some((p, m)) if m.sub == sub => Admission::Replace(p),
+            Some(_) => Admission::Conflict,
+        }
+    }
+
+    /// A session joined. Robots become the publisher (call [`admit_publisher`] first).
+    pub fn join(&mut self, id: SessionId, member: Member, now: Instant) {
+        let role = member.role;
+        if role == Role::Robot {
+            if let Admission::Replace(old) = self.admit_publisher(&member.sub) {
+                self.outputs.push_back(Output::Close { id: old });
+                self.leave(old, now);
+            }
+            self.publisher = Some(id);
+            self.keyframes.reset();
+        }
+        self.members.insert(id, member.clone());
+        self.order.push(id);
+        if role != Role::Robot {
+            self.video_waiting.push(id);
+            self.audio_live.push(id);
+            self.request_keyframe(now);
+        }
+        self.lease_input(
+            LeaseInput::Join(LeaseMember {
+                id,
+                role,
+                can_control: member.can_control,
+                expires_at_ms: member.expires_at_ms,
+            }),
+            now,
+        );
+        self.send(
+            Target::One(id),
+            ServerEvent::Welcome {
+                you: participant(id, &member),
+            },
+        );
+        self.send(
+            Target::One(id),
+            ServerEvent::Lease {
+                holder: self.lease.holder().map(|h| h.to_string()),
+                epoch: self.lease.epoch(),
+                reason: LeaseReason::Granted,
+            },
+        );
+        if self.estop.is_latched() {
+            self.send(
+                Target::One(id),
+                ServerEvent::Estop {
+                    latched: true,
+                    by: self
+                        .estop
+                        .latched_by()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                },
+            );
+        }
+        self.broadcast_presence();
+    }
+
+    /// A session left (goodbye, ICE timeout, DTLS failure or replaced).
+    pub fn leave(&mut self, id: SessionId, now: Instant) {
+        if self.members.remove(&id).is_none() {
+            return;
+        }
+        self.order.retain(|s| *s != id);
+        self.video_live.retain(|s| *s != id);
+        self.video_waiting.retain(|s| *s != id);
+        self.audio_live.retain(|s| *s != id);
+        if self.publisher == Some(id) {
+            self.publisher = None;
+            self.video.source_gone(id.0);
+            self.audio.source_gone(id.0);
+        }
+        self.gate.forget(id);
+        self.lease_input(LeaseInput::Leave { id }, now);
+        self.broadcast_presence();
+    }
+
+    /// An RTP packet from `from`. Returns where it goes, or `None` to drop it.
+    pub fn on_rtp(
+        &mut self,
+        from: SessionId,
+        kind: TrackKind,
+        ssrc: u32,
+        seq: u64,
+        ts: u32,
+        keyframe_start: bool,
+        now: Instant,
+    ) -> Option<Fanout<'_>> {
+        if self.publisher != Some(from) {
+            return None;
+        }
+        let src = Source {
+            session: from.0,
+            ssrc,
+        };
+        match kind {
+            TrackKind::Audio => {
+                let m = self.audio.map(src, seq, ts, now)?;
+                Some(Fanout {
+                    seq: m.seq,
+                    ts: m.ts,
+                    targets: &self.audio_live,
+                })
+            }
+            TrackKind::Video => {
+                let m = self.video.map(src, seq, ts, now)?;
+                if m.switched {
+                    // A new encoder: everybody needs its keyframe before more video.
+                    self.video_waiting.append(&mut self.video_live);
+                }
+                if keyframe_start {
+                    self.video_live.append(&mut self.video_waiting);
+                } else if !self.video_waiting.is_empty() {
+                    self.request_keyframe(now);
+                }
+                Some(Fanout {
+                    seq: m.seq,
+                    ts: m.ts,
+                    targets: &self.video_live,
+                })
+            }
+        }
+    }
+
+    /// A viewer's decoder asked for a keyframe (PLI/FIR from its browser).
+    pub fn on_keyframe_request(&mut self, from: SessionId, now: Instant) {
+        if self.members.contains_key(&from) && self.publisher != Some(from) {
+            self.request_keyframe(now);
+        }
+    }
+
+    /// Bytes on a participant's `control` channel.
+    pub fn on_control(&mut self, from: SessionId, bytes: &[u8], now: Instant) {
+        let Some(member) = self.members.get(&from) else {
+            return;
+        };
+        let ctx = FrameContext {
+            from,
+            role: member.role,
+            is_holder: self.lease.is_holder(from),
+            epoch: self.lease.epoch(),
+            estop_latched: self.estop.is_latched(),
+        };
+        let verdict = self.gate.check(ctx, bytes, now);
+        match (verdict, self.publisher) {
+            (Verdict::Forward(frame), Some(robot)) => {
+                self.outputs.push_back(Output::Control { to: robot, frame });
+            }
+            (Verdict::Forward(_), None) => self.outputs.push_back(Output::ControlDropped {
+                from,
+                reason: "no_robot",
+            }),
+            (Verdict::Drop(reason), _) => self.outputs.push_back(Output::ControlDropped {
+                from,
+                reason: reason.label(),
+            }),
+        }
+    }
+
+    /// Bytes on a participant's `events` channel.
+    pub fn on_event(&mut self, from: SessionId, bytes: &[u8], now: Instant) {
+        let Some(member) = self.members.get(&from).cloned() else {
+            return;
+        };
+        let event = match ClientEvent::parse(bytes) {
+            Ok(e) => e,
+            Err(message) => {
+                return self.send(
+                    Target::One(from),
+                    ServerEvent::Error {
+                        code: "bad_event".into(),
+                        message,
+                    },
+                )
+            }
+        };
+        if member.role == Role::Observer {
+            // Students are read-only: everything they send is refused.
+            return self.send(
+                Target::One(from),
+                ServerEvent::Error {
+                    code: "forbidden".into(),
+                    message: "observers are read-only".into(),
+                },
+            );
+        }
+        match event {
+            ClientEvent::RequestLease => self.lease_input(LeaseInput::Request { from }, now),
+            ClientEvent::GrantLease { to } => {
+                self.with_target(from, &to, now, |by, to| LeaseInput::Grant { by, to })
+            }
+            ClientEvent::DenyLease { to } => {
+                self.with_target(from, &to, now, |by, to| LeaseInput::Deny { by, to })
+            }
+            ClientEvent::Handoff { to } => {
+                self.with_target(from, &to, now, |by, to| LeaseInput::Handoff { by, to })
+            }
+            ClientEvent::Release => self.lease_input(LeaseInput::Release { by: from }, now),
+            ClientEvent::Estop => match self.estop.latch(from, member.role) {
+                Ok(true) => self.estop_changed(true, from, now),
+                Ok(false) => {}
+                Err(code) => self.refuse(from, code, "only doctors may latch the e-stop"),
+            },
+            ClientEvent::EstopClear => match self.estop.clear(self.lease.is_holder(from)) {
+                Ok(true) => self.estop_changed(false, from, now),
+                Ok(false) => {}
+                Err(code) => self.refuse(from, code, "only the lease holder may clear the e-stop"),
+            },
+            ClientEvent::Telemetry(t) => {
+                if member.role != Role::Robot {
+                    return self.refuse(from, "forbidden", "only the robot sends telemetry");
+                }
+                if self.estop.robot_reported(t.estop) {
+                    self.send(
+                        Target::All,
+                        ServerEvent::Estop {
+                            latched: t.estop,
+                            by: from.to_string(),
+                        },
+                    );
+                }
+                self.send(
+                    Target::All,
+                    ServerEvent::Telemetry {
+                        from: from.to_string(),
+                        telemetry: t,
+                    },
+                );
+            }
+        }
+    }
+
+    /// An administrator takes the lease away.
+    pub fn admin_revoke(&mut self, now: Instant) {
+        self.lease_input(LeaseInput::AdminRevoke, now);
+    }
+
+    /// Time passed: deferred keyframe requests, lease expiry.
+    pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
+        if self.keyframes.poll(now) {
+            if let Some(publisher) = self.publisher {
+                self.outputs
+                    .push_back(Output::RequestKeyframe { publisher });
+            }
+        }
+        if self
+            .lease
+            .next_deadline_ms()
+            .is_some_and(|d| d <= now_unix_ms)
+        {
+            self.lease_input(
+                LeaseInput::Tick {
+                    now_ms: now_unix_ms,
+                },
+                now,
+            );
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work, as (monotonic, unix ms).
+    pub fn next_deadline(&self) -> (Option<Instant>, Option<u64>) {
+        (
+            self.keyframes.next_deadline(),
+            self.lease.next_deadline_ms(),
+        )
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn request_keyframe(&mut self, now: Instant) {
+        if let Some(publisher) = self.publisher {
+            if self.keyframes.request(now) {
+                self.outputs
+                    .push_back(Output::RequestKeyframe { publisher });
+            }
+        }
+    }
+
+    fn with_target(
+        &mut self,
+        from: SessionId,
+        to: &str,
+        now: Instant,
+        make: impl FnOnce(SessionId, SessionId) -> LeaseInput,
+    ) {
+        match to.parse::<SessionId>() {
+            Ok(to) => self.lease_input(make(from, to), now),
+            Err(()) => self.refuse(from, "not_in_room", "no such participant"),
+        }
+    }
+
+    fn lease_input(&mut self, input: LeaseInput, now: Instant) {
+        if let Some(out) = self.lease.handle(input) {
+            match out {
+                LeaseOutput::Changed {
+                    holder,
+                    epoch,
+                    reason,
+                } => {
+                    // The robot hears "stop" before anybody hears who drives next.
+                    if let Some(robot) = self.publisher {
+                        let frame = self.gate.stop_frame(epoch, now_ms(now));
+                        self.outputs.push_back(Output::Control { to: robot, frame });
+                    }
+                    self.outputs.push_back(Output::Audit {
+                        kind: "lease_changed",
+                        actor: holder
+                            .and_then(|h| self.members.get(&h))
+                            .map(|m| m.sub.clone()),
+                        detail: serde_json::json!({"epoch": epoch, "reason": reason}),
+                    });
+                    self.send(
+                        Target::All,
+                        ServerEvent::Lease {
+                            holder: holder.map(|h| h.to_string()),
+                            epoch,
+                            reason,
+                        },
+                    );
+                }
+                LeaseOutput::Requested { from, holder } => {
+                    let ev = ServerEvent::LeaseRequested {
+                        from: from.to_string(),
+                    };
+                    self.send(Target::One(holder), ev.clone());
+                    self.send(Target::One(from), ev);
+                }
+                LeaseOutput::Denied { to } => self.send(
+                    Target::One(to),
+                    ServerEvent::LeaseDenied { to: to.to_string() },
+                ),
+                LeaseOutput::Rejected { to, code, message } => self.refuse(to, code, message),
+            }
+        }
+    }
+
+    fn estop_changed(&mut self, latched: bool, by: SessionId, now: Instant) {
+        if latched {
+            if let Some(robot) = self.publisher {
+                let frame = self.gate.stop_frame(self.lease.epoch(), now_ms(now));
+                self.outputs.push_back(Output::Control { to: robot, frame });
+            }
+        }
+        self.outputs.push_back(Output::Audit {
+            kind: if latched {
+                "estop_latched"
+            } else {
+                "estop_cleared"
+            },
+            actor: self.members.get(&by).map(|m| m.sub.clone()),
+            detail: serde_json::json!({}),
+        });
+        self.send(
+            Target::All,
+            ServerEvent::Estop {
+                latched,
+                by: by.to_string(),
+            },
+        );
+    }
+
+    fn refuse(&mut self, to: SessionId, code: &str, message: &str) {
+        self.send(
+            Target::One(to),
+            ServerEvent::Error {
+                code: code.to_string(),
+                message: message.to_string(),
+            },
+        );
+    }
+
+    fn broadcast_presence(&mut self) {
+        let participants = self
+            .order
+            .iter()
+            .filter_map(|id| self.members.get(id).map(|m| participant(*id, m)))
+            .collect();
+        self.send(Target::All, ServerEvent::Presence { participants });
+    }
+
+    fn send(&mut self, to: Target, event: ServerEvent) {
+        self.outputs.push_back(Output::Event {
+            to,
+            json: event.to_json().into(),
+        });
+    }
+
+    /// All members, for fanning out `Target::All`.
+    pub fn member_ids(&self) -> &[SessionId] {
+        &self.order
+    }
+}
+
+fn participant(id: SessionId, m: &Member) -> Participant {
+    Participant {
+        id: id.to_string(),
+        sub: m.sub.clone(),
+        role: m.role,
+        can_control: m.can_control,
+    }
+}
+
+/// A wrapping millisecond clock for stop-frame timestamps.
+fn now_ms(now: Instant) -> u32 {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    now.saturating_duration_since(origin).as_millis() as u32
+}

@@ -1,0 +1,610 @@
+//! A worker: one UDP socket, one task, the rooms pinned to it and their sessions.
+//!
+//! This is the thin I/O shell around the sans-IO parts. It reads datagrams, finds the session by
+//! remote address (or, for a new address, by the ICE username in a STUN binding request), feeds
+//! str0m, and routes what comes out through the session's [`Room`]. Because a room and all its
+//! sessions live on one worker, nothing here needs a lock.
+//!
+//! Not here: HTTP (see `signalling.rs`), and no room rules (see `room.rs`).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedside_proto::{Claims, Role};
+use str0m::change::SdpOffer;
+use str0m::ice::StunMessage;
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, IceCreds, Input, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::SfuError;
+use crate::peer::{Peer, PeerEvent};
+use crate::room::{Member, Output, Room, Target, TrackKind};
+use crate::sfu::{RoomEvent, Shared};
+use crate::SessionId;
+
+/// Requests from the HTTP side to a worker.
+pub(crate) enum Command {
+    Join {
+        room: Arc<str>,
+        claims: Claims,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<Joined, SfuError>>,
+    },
+    Leave {
+        id: SessionId,
+    },
+    RevokeLease {
+        room: Arc<str>,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+pub(crate) struct Joined {
+    pub id: SessionId,
+    pub key: String,
+    pub answer: String,
+}
+
+/// Datagrams read per wake-up before looking at timers again.
+const RECV_BATCH: usize = 64;
+
+pub(crate) struct Worker {
+    index: usize,
+    socket: UdpSocket,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    peers: HashMap<SessionId, Peer>,
+    keys: HashMap<SessionId, String>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    by_ufrag: HashMap<String, SessionId>,
+    rooms: HashMap<Arc<str>, Room>,
+    /// Admitted by token, joined to the room once ICE and DTLS complete.
+    pending_members: HashMap<SessionId, Member>,
+    /// Earliest time any peer or room wants a timeout.
+    wake: Instant,
+    queue: VecDeque<(SessionId, PeerEvent)>,
+    scratch: Vec<PeerEvent>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        socket: UdpSocket,
+        local: SocketAddr,
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        Worker {
+            index,
+            socket,
+            local,
+            shared,
+            commands,
+            peers: HashMap::new(),
+            keys: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            rooms: HashMap::new(),
+            pending_members: HashMap::new(),
+            wake: Instant::now(),
+            queue: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let sleep = tokio::time::sleep_until(self.wake.into());
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.handle_command(cmd),
+                    None => break,
+                },
+                r = self.socket.recv_from(&mut buf) => {
+                    match r {
+                        Ok((n, src)) => self.handle_datagram(&buf[..n], src, Instant::now()),
+                        Err(e) => {
+                            // ICMP port unreachable and the like surface here; never fatal.
+                            tracing::debug!(error = %e, "udp receive error");
+                        }
+                    }
+                    for _ in 1..RECV_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Ok((n, src)) => self.handle_datagram(&buf[..n], src, Instant::now()),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => {}
+            }
+            let now = Instant::now();
+            if now >= self.wake {
+                self.handle_timeouts(now);
+            }
+        }
+        for (_, peer) in self.peers.iter_mut() {
+            peer.disconnect();
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join {
+                room,
+                claims,
+                offer,
+                reply,
+            } => {
+                let r = self.join(room, claims, offer);
+                let _ = reply.send(r);
+            }
+            Command::Leave { id } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.disconnect();
+                    let mut out = Vec::new();
+                    let (socket, metrics) = (&self.socket, &self.shared.metrics);
+                    peer.drain(&mut |t| send(socket, metrics, t), &mut out);
+                }
+                self.remove_peer(id, "goodbye");
+            }
+            Command::RevokeLease { room, reply } => {
+                let found = match self.rooms.get_mut(&room) {
+                    Some(r) => {
+                        r.admin_revoke(Instant::now());
+                        true
+                    }
+                    None => false,
+                };
+                if found {
+                    self.flush_room(&room);
+                }
+                let _ = reply.send(found);
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        room: Arc<str>,
+        claims: Claims,
+        offer: SdpOffer,
+    ) -> Result<Joined, SfuError> {
+        if claims.role == Role::Robot {
+            if let Some(r) = self.rooms.get(&room) {
+                if r.admit_publisher(&claims.sub) == crate::room::Admission::Conflict {
+                    return Err(SfuError::RoomBusy);
+                }
+            }
+        }
+        let now = Instant::now();
+        let creds = IceCreds::new();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_dtls_cert(self.shared.dtls_cert.clone())
+            .set_local_ice_credentials(creds.clone())
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(now);
+        let candidate = Candidate::host(self.local, "udp")
+            .map_err(|e| SfuError::Internal(format!("candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_offer(offer)
+        }))
+        .map_err(|_| SfuError::BadSdp("offer could not be processed".into()))?
+        .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+
+        let id = SessionId(self.shared.next_session_id());
+        let key = new_session_key();
+        let mut peer = Peer::new(id, room.clone(), claims.role, rtc, creds.ufrag.clone(), now);
+        let member = Member {
+            sub: claims.sub,
+            role: claims.role,
+            can_control: claims.can_control && claims.role == Role::Doctor,
+            expires_at_ms: claims.exp.saturating_mul(1000),
+        };
+        let mut out = Vec::new();
+        let (socket, metrics) = (&self.socket, &self.shared.metrics);
+        peer.drain(&mut |t| send(socket, metrics, t), &mut out);
+        self.wake = self
+            .wake
+            .min(peer.next_timeout)
+            .min(now + self.shared.config.connect_timeout);
+        self.by_ufrag.insert(creds.ufrag, id);
+        self.keys.insert(id, key.clone());
+        self.shared.sessions.insert(key.clone(), (self.index, id));
+        self.shared
+            .metrics
+            .sessions
+            .with_label_values(&[member.role.as_str()])
+            .inc();
+        self.pending_members.insert(id, member);
+        self.peers.insert(id, peer);
+        self.rooms.entry(room).or_insert_with(|| {
+            self.shared.metrics.rooms.inc();
+            Room::new(self.shared.config.room)
+        });
+        Ok(Joined {
+            id,
+            key,
+            answer: answer.to_sdp_string(),
+        })
+    }
+}
+
+impl Worker {
+    fn handle_datagram(&mut self, data: &[u8], src: SocketAddr, now: Instant) {
+        let known = self.by_addr.get(&src).copied();
+        let id = match known {
+            Some(id) => id,
+            None => match self.session_for_stun(data) {
+                Some(id) => id,
+                None => return self.dropped("unknown_source"),
+            },
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, src, self.local, data) else {
+            return self.dropped("unparseable");
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return self.dropped("unknown_source");
+        };
+        if known.is_none() {
+            self.by_addr.insert(src, id);
+            peer.addrs.push(src);
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        let (socket, metrics) = (&self.socket, &self.shared.metrics);
+        peer.handle_input(
+            Input::Receive(now, receive),
+            &mut |t| send(socket, metrics, t),
+            &mut out,
+        );
+        self.wake = self.wake.min(peer.next_timeout);
+        self.queue.extend(out.drain(..).map(|e| (id, e)));
+        self.scratch = out;
+        self.process_queue(now);
+    }
+
+    /// A datagram from an unknown address may only be a STUN binding request naming one of our
+    /// sessions' ICE usernames; anything else is dropped without touching any session.
+    fn session_for_stun(&self, data: &[u8]) -> Option<SessionId> {
+        let msg = StunMessage::parse(data).ok()?;
+        if !msg.is_binding_request() {
+            return None;
+        }
+        let (local, _remote) = msg.split_username()?;
+        self.by_ufrag.get(local).copied()
+    }
+
+    fn dropped(&self, reason: &str) {
+        self.shared
+            .metrics
+            .datagrams_dropped
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        let mut wake = now + Duration::from_secs(1);
+        let mut expired = Vec::new();
+        let mut out = std::mem::take(&mut self.scratch);
+        let (socket, metrics) = (&self.socket, &self.shared.metrics);
+        for (id, peer) in self.peers.iter_mut() {
+            if !peer.connected
+                && now.saturating_duration_since(peer.created) > self.shared.config.connect_timeout
+            {
+                expired.push(*id);
+                continue;
+            }
+            if peer.next_timeout <= now {
+                peer.handle_input(
+                    Input::Timeout(now),
+                    &mut |t| send(socket, metrics, t),
+                    &mut out,
+                );
+                self.queue.extend(out.drain(..).map(|e| (*id, e)));
+            }
+            wake = wake.min(peer.next_timeout);
+            if !peer.connected {
+                wake = wake.min(peer.created + self.shared.config.connect_timeout);
+            }
+        }
+        self.scratch = out;
+        for id in expired {
+            self.remove_peer(id, "connect_timeout");
+        }
+        let unix_ms = unix_ms();
+        let mut due = Vec::new();
+        for (name, room) in self.rooms.iter_mut() {
+            let (mono, wall) = room.next_deadline();
+            if mono.is_some_and(|d| d <= now) || wall.is_some_and(|d| d <= unix_ms) {
+                room.handle_timeout(now, unix_ms);
+                due.push(name.clone());
+            }
+            let (mono, wall) = room.next_deadline();
+            if let Some(d) = mono {
+                wake = wake.min(d);
+            }
+            if let Some(d) = wall {
+                wake = wake.min(now + Duration::from_millis(d.saturating_sub(unix_ms)));
+            }
+        }
+        self.wake = wake;
+        for name in due {
+            self.flush_room(&name);
+        }
+        self.process_queue(now);
+    }
+
+    /// Route everything sessions produced, including what routing itself produces.
+    fn process_queue(&mut self, now: Instant) {
+        while let Some((from, ev)) = self.queue.pop_front() {
+            self.route(from, ev, now);
+        }
+    }
+
+    fn route(&mut self, from: SessionId, ev: PeerEvent, now: Instant) {
+        let Some(room_id) = self.peers.get(&from).map(|p| p.room.clone()) else {
+            return;
+        };
+        match ev {
+            PeerEvent::Connected => self.connected(from, &room_id, now),
+            PeerEvent::Rtp {
+                kind,
+                keyframe_start,
+                packet,
+                codec,
+            } => {
+                let label = match kind {
+                    TrackKind::Audio => "audio",
+                    TrackKind::Video => "video",
+                };
+                let metrics = &self.shared.metrics;
+                metrics.packets_in.with_label_values(&[label]).inc();
+                metrics
+                    .bytes_in
+                    .with_label_values(&[label])
+                    .inc_by(packet.payload.len() as u64);
+                let Some(codec) = codec else { return };
+                let Some(room) = self.rooms.get_mut(&room_id) else {
+                    return;
+                };
+                let Some(fan) = room.on_rtp(
+                    from,
+                    kind,
+                    *packet.header.ssrc,
+                    *packet.seq_no,
+                    packet.header.timestamp,
+                    keyframe_start,
+                    now,
+                ) else {
+                    return;
+                };
+                let (socket, metrics) = (&self.socket, &self.shared.metrics);
+                let mut out = std::mem::take(&mut self.scratch);
+                let mut sent = 0u64;
+                for target in fan.targets {
+                    let Some(peer) = self.peers.get_mut(target) else {
+                        continue;
+                    };
+                    if peer.write_rtp(kind, &packet, &codec, fan.seq, fan.ts, now) {
+                        sent += 1;
+                    }
+                    peer.drain(&mut |t| send(socket, metrics, t), &mut out);
+                    self.wake = self.wake.min(peer.next_timeout);
+                    self.queue.extend(out.drain(..).map(|e| (*target, e)));
+                }
+                self.scratch = out;
+                metrics.packets_out.with_label_values(&[label]).inc_by(sent);
+                metrics
+                    .forward_latency
+                    .observe(packet.timestamp.elapsed().as_secs_f64());
+                // Room outputs (a keyframe request for waiting viewers) go out now.
+                self.flush_room(&room_id);
+            }
+            PeerEvent::KeyframeRequest => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_keyframe_request(from, now);
+                    self.flush_room(&room_id);
+                }
+            }
+            PeerEvent::Control(bytes) => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_control(from, &bytes, now);
+                    self.flush_room(&room_id);
+                }
+            }
+            PeerEvent::Events(bytes) => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_event(from, &bytes, now);
+                    self.flush_room(&room_id);
+                }
+            }
+            PeerEvent::Closed(reason) => self.remove_peer(from, reason),
+        }
+    }
+
+    fn connected(&mut self, id: SessionId, room_id: &Arc<str>, now: Instant) {
+        let Some(member) = self.pending_members.remove(&id) else {
+            return;
+        };
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        self.shared
+            .metrics
+            .join_seconds
+            .with_label_values(&[member.role.as_str()])
+            .observe(now.saturating_duration_since(peer.created).as_secs_f64());
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if member.role == Role::Robot
+            && room.admit_publisher(&member.sub) == crate::room::Admission::Conflict
+        {
+            // Another robot won the race between our signalling check and now.
+            return self.remove_peer(id, "room_busy");
+        }
+        room.join(id, member, now);
+        self.flush_room(room_id);
+    }
+
+    /// Carry out what the room asked for, in order.
+    fn flush_room(&mut self, room_id: &Arc<str>) {
+        let mut close = Vec::new();
+        let mut out = std::mem::take(&mut self.scratch);
+        loop {
+            let Some(room) = self.rooms.get_mut(room_id) else {
+                break;
+            };
+            let Some(output) = room.poll_output() else {
+                break;
+            };
+            let (socket, metrics) = (&self.socket, &self.shared.metrics);
+            let touch = |peer: &mut Peer, out: &mut Vec<PeerEvent>, queue: &mut VecDeque<_>| {
+                peer.drain(&mut |t| send(socket, metrics, t), out);
+                queue.extend(out.drain(..).map(|e| (peer.id, e)));
+            };
+            match output {
+                Output::RequestKeyframe { publisher } => {
+                    if let Some(p) = self.peers.get_mut(&publisher) {
+                        if p.request_keyframe() {
+                            metrics.keyframe_requests.inc();
+                        }
+                        touch(p, &mut out, &mut self.queue);
+                    }
+                }
+                Output::Control { to, frame } => {
+                    if let Some(p) = self.peers.get_mut(&to) {
+                        if p.send_control(&frame) {
+                            metrics.control_forwarded.inc();
+                        } else {
+                            metrics
+                                .control_dropped
+                                .with_label_values(&["robot_channel_closed"])
+                                .inc();
+                        }
+                        touch(p, &mut out, &mut self.queue);
+                    }
+                }
+                Output::Event { to, json } => {
+                    let targets: Vec<SessionId> = match to {
+                        Target::One(id) => vec![id],
+                        Target::All => room.member_ids().to_vec(),
+                    };
+                    for id in targets {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.send_event(json.clone());
+                            touch(p, &mut out, &mut self.queue);
+                        }
+                    }
+                }
+                Output::Close { id } => close.push(id),
+                Output::ControlDropped { reason, .. } => {
+                    metrics.control_dropped.with_label_values(&[reason]).inc();
+                }
+                Output::Audit {
+                    kind,
+                    actor,
+                    detail,
+                } => {
+                    match kind {
+                        "lease_changed" => metrics.lease_changes.inc(),
+                        "estop_latched" => metrics.estops.inc(),
+                        _ => {}
+                    }
+                    if let Some(hook) = &self.shared.room_events {
+                        hook(RoomEvent {
+                            room: room_id.to_string(),
+                            kind,
+                            actor,
+                            detail,
+                        });
+                    }
+                }
+            }
+        }
+        self.scratch = out;
+        for id in close {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.disconnect();
+            }
+            self.remove_peer(id, "replaced");
+        }
+    }
+
+    fn remove_peer(&mut self, id: SessionId, reason: &'static str) {
+        let Some(peer) = self.peers.remove(&id) else {
+            return;
+        };
+        tracing::info!(session = %id, role = peer.role.as_str(), reason, "session closed");
+        if !matches!(reason, "goodbye" | "replaced") {
+            self.shared
+                .metrics
+                .session_failures
+                .with_label_values(&[reason])
+                .inc();
+        }
+        self.shared
+            .metrics
+            .sessions
+            .with_label_values(&[peer.role.as_str()])
+            .dec();
+        for a in &peer.addrs {
+            if self.by_addr.get(a) == Some(&id) {
+                self.by_addr.remove(a);
+            }
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        self.pending_members.remove(&id);
+        if let Some(key) = self.keys.remove(&id) {
+            self.shared.sessions.remove(&key);
+        }
+        let room_id = peer.room.clone();
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.leave(id, Instant::now());
+            self.flush_room(&room_id);
+        }
+        let empty = self.rooms.get(&room_id).is_some_and(|r| r.is_empty())
+            && !self.peers.values().any(|p| p.room == room_id);
+        if empty {
+            self.rooms.remove(&room_id);
+            self.shared.metrics.rooms.dec();
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn new_session_key() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Send one datagram without waiting: UDP either takes it now or it is lost like on the wire.
+fn send(socket: &UdpSocket, metrics: &crate::metrics::Metrics, t: &Transmit) {
+    match socket.try_send_to(&t.contents, t.destination) {
+        Ok(n) => metrics.bytes_out.inc_by(n as u64),
+        Err(_) => metrics
+            .datagrams_dropped
+            .with_label_values(&["send_failed"])
+            .inc(),
+    }
+}

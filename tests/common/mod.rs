@@ -1,0 +1,314 @@
+//! Shared harness for the cross-crate tests: a real SFU on loopback, real str0m peers.
+//!
+//! [`TestSfu`] starts the media plane in-process with a real UDP socket and serves its HTTP
+//! routes on an ephemeral port; tokens are minted with a fresh key pair, exactly as the API
+//! would. [`spawn_robot`] publishes the bundled VP8 test pattern plus Opus silence at real-time
+//! pace and answers keyframe requests; [`spawn_viewer`] records every packet it receives.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bedside_proto::{Claims, KeyPair, Role};
+use bedside_sfu::client::media::{packetize, FrameSource, OPUS_SILENCE};
+use bedside_sfu::client::{ClientEvent, Endpoint, WebRtcClient};
+use bedside_sfu::keyframe::{is_keyframe_start, VideoCodec};
+use bedside_sfu::{Metrics, Sfu, SfuConfig};
+use str0m::format::Codec;
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+pub struct TestSfu {
+    pub sfu: Sfu,
+    pub base: String,
+    pub keys: KeyPair,
+    pub http: SocketAddr,
+}
+
+impl TestSfu {
+    pub async fn start() -> TestSfu {
+        let keys = KeyPair::generate().expect("key pair");
+        let sfu = Sfu::start(SfuConfig::default(), keys.verifier(), Metrics::new(), None)
+            .await
+            .expect("sfu starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let http = listener.local_addr().expect("addr");
+        let app = bedside_sfu::signalling::router(sfu.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestSfu {
+            sfu,
+            base: format!("http://{http}"),
+            keys,
+            http,
+        }
+    }
+
+    pub fn token(&self, room: &str, role: Role, sub: &str) -> String {
+        let mut c = Claims::new(sub, room, role, 600);
+        c.can_control = role == Role::Doctor;
+        self.keys.signer().sign(&c).expect("sign")
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.keys.signer().sign(claims).expect("sign")
+    }
+
+    pub async fn connect(&self, endpoint: Endpoint, room: &str, token: &str) -> WebRtcClient {
+        let mut c = WebRtcClient::connect(&self.base, endpoint, room, token, LOCALHOST)
+            .await
+            .expect("signalling succeeds");
+        c.wait_ready(Duration::from_secs(5))
+            .await
+            .expect("connects");
+        c
+    }
+
+    pub fn metric(&self, name_and_labels: &str) -> f64 {
+        metric_value(&self.sfu.metrics().render(), name_and_labels)
+    }
+}
+
+/// Value of one sample line in Prometheus text, or 0 if absent.
+pub fn metric_value(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == name_and_labels).then(|| v.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// What a robot did, for assertions.
+#[derive(Default)]
+pub struct RobotLog {
+    pub sent: AtomicU64,
+    pub keyframe_requests: Mutex<Vec<Instant>>,
+    pub control: Mutex<Vec<(Instant, Vec<u8>)>>,
+    pub events: Mutex<Vec<String>>,
+}
+
+pub struct RobotHandle {
+    pub log: Arc<RobotLog>,
+    stop: Arc<AtomicBool>,
+    vanish: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    pub session_id: String,
+}
+
+impl RobotHandle {
+    /// Stop publishing and leave politely (DELETE).
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+
+    /// Stop publishing and disappear without a goodbye (Wi-Fi roam, crash).
+    pub async fn vanish(self) {
+        self.vanish.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+}
+
+/// Publish the VP8 test pattern (30 fps) and Opus silence (50 pps) until stopped.
+/// `first_seq` lets a reconnecting robot start its sequence numbers elsewhere.
+pub fn spawn_robot(mut client: WebRtcClient, first_seq: u64) -> RobotHandle {
+    let log = Arc::new(RobotLog::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let vanish = Arc::new(AtomicBool::new(false));
+    let session_id = client.session_id.clone();
+    let (l, s, v) = (log.clone(), stop.clone(), vanish.clone());
+    let task = tokio::spawn(async move {
+        let vp8 = client.pt_for(Codec::Vp8).expect("vp8 negotiated").pt();
+        let opus = client.pt_for(Codec::Opus).expect("opus negotiated").pt();
+        let mut source = FrameSource::test_pattern();
+        let (mut vseq, mut aseq) = (first_seq, first_seq);
+        let (mut vts, mut ats) = (first_seq as u32 * 7, first_seq as u32 * 5);
+        let start = Instant::now();
+        let mut next_video = start;
+        let mut next_audio = start;
+        while !s.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now >= next_video {
+                let frame = source.next_frame().expect("frames").clone();
+                let packets = packetize(source.codec, &frame);
+                let n = packets.len();
+                for (i, p) in packets.into_iter().enumerate() {
+                    client.send_packet(true, vp8, vseq, vts, i + 1 == n, p);
+                    vseq += 1;
+                    l.sent.fetch_add(1, Ordering::SeqCst);
+                }
+                vts = vts.wrapping_add(3000);
+                next_video += Duration::from_millis(33);
+            }
+            if now >= next_audio {
+                client.send_packet(false, opus, aseq, ats, false, OPUS_SILENCE.to_vec());
+                aseq += 1;
+                ats = ats.wrapping_add(960);
+                l.sent.fetch_add(1, Ordering::SeqCst);
+                next_audio += Duration::from_millis(20);
+            }
+            let until = next_video.min(next_audio);
+            while let Ok(Some(ev)) = client.next_event(until).await {
+                match ev {
+                    ClientEvent::KeyframeRequest => {
+                        l.keyframe_requests.lock().unwrap().push(Instant::now());
+                        source.restart_at_keyframe();
+                    }
+                    ClientEvent::Control(b) => l.control.lock().unwrap().push((Instant::now(), b)),
+                    ClientEvent::Event(e) => l.events.lock().unwrap().push(e),
+                    _ => {}
+                }
+            }
+        }
+        if v.load(Ordering::SeqCst) {
+            client.vanish();
+        } else {
+            let _ = client.close().await;
+        }
+    });
+    RobotHandle {
+        log,
+        stop,
+        vanish,
+        task,
+        session_id,
+    }
+}
+
+/// One received RTP packet.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub video: bool,
+    pub ssrc: u32,
+    pub seq: u64,
+    pub keyframe_start: bool,
+}
+
+#[derive(Default)]
+pub struct ViewerLog {
+    pub packets: Mutex<Vec<Received>>,
+    pub events: Mutex<Vec<String>>,
+    pub control: Mutex<Vec<Vec<u8>>>,
+}
+
+pub struct ViewerHandle {
+    pub log: Arc<ViewerLog>,
+    pub joined_at: Instant,
+    pub session_id: String,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    outbox: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+}
+
+/// What a test asks a running viewer to send.
+pub enum Outgoing {
+    Control(Vec<u8>),
+    Event(String),
+}
+
+impl ViewerHandle {
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+
+    pub fn send_control(&self, frame: Vec<u8>) {
+        let _ = self.outbox.send(Outgoing::Control(frame));
+    }
+
+    pub fn send_event(&self, json: &str) {
+        let _ = self.outbox.send(Outgoing::Event(json.to_string()));
+    }
+
+    pub fn video(&self) -> Vec<Received> {
+        self.log
+            .packets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.video)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count_between(&self, from: Instant, to: Instant) -> usize {
+        self.log
+            .packets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.at >= from && p.at < to)
+            .count()
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.log.events.lock().unwrap().clone()
+    }
+}
+
+/// Connect a viewer (WHEP) and record what it receives until stopped.
+pub async fn spawn_viewer(sfu: &TestSfu, room: &str, token: &str) -> ViewerHandle {
+    let joined_at = Instant::now();
+    let client = sfu.connect(Endpoint::Whep, room, token).await;
+    spawn_viewer_client(client, joined_at)
+}
+
+pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> ViewerHandle {
+    let log = Arc::new(ViewerLog::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    let session_id = client.session_id.clone();
+    let (l, s) = (log.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        let vp8 = client.pt_for(Codec::Vp8).map(|x| x.pt());
+        while !s.load(Ordering::SeqCst) {
+            while let Ok(out) = inbox.try_recv() {
+                match out {
+                    Outgoing::Control(f) => client.send_control(&f),
+                    Outgoing::Event(e) => client.send_event(&e),
+                };
+            }
+            let deadline = Instant::now() + Duration::from_millis(10);
+            while let Ok(Some(ev)) = client.next_event(deadline).await {
+                match ev {
+                    ClientEvent::Rtp(p) => {
+                        let video = Some(p.header.payload_type) == vp8;
+                        l.packets.lock().unwrap().push(Received {
+                            at: Instant::now(),
+                            video,
+                            ssrc: *p.header.ssrc,
+                            seq: *p.seq_no,
+                            keyframe_start: video && is_keyframe_start(VideoCodec::Vp8, &p.payload),
+                        });
+                    }
+                    ClientEvent::Event(e) => l.events.lock().unwrap().push(e),
+                    ClientEvent::Control(c) => l.control.lock().unwrap().push(c),
+                    _ => {}
+                }
+            }
+        }
+        let _ = client.close().await;
+    });
+    ViewerHandle {
+        log,
+        joined_at,
+        session_id,
+        stop,
+        task,
+        outbox,
+    }
+}
+
+/// A fresh room id, so tests sharing one SFU never meet.
+pub fn room() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,197 @@
+//! The media path end to end: a robot's real VP8 stream reaches viewers through the SFU over
+//! real UDP on loopback, with real str0m peers on both sides.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bedside_proto::Role;
+use bedside_sfu::client::Endpoint;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_viewers_receive_the_robot_stream() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut viewers = Vec::new();
+    for i in 0..5 {
+        let role = if i < 3 { Role::Doctor } else { Role::Observer };
+        let t = sfu.token(&room, role, &format!("viewer-{i}"));
+        viewers.push(spawn_viewer(&sfu, &room, &t).await);
+    }
+
+    // Measure a 5 s window once everyone is in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    let sent_before = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let end = Instant::now();
+    let sent = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst) - sent_before;
+    // Packets in flight at the window edges: give them a moment to land.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let plis = robot.log.keyframe_requests.lock().unwrap().clone();
+    // 30 fps of a 300 kbit/s fixture (1-6 packets a frame) plus 50 Opus packets a second.
+    assert!(sent > 400, "robot sent {sent} packets in 5 s");
+    for (i, v) in viewers.iter().enumerate() {
+        let got = v.count_between(start, end + Duration::from_millis(50));
+        let ratio = got as f64 / sent as f64;
+        assert!(ratio >= 0.95, "viewer {i} got {got} of {sent} ({ratio:.3})");
+
+        let video = v.video();
+        let first = video.first().expect("video arrived");
+        let wait = first.at - v.joined_at;
+        assert!(
+            wait < Duration::from_millis(500),
+            "viewer {i} waited {wait:?} for video"
+        );
+        assert!(
+            first.keyframe_start,
+            "viewer {i} video starts at a keyframe"
+        );
+        // Requests are coalesced (one per 300 ms), so a viewer joining right after another may
+        // be served by the deferred request, or by a natural keyframe before it.
+        let window = v.joined_at + Duration::from_millis(800);
+        assert!(
+            plis.iter().any(|t| *t >= v.joined_at && *t <= window),
+            "a keyframe request reached the robot when viewer {i} joined"
+        );
+    }
+    assert!(sfu.metric("bedside_keyframe_requests_total") >= 1.0);
+    assert_eq!(sfu.metric("bedside_sessions{role=\"observer\"}"), 2.0);
+    for v in viewers {
+        v.stop().await;
+    }
+    robot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_viewer_starts_at_a_keyframe() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    let early = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "early")).await;
+    // 3 s in, the fixture (keyframe every 30 frames) is mid-GOP most of the time; the late
+    // viewer must still start decoding at a keyframe, not at an interframe.
+    tokio::time::sleep(Duration::from_millis(3000 + 400)).await;
+    let late = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "late")).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let video = late.video();
+    assert!(!video.is_empty(), "late viewer got video");
+    assert!(video[0].keyframe_start, "first packet starts a keyframe");
+    assert!(video[0].at - late.joined_at < Duration::from_millis(500));
+    // The early viewer was not disturbed: its stream is one continuous numbering.
+    let early_video = early.video();
+    assert!(early_video.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    late.stop().await;
+    early.stop().await;
+    robot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_reconnect_keeps_viewer_sequence_continuous() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let token = sfu.token(&room, Role::Robot, "robot-1");
+    let first = spawn_robot(sfu.connect(Endpoint::Whip, &room, &token).await, 100);
+    let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Wi-Fi roam: the robot vanishes without a goodbye and comes back as a new session with a
+    // new SSRC and sequence numbers far away from the old ones.
+    first.vanish().await;
+    let switch_at = Instant::now();
+    let second = spawn_robot(sfu.connect(Endpoint::Whip, &room, &token).await, 50_000);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let video = viewer.video();
+    let before = video.iter().filter(|p| p.at < switch_at).count();
+    let after = video.iter().filter(|p| p.at > switch_at).count();
+    assert!(
+        before > 50 && after > 50,
+        "video before {before}, after {after}"
+    );
+    let ssrcs: std::collections::HashSet<u32> = video.iter().map(|p| p.ssrc).collect();
+    assert_eq!(ssrcs.len(), 1, "the viewer sees one SSRC throughout");
+    for w in video.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "sequence continues across the reconnect"
+        );
+    }
+    // The viewer kept its session: it never renegotiated, and is still counted once.
+    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 1.0);
+    assert_eq!(sfu.metric("bedside_sessions{role=\"robot\"}"), 1.0);
+    viewer.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_media_port_does_not_stop_the_room() {
+    use rand::RngCore;
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let media = sfu.sfu.media_addrs()[0];
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut rng = rand::rng();
+    for i in 0..10_000u32 {
+        let len = 1 + (rng.next_u32() % 1400) as usize;
+        let mut buf = vec![0u8; len];
+        rng.fill_bytes(&mut buf);
+        // Make a share of them look like STUN, DTLS and RTP so they get past the first byte.
+        match i % 4 {
+            0 => buf[0] = 0x00,
+            1 => buf[0] = 0x16,
+            2 => buf[0] = 0x80,
+            _ => {}
+        }
+        let _ = attacker.send_to(&buf, media);
+        if i % 500 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_before = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst) - sent_before;
+    let got = viewer.count_between(start, Instant::now());
+    assert!(
+        got as f64 >= 0.95 * sent as f64,
+        "after the flood the viewer got {got} of {sent}"
+    );
+    let dropped = sfu.metric("bedside_datagrams_dropped_total{reason=\"unknown_source\"}");
+    assert!(dropped >= 1_000.0, "garbage counted as dropped: {dropped}");
+    viewer.stop().await;
+    robot.stop().await;
+}
