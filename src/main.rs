@@ -1,1 +1,247 @@
-fn main() {}
+//! `bedside`: one binary for the whole product.
+//!
+//! - `bedside serve`: run API + SFU + web client with embedded defaults and print the URL.
+//! - `bedside token`: mint a join token from the local key (development and operators).
+//! - `bedside robot`: the headless robot agent.
+//! - `bedside admin create`: create the first administrator.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bedside::agent::{sink::Sink, AgentOptions};
+use bedside::serve::ServeOptions;
+use bedside_api::{create_admin, Api, ApiConfig};
+use bedside_proto::{Claims, Role};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "bedside",
+    version,
+    about = "Media server for hospital telepresence robots"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "BEDSIDE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process (SQLite in the data dir unless DATABASE_URL is set).
+    Serve(ServeArgs),
+    /// Mint a join token from the local signing key (for development and operators).
+    Token(TokenArgs),
+    /// Run the headless robot agent: publish video, obey control frames, watchdog.
+    Robot(RobotArgs),
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// Where the SQLite database and the signing key live.
+    #[arg(long, env = "BEDSIDE_DATA_DIR", default_value = "./bedside-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// HTTP address (API, WHIP/WHEP, web client, /metrics).
+    #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Address the media UDP sockets bind to.
+    #[arg(long, env = "BEDSIDE_BIND_IP", default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
+    /// Address advertised in ICE candidates (NAT 1:1); defaults to the bind address.
+    #[arg(long, env = "BEDSIDE_PUBLIC_IP")]
+    public_ip: Option<IpAddr>,
+    /// First media UDP port; worker i uses port + i.
+    #[arg(long, env = "BEDSIDE_UDP_PORT", default_value_t = 50000)]
+    udp_port: u16,
+    /// Media workers (one UDP socket each); defaults to the number of cores.
+    #[arg(long, env = "BEDSIDE_WORKERS")]
+    workers: Option<usize>,
+    /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
+    #[arg(long, env = "BEDSIDE_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Room (robot id).
+    #[arg(long)]
+    room: String,
+    #[arg(long)]
+    role: Role,
+    /// Subject: an opaque user or robot id (random if omitted).
+    #[arg(long)]
+    sub: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Allow this doctor to take the control lease.
+    #[arg(long)]
+    can_control: bool,
+}
+
+#[derive(Args)]
+struct RobotArgs {
+    /// Bedside server base URL.
+    #[arg(long, env = "BEDSIDE_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The robot's id (its room).
+    #[arg(long, env = "BEDSIDE_ROBOT_ID")]
+    room: String,
+    /// A publish token (e.g. from `bedside token --role robot`).
+    #[arg(long, env = "BEDSIDE_ROBOT_TOKEN", conflicts_with = "credential")]
+    token: Option<String>,
+    /// The robot's credential: the agent asks the API for its publish token.
+    #[arg(long, env = "BEDSIDE_ROBOT_CREDENTIAL")]
+    credential: Option<String>,
+    /// Video fixture to loop (.ivf VP8 or .h264 Annex B); default: bundled test pattern.
+    #[arg(long)]
+    fixture: Option<PathBuf>,
+    /// Stop when no valid control frame arrived for this long.
+    #[arg(long, default_value_t = 300)]
+    deadman_ms: u64,
+    /// Where drive commands go: stdout, udp:HOST:PORT or unix:PATH.
+    #[arg(long, default_value = "stdout")]
+    sink: Sink,
+    /// Local address for media.
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: IpAddr,
+    /// Give up after this many failed connection attempts in a row (0: keep trying).
+    #[arg(long, default_value_t = 0)]
+    max_attempts: u32,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator. The password is read from BEDSIDE_ADMIN_PASSWORD or stdin.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "Administrator")]
+        display_name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve(a) => {
+            let running = bedside::serve::start(ServeOptions {
+                http: a.http,
+                bind_ip: a.bind_ip,
+                public_ip: a.public_ip,
+                udp_port: a.udp_port,
+                workers: a.workers.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
+                data_dir: a.data.data_dir,
+                public_url: a.public_url,
+            })
+            .await?;
+            println!(
+                "Bedside is running. Open http://{}/ in a browser.",
+                running.http
+            );
+            tokio::select! {
+                r = running.wait() => r,
+                _ = tokio::signal::ctrl_c() => {
+                    println!("shutting down");
+                    Ok(())
+                }
+            }
+        }
+        Command::Token(a) => {
+            let api = Api::open(ApiConfig::from_env(a.data.data_dir, String::new())).await?;
+            let sub = a.sub.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let mut claims = Claims::new(sub, a.room, a.role, a.ttl);
+            claims.can_control = a.can_control && a.role == Role::Doctor;
+            println!("{}", api.signer().sign(&claims)?);
+            api.close().await;
+            Ok(())
+        }
+        Command::Robot(a) => {
+            bedside::agent::run(AgentOptions {
+                server: a.server.trim_end_matches('/').to_string(),
+                room: a.room,
+                token: a.token,
+                credential: a.credential,
+                fixture: a.fixture,
+                deadman: Duration::from_millis(a.deadman_ms),
+                sink: a.sink,
+                local_ip: a.local_ip,
+                max_attempts: a.max_attempts,
+            })
+            .await
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    data,
+                    username,
+                    display_name,
+                },
+        } => {
+            let password = match std::env::var("BEDSIDE_ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    eprintln!("password (read from stdin):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let config = ApiConfig::from_env(data.data_dir, String::new());
+            let id = create_admin(&config, &username, &display_name, &password).await?;
+            println!("created administrator {id}");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,str0m=warn,sqlx=warn,dimpl=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

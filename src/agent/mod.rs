@@ -1,0 +1,213 @@
+//! `bedside robot`: the headless robot agent, for real robots and for tests.
+//!
+//! It publishes a real encoded video stream (a looping fixture: the bundled VP8 test pattern or
+//! a `.ivf`/`.h264` file) and Opus over WHIP, receives control frames on the `control` channel,
+//! runs the [`watchdog`] and writes the resulting drive commands as JSON lines to a sink (stdout,
+//! a UDP address or a Unix datagram socket) for a motor controller. It follows the room's e-stop
+//! and reports telemetry every second. When the connection drops (Wi-Fi roam) it reconnects with
+//! back-off and the SFU splices the new stream into the viewers' old one.
+//!
+//! Not here: the watchdog rules (see [`watchdog`]) or WebRTC (see `bedside_sfu::client`).
+
+pub mod sink;
+pub mod watchdog;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bedside_proto::events::{ServerEvent, Telemetry};
+use bedside_sfu::client::media::{packetize, FixtureCodec, FrameSource, OPUS_SILENCE};
+use bedside_sfu::client::{ClientEvent, Endpoint, WebRtcClient};
+use str0m::format::Codec;
+
+use self::sink::Sink;
+use self::watchdog::{Drive, DriveReason, Watchdog};
+
+pub struct AgentOptions {
+    /// Base URL of the Bedside server, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    /// The robot's id (its room).
+    pub room: String,
+    /// A publish token, or `None` to obtain one with `credential`.
+    pub token: Option<String>,
+    pub credential: Option<String>,
+    pub fixture: Option<PathBuf>,
+    pub deadman: Duration,
+    pub sink: Sink,
+    pub local_ip: IpAddr,
+    /// Give up after this many failed connection attempts in a row (0 = never).
+    pub max_attempts: u32,
+}
+
+/// Run until interrupted (or `max_attempts` consecutive failures).
+pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(250);
+    let mut failures = 0u32;
+    let mut seq_base = 1u64;
+    loop {
+        match session(&opts, &mut seq_base).await {
+            Ok(()) => {
+                failures = 0;
+                backoff = Duration::from_millis(250);
+                tracing::warn!("connection to the server ended; reconnecting");
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, attempt = failures, "robot session failed");
+                if opts.max_attempts > 0 && failures >= opts.max_attempts {
+                    return Err(e);
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn token(opts: &AgentOptions) -> anyhow::Result<String> {
+    if let Some(t) = &opts.token {
+        return Ok(t.clone());
+    }
+    let Some(cred) = &opts.credential else {
+        bail!("either --token or --credential is needed");
+    };
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/api/robots/{}/publish-token",
+            opts.server, opts.room
+        ))
+        .header("authorization", format!("Robot {cred}"))
+        .send()
+        .await
+        .context("asking the API for a publish token")?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("publish token refused ({status}): {}", body["message"]);
+    }
+    body["token"]
+        .as_str()
+        .map(String::from)
+        .context("publish token response has no token")
+}
+
+/// One connection: publish and obey until it ends.
+async fn session(opts: &AgentOptions, seq_base: &mut u64) -> anyhow::Result<()> {
+    let token = token(opts).await?;
+    let mut client = WebRtcClient::connect(
+        &opts.server,
+        Endpoint::Whip,
+        &opts.room,
+        &token,
+        opts.local_ip,
+    )
+    .await?;
+    client.wait_ready(Duration::from_secs(10)).await?;
+    tracing::info!(session = %client.session_id, "publishing");
+
+    let mut source = match &opts.fixture {
+        Some(p) => FrameSource::load(p).map_err(anyhow::Error::msg)?,
+        None => FrameSource::test_pattern(),
+    };
+    let codec = match source.codec {
+        FixtureCodec::Vp8 => Codec::Vp8,
+        FixtureCodec::H264 => Codec::H264,
+    };
+    let vpt = client
+        .pt_for(codec)
+        .context("server did not accept the video codec")?
+        .pt();
+    let apt = client.pt_for(Codec::Opus).context("no Opus")?.pt();
+
+    let mut watchdog = Watchdog::new(opts.deadman);
+    // Whatever we were doing before the reconnect, we start still.
+    opts.sink.emit(&watchdog.current());
+    let (mut vseq, mut aseq) = (*seq_base, *seq_base);
+    let (mut vts, mut ats) = (0u32, 0u32);
+    let start = Instant::now();
+    let (mut next_video, mut next_audio, mut next_telemetry) = (start, start, start);
+    loop {
+        let now = Instant::now();
+        if now >= next_video {
+            if let Some(frame) = source.next_frame().cloned() {
+                let packets = packetize(source.codec, &frame);
+                let n = packets.len();
+                for (i, p) in packets.into_iter().enumerate() {
+                    client.send_packet(true, vpt, vseq, vts, i + 1 == n, p);
+                    vseq += 1;
+                }
+            }
+            vts = vts.wrapping_add(3000);
+            next_video += Duration::from_millis(33);
+        }
+        if now >= next_audio {
+            client.send_packet(false, apt, aseq, ats, false, OPUS_SILENCE.to_vec());
+            aseq += 1;
+            ats = ats.wrapping_add(960);
+            next_audio += Duration::from_millis(20);
+        }
+        if now >= next_telemetry {
+            let t = Telemetry {
+                battery: Some(0.87),
+                link_quality: Some(1.0),
+                estop: watchdog.estop_latched(),
+                drive: Some(drive_axes(&watchdog.current())),
+            };
+            let msg = bedside_proto::events::ClientEvent::Telemetry(t);
+            if let Ok(json) = serde_json::to_string(&msg) {
+                client.send_event(&json);
+            }
+            next_telemetry += Duration::from_secs(1);
+        }
+        if let Some(d) = watchdog.poll(now) {
+            opts.sink.emit(&d);
+        }
+        let mut until = next_video.min(next_audio).min(next_telemetry);
+        if let Some(d) = watchdog.next_deadline() {
+            until = until.min(d);
+        }
+        while let Some(ev) = client.next_event(until).await? {
+            match ev {
+                ClientEvent::KeyframeRequest => source.restart_at_keyframe(),
+                ClientEvent::Control(bytes) => match watchdog.on_frame(&bytes, Instant::now()) {
+                    Ok(Some(d)) => opts.sink.emit(&d),
+                    Ok(None) => {}
+                    Err(why) => tracing::debug!(?why, "control frame ignored"),
+                },
+                ClientEvent::Event(text) => {
+                    if let Ok(ServerEvent::Estop { latched, .. }) = serde_json::from_str(&text) {
+                        if let Some(d) = watchdog.on_estop(latched) {
+                            opts.sink.emit(&d);
+                        }
+                    }
+                }
+                ClientEvent::Disconnected => {
+                    stop_now(opts, &watchdog);
+                    *seq_base = vseq.max(aseq) + 1000;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Losing the server means losing the driver: stop, whatever the watchdog thinks.
+fn stop_now(opts: &AgentOptions, w: &Watchdog) {
+    let c = w.current();
+    if !c.is_still() {
+        opts.sink.emit(&Drive {
+            linear_x: 0,
+            linear_y: 0,
+            angular_z: 0,
+            epoch: c.epoch,
+            reason: DriveReason::Deadman,
+        });
+    }
+}
+
+fn drive_axes(d: &Drive) -> [i16; 3] {
+    [d.linear_x, d.linear_y, d.angular_z]
+}

@@ -1,0 +1,11 @@
+//! The `bedside` binary's library half: what its subcommands do, importable by the tests.
+//!
+//! - [`serve`]: the all-in-one server (API + SFU + web client) with embedded defaults.
+//! - [`agent`]: `bedside robot`, the headless robot agent with its watchdog.
+//! - [`web`]: the embedded browser client.
+//!
+//! Not here: flag parsing (`main.rs`), or any media or booking logic (the `sfu` and `api` crates).
+
+pub mod agent;
+pub mod serve;
+pub mod web;

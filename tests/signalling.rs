@@ -1,0 +1,225 @@
+//! WHIP/WHEP refusals: every bad request gets the right 4xx and a message, and never hurts a
+//! room that is streaming.
+
+mod common;
+
+use std::time::Duration;
+
+use bedside_proto::join_token::unix_now;
+use bedside_proto::{Claims, KeyPair, Role};
+use bedside_sfu::client::{ClientError, Endpoint, WebRtcClient};
+use common::*;
+
+async fn status_of(sfu: &TestSfu, endpoint: Endpoint, room: &str, token: &str) -> u16 {
+    match WebRtcClient::connect(&sfu.base, endpoint, room, token, LOCALHOST).await {
+        Ok(c) => {
+            let _ = c.close().await;
+            201
+        }
+        Err(ClientError::Refused { status, body }) => {
+            assert!(!body.trim().is_empty(), "a refusal says why");
+            status
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let other_room = common::room();
+
+    let mut expired = Claims::new("u", &room, Role::Doctor, 60);
+    expired.nbf = unix_now() - 7200;
+    expired.exp = unix_now() - 3600;
+    let mut future = Claims::new("u", &room, Role::Doctor, 60);
+    future.nbf = unix_now() + 3600;
+    future.exp = future.nbf + 60;
+    let foreign = KeyPair::generate().expect("keys");
+    let foreign_token = foreign
+        .signer()
+        .sign(&Claims::new("u", &room, Role::Robot, 60))
+        .expect("sign");
+
+    let cases: Vec<(&str, Endpoint, String, u16)> = vec![
+        ("garbage token", Endpoint::Whep, "not-a-jwt".into(), 401),
+        ("expired token", Endpoint::Whep, sfu.sign(&expired), 401),
+        ("not yet valid", Endpoint::Whep, sfu.sign(&future), 401),
+        ("other key", Endpoint::Whip, foreign_token, 401),
+        (
+            "other room",
+            Endpoint::Whep,
+            sfu.token(&other_room, Role::Doctor, "u"),
+            403,
+        ),
+        (
+            "observer publishes",
+            Endpoint::Whip,
+            sfu.token(&room, Role::Observer, "u"),
+            403,
+        ),
+        (
+            "doctor publishes",
+            Endpoint::Whip,
+            sfu.token(&room, Role::Doctor, "u"),
+            403,
+        ),
+        (
+            "robot subscribes",
+            Endpoint::Whep,
+            sfu.token(&room, Role::Robot, "r"),
+            403,
+        ),
+        (
+            "observer subscribes",
+            Endpoint::Whep,
+            sfu.token(&room, Role::Observer, "u"),
+            201,
+        ),
+    ];
+    for (name, endpoint, token, want) in cases {
+        assert_eq!(
+            status_of(&sfu, endpoint, &room, &token).await,
+            want,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_4xx() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let token = sfu.token(&room, Role::Doctor, "u");
+    let http = reqwest::Client::new();
+    let url = format!("{}/whep/{room}", sfu.base);
+    let post = |body: Vec<u8>, ct: &'static str, auth: Option<String>| {
+        let mut r = http.post(&url).header("content-type", ct).body(body);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let bearer = Some(format!("Bearer {token}"));
+    let cases: Vec<(&str, reqwest::Response, u16)> = vec![
+        (
+            "no token",
+            post(b"v=0\r\n".to_vec(), "application/sdp", None)
+                .await
+                .unwrap(),
+            401,
+        ),
+        (
+            "basic auth",
+            post(
+                b"v=0\r\n".to_vec(),
+                "application/sdp",
+                Some("Basic dTpw".into()),
+            )
+            .await
+            .unwrap(),
+            401,
+        ),
+        (
+            "not sdp",
+            post(b"{}".to_vec(), "application/json", bearer.clone())
+                .await
+                .unwrap(),
+            400,
+        ),
+        (
+            "garbage sdp",
+            post(
+                b"v=0\r\nm=nonsense\r\n".to_vec(),
+                "application/sdp",
+                bearer.clone(),
+            )
+            .await
+            .unwrap(),
+            400,
+        ),
+        (
+            "binary",
+            post(vec![0xff, 0xfe, 0x00], "application/sdp", bearer.clone())
+                .await
+                .unwrap(),
+            400,
+        ),
+        (
+            "huge body",
+            post(vec![b'a'; 1 << 20], "application/sdp", bearer.clone())
+                .await
+                .unwrap(),
+            413,
+        ),
+    ];
+    for (name, resp, want) in cases {
+        assert_eq!(resp.status().as_u16(), want, "{name}");
+    }
+    // A fresh connection: the server closes the one that sent the oversized body.
+    let del = reqwest::Client::new()
+        .delete(format!("{}/sessions/nope", sfu.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_robot_is_409_but_the_same_robot_may_reconnect() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "d")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let intruder = sfu.token(&room, Role::Robot, "robot-2");
+    assert_eq!(status_of(&sfu, Endpoint::Whip, &room, &intruder).await, 409);
+
+    // The same robot (same subject) reconnecting replaces its old session.
+    let again = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let again = spawn_robot(again, 9000);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(sfu.metric("bedside_sessions{role=\"robot\"}"), 1.0);
+    let recent = viewer.count_between(
+        std::time::Instant::now() - Duration::from_millis(500),
+        std::time::Instant::now(),
+    );
+    assert!(
+        recent > 20,
+        "the viewer gets the new session's stream ({recent})"
+    );
+    robot.vanish().await;
+    again.stop().await;
+    viewer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_ends_the_session() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let c = sfu
+        .connect(Endpoint::Whep, &room, &sfu.token(&room, Role::Doctor, "d"))
+        .await;
+    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 1.0);
+    let url = c.session_url.clone();
+    c.close().await.expect("delete");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 0.0);
+    let again = reqwest::Client::new().delete(&url).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 404, "a session ends once");
+}
