@@ -419,6 +419,22 @@ mod tests {
     }
 
     #[test]
+    fn booking_doctor_asks_like_anyone_else_while_it_is_held() {
+        let mut l = room();
+        l.handle(LeaseInput::Request { from: s(1) });
+        l.handle(LeaseInput::Handoff { by: s(1), to: s(2) });
+        // can_control takes a free lease only; it does not snatch one from the holder.
+        assert_eq!(
+            l.handle(LeaseInput::Request { from: s(1) }),
+            Some(LeaseOutput::Requested {
+                from: s(1),
+                holder: s(2)
+            })
+        );
+        assert!(l.is_holder(s(2)));
+    }
+
+    #[test]
     fn holder_grants_a_request() {
         let mut l = room();
         l.handle(LeaseInput::Request { from: s(1) });
@@ -620,10 +636,48 @@ mod tests {
         ]
     }
 
+    /// Stand-ins resolved when the input is applied, so that the holder and pending requesters
+    /// act often enough for the properties to bite (random ids alone rarely hit the holder).
+    const HOLDER: SessionId = SessionId(100);
+    const PENDING: SessionId = SessionId(101);
+
+    fn resolve(l: &Lease, id: SessionId) -> SessionId {
+        match id {
+            HOLDER => l.holder().unwrap_or(id),
+            PENDING => l.pending_requests().first().copied().unwrap_or(id),
+            _ => id,
+        }
+    }
+
+    fn resolved(l: &Lease, input: LeaseInput) -> LeaseInput {
+        let r = |id| resolve(l, id);
+        match input {
+            LeaseInput::Leave { id } => LeaseInput::Leave { id: r(id) },
+            LeaseInput::Grant { by, to } => LeaseInput::Grant {
+                by: r(by),
+                to: r(to),
+            },
+            LeaseInput::Deny { by, to } => LeaseInput::Deny {
+                by: r(by),
+                to: r(to),
+            },
+            LeaseInput::Handoff { by, to } => LeaseInput::Handoff {
+                by: r(by),
+                to: r(to),
+            },
+            LeaseInput::Release { by } => LeaseInput::Release { by: r(by) },
+            other => other,
+        }
+    }
+
     fn input() -> impl Strategy<Value = LeaseInput> {
-        let id = (0u64..6).prop_map(SessionId);
+        let id = (0u64..5).prop_map(SessionId);
+        let actor = prop_oneof![2 => id.clone(), 3 => Just(HOLDER)];
+        let target = prop_oneof![3 => id.clone(), 1 => Just(PENDING), 1 => Just(HOLDER)];
+        // Most tokens outlive the test's clock; some run out in the middle of it.
+        let expiry = prop_oneof![3 => Just(FAR), 1 => 0u64..2_000];
         prop_oneof![
-            (id.clone(), role(), any::<bool>(), 0u64..2_000).prop_map(
+            4 => (id.clone(), role(), any::<bool>(), expiry).prop_map(
                 |(id, role, can_control, expires_at_ms)| LeaseInput::Join(Member {
                     id,
                     role,
@@ -631,14 +685,14 @@ mod tests {
                     expires_at_ms
                 })
             ),
-            id.clone().prop_map(|id| LeaseInput::Leave { id }),
-            id.clone().prop_map(|from| LeaseInput::Request { from }),
-            (id.clone(), id.clone()).prop_map(|(by, to)| LeaseInput::Grant { by, to }),
-            (id.clone(), id.clone()).prop_map(|(by, to)| LeaseInput::Deny { by, to }),
-            (id.clone(), id.clone()).prop_map(|(by, to)| LeaseInput::Handoff { by, to }),
-            id.prop_map(|by| LeaseInput::Release { by }),
-            (0u64..2_000).prop_map(|now_ms| LeaseInput::Tick { now_ms }),
-            Just(LeaseInput::AdminRevoke),
+            1 => prop_oneof![id.clone(), Just(HOLDER)].prop_map(|id| LeaseInput::Leave { id }),
+            3 => id.prop_map(|from| LeaseInput::Request { from }),
+            2 => (actor.clone(), target.clone()).prop_map(|(by, to)| LeaseInput::Grant { by, to }),
+            1 => (actor.clone(), target.clone()).prop_map(|(by, to)| LeaseInput::Deny { by, to }),
+            2 => (actor.clone(), target).prop_map(|(by, to)| LeaseInput::Handoff { by, to }),
+            1 => actor.prop_map(|by| LeaseInput::Release { by }),
+            1 => (0u64..2_000).prop_map(|now_ms| LeaseInput::Tick { now_ms }),
+            1 => Just(LeaseInput::AdminRevoke),
         ]
     }
 
@@ -650,16 +704,49 @@ mod tests {
             let mut l = Lease::new();
             let mut latest_tick = 0u64;
             for input in inputs {
+                let input = resolved(&l, input);
                 let before_holder = l.holder();
                 let before_epoch = l.epoch();
                 let out = l.handle(input);
 
                 match out {
-                    Some(LeaseOutput::Changed { holder, epoch, .. }) => {
+                    Some(LeaseOutput::Changed { holder, epoch, reason }) => {
                         prop_assert_eq!(epoch, before_epoch + 1);
                         prop_assert_eq!(epoch, l.epoch());
                         prop_assert_eq!(holder, l.holder());
                         prop_assert_ne!(before_holder, holder, "Changed without a change");
+                        // Each change is the one its input allows, by the one allowed to make it.
+                        match input {
+                            LeaseInput::Request { from } => {
+                                prop_assert_eq!(reason, LeaseReason::Granted);
+                                prop_assert_eq!(before_holder, None);
+                                prop_assert_eq!(holder, Some(from));
+                                prop_assert!(l.members.get(&from).is_some_and(|m| m.can_control));
+                            }
+                            LeaseInput::Grant { by, to } | LeaseInput::Handoff { by, to } => {
+                                prop_assert_eq!(reason, LeaseReason::Handoff);
+                                prop_assert_eq!(before_holder, Some(by));
+                                prop_assert_eq!(holder, Some(to));
+                            }
+                            LeaseInput::Release { by } => {
+                                prop_assert_eq!(reason, LeaseReason::Released);
+                                prop_assert_eq!(before_holder, Some(by));
+                            }
+                            LeaseInput::Leave { id } => {
+                                prop_assert_eq!(reason, LeaseReason::Disconnected);
+                                prop_assert_eq!(before_holder, Some(id));
+                            }
+                            LeaseInput::Tick { .. } => prop_assert_eq!(reason, LeaseReason::Expired),
+                            LeaseInput::AdminRevoke => prop_assert_eq!(reason, LeaseReason::Revoked),
+                            LeaseInput::Join(_) | LeaseInput::Deny { .. } => {
+                                prop_assert!(false, "{:?} changed the lease", input);
+                            }
+                        }
+                    }
+                    Some(LeaseOutput::Requested { from, holder }) => {
+                        prop_assert_eq!(Some(holder), l.holder());
+                        prop_assert!(l.pending_requests().contains(&from));
+                        prop_assert_eq!(l.epoch(), before_epoch);
                     }
                     _ => {
                         prop_assert_eq!(l.epoch(), before_epoch, "epoch moved without Changed");

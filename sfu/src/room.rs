@@ -596,3 +596,174 @@ fn now_ms(now: Instant) -> u32 {
     let origin = *ORIGIN.get_or_init(Instant::now);
     now.saturating_duration_since(origin).as_millis() as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(role: Role, sub: &str, can_control: bool) -> Member {
+        Member {
+            sub: sub.into(),
+            role,
+            can_control,
+            expires_at_ms: u64::MAX / 2,
+        }
+    }
+
+    fn drain(room: &mut Room) -> Vec<Output> {
+        std::iter::from_fn(|| room.poll_output()).collect()
+    }
+
+    const ROBOT: SessionId = SessionId(1);
+    const DOC: SessionId = SessionId(2);
+    const CONSULT: SessionId = SessionId(3);
+    const STUDENT: SessionId = SessionId(4);
+
+    fn full_room(now: Instant) -> Room {
+        let mut r = Room::new(RoomConfig::default());
+        r.join(ROBOT, member(Role::Robot, "robot", false), now);
+        r.join(DOC, member(Role::Doctor, "doc", true), now);
+        r.join(CONSULT, member(Role::Doctor, "consultant", false), now);
+        r.join(STUDENT, member(Role::Observer, "student", false), now);
+        drain(&mut r);
+        r
+    }
+
+    fn is_lease_event(o: &Output) -> bool {
+        matches!(o, Output::Event { json, .. } if json.contains(r#""type":"lease""#))
+    }
+
+    #[test]
+    fn lease_change_sends_stop_to_robot_before_any_event() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        let out = drain(&mut r);
+        let stop = out
+            .iter()
+            .position(|o| matches!(o, Output::Control { to, .. } if *to == ROBOT))
+            .expect("stop frame");
+        let event = out.iter().position(is_lease_event).expect("lease event");
+        assert!(stop < event);
+        assert_eq!(r.lease_holder(), Some(DOC));
+
+        // The holder leaving is also a change: stop first again.
+        r.leave(DOC, now);
+        let out = drain(&mut r);
+        let stop = out.iter().position(|o| matches!(o, Output::Control { .. }));
+        let event = out.iter().position(is_lease_event);
+        assert!(stop.is_some() && stop < event);
+        assert_eq!(r.lease_holder(), None);
+    }
+
+    #[test]
+    fn only_the_holders_frames_are_forwarded_and_stamped() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        let mut forged = bedside_proto::ControlFrame::drive(1, 0, 100, 0, 0);
+        forged.epoch = 999;
+        for from in [CONSULT, STUDENT, ROBOT, DOC] {
+            r.on_control(from, &forged.encode(), now);
+        }
+        let out = drain(&mut r);
+        let forwarded: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Control { frame, .. } => bedside_proto::ControlFrame::decode(frame).ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(forwarded.len(), 1);
+        assert_eq!(forwarded[0].epoch, r.lease_epoch());
+        let reasons: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::ControlDropped { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reasons, vec!["not_holder", "observer", "robot"]);
+    }
+
+    #[test]
+    fn observers_are_read_only() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(STUDENT, br#"{"type":"estop"}"#, now);
+        r.on_event(STUDENT, br#"{"type":"request_lease"}"#, now);
+        let out = drain(&mut r);
+        assert!(!r.estop_latched());
+        assert_eq!(r.lease_holder(), None);
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::Event { to: Target::One(STUDENT), json } if json.contains("forbidden")))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn garbage_events_get_an_error_not_a_panic() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        for bad in [
+            &b"{"[..],
+            b"\xff\xfe",
+            br#"{"type":"handoff","to":"nobody"}"#,
+            &[b'x'; 10_000],
+        ] {
+            r.on_event(CONSULT, bad, now);
+        }
+        let out = drain(&mut r);
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::Event { json, .. } if json.contains(r#""type":"error""#)))
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_second_robot_is_refused_the_same_one_replaces_itself() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        assert_eq!(r.admit_publisher("other-robot"), Admission::Conflict);
+        assert_eq!(r.admit_publisher("robot"), Admission::Replace(ROBOT));
+        r.join(SessionId(9), member(Role::Robot, "robot", false), now);
+        let out = drain(&mut r);
+        assert!(out.contains(&Output::Close { id: ROBOT }));
+        assert_eq!(r.publisher(), Some(SessionId(9)));
+        assert_eq!(r.count_by_role(Role::Robot), 1);
+    }
+
+    #[test]
+    fn viewers_wait_for_a_keyframe_and_packets_only_come_from_the_publisher() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        // A viewer cannot inject media.
+        assert!(r
+            .on_rtp(DOC, TrackKind::Video, 5, 1, 0, true, now)
+            .is_none());
+        let f = r
+            .on_rtp(ROBOT, TrackKind::Video, 5, 1, 0, false, now)
+            .unwrap();
+        assert!(f.targets.is_empty(), "interframe: nobody started yet");
+        // Viewers still waiting: the robot is asked again once the coalescing window closes.
+        r.handle_timeout(now + Duration::from_millis(300), 0);
+        let out = drain(&mut r);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::RequestKeyframe { publisher } if *publisher == ROBOT)));
+        let f = r
+            .on_rtp(ROBOT, TrackKind::Video, 5, 2, 0, true, now)
+            .unwrap();
+        assert_eq!(f.targets.len(), 3, "keyframe starts all three viewers");
+        assert_eq!(f.seq, 2);
+        let a = r
+            .on_rtp(ROBOT, TrackKind::Audio, 6, 77, 0, false, now)
+            .unwrap();
+        assert_eq!(a.targets.len(), 3, "audio needs no keyframe");
+    }
+}

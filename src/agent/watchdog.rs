@@ -88,7 +88,7 @@ impl Watchdog {
         self.estop
     }
 
-    /// Bytes from the `control` channel. Returns the new command if it changed what we do.
+    /// Bytes from the `control` channel. Returns the command to send to the motors, if any.
     pub fn on_frame(&mut self, bytes: &[u8], now: Instant) -> Result<Option<Drive>, Ignored> {
         let f = ControlFrame::decode(bytes).map_err(|_| Ignored::Malformed)?;
         if f.epoch < self.epoch {
@@ -111,13 +111,17 @@ impl Watchdog {
             return Err(Ignored::Estop);
         }
         self.last_valid = Some(now);
-        Ok(self.set(Drive {
+        let d = Drive {
             linear_x: f.linear_x,
             linear_y: f.linear_y,
             angular_z: f.angular_z,
             epoch: f.epoch,
             reason: DriveReason::Frame,
-        }))
+        };
+        // Every obeyed frame goes to the motors, changed or not: a motor controller with its
+        // own timeout (ROS `cmd_vel_timeout`) needs the steady stream to keep moving.
+        self.current = d;
+        Ok(Some(d))
     }
 
     /// The room's e-stop state changed.

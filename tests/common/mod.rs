@@ -205,6 +205,7 @@ pub struct ViewerHandle {
     pub joined_at: Instant,
     pub session_id: String,
     stop: Arc<AtomicBool>,
+    vanish: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     outbox: tokio::sync::mpsc::UnboundedSender<Outgoing>,
 }
@@ -219,6 +220,34 @@ impl ViewerHandle {
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;
+    }
+
+    /// Disappear without a goodbye: no DELETE, no DTLS close, the socket just goes quiet.
+    pub async fn vanish(self) {
+        self.vanish.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+
+    /// Wait until an `events` message satisfies `pred`; returns it.
+    pub async fn wait_event(
+        &self,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let found = self
+                .events()
+                .iter()
+                .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+                .find(|v| pred(v));
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
     }
 
     pub fn send_control(&self, frame: Vec<u8>) {
@@ -265,9 +294,10 @@ pub async fn spawn_viewer(sfu: &TestSfu, room: &str, token: &str) -> ViewerHandl
 pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> ViewerHandle {
     let log = Arc::new(ViewerLog::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let vanish = Arc::new(AtomicBool::new(false));
     let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let session_id = client.session_id.clone();
-    let (l, s) = (log.clone(), stop.clone());
+    let (l, s, v) = (log.clone(), stop.clone(), vanish.clone());
     let task = tokio::spawn(async move {
         let vp8 = client.pt_for(Codec::Vp8).map(|x| x.pt());
         while !s.load(Ordering::SeqCst) {
@@ -296,13 +326,18 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
                 }
             }
         }
-        let _ = client.close().await;
+        if v.load(Ordering::SeqCst) {
+            client.vanish();
+        } else {
+            let _ = client.close().await;
+        }
     });
     ViewerHandle {
         log,
         joined_at,
         session_id,
         stop,
+        vanish,
         task,
         outbox,
     }

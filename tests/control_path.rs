@@ -1,0 +1,355 @@
+//! The control path end to end: only the lease holder's joystick frames reach the robot, lease
+//! changes stop the robot first, e-stop latches, and the robot agent (the real `bedside robot`
+//! binary) stops by itself when its driver vanishes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ControlFrame, FrameKind, Role};
+use bedside_sfu::client::Endpoint;
+use common::*;
+use rand::RngCore;
+
+fn sent_by(marker: i16) -> impl Fn(&ControlFrame) -> bool {
+    move |f| f.kind == FrameKind::Drive && f.linear_x == marker
+}
+
+fn robot_frames(robot: &RobotHandle) -> Vec<(Instant, ControlFrame)> {
+    robot
+        .log
+        .control
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(t, b)| ControlFrame::decode(b).ok().map(|f| (*t, f)))
+        .collect()
+}
+
+/// Send `n` drive frames marked with `marker` at 50 Hz.
+async fn drive(v: &ViewerHandle, marker: i16, first_seq: u32, n: u32) {
+    for seq in first_seq..first_seq + n {
+        v.send_control(
+            ControlFrame::drive(seq, seq * 20, marker, 0, 0)
+                .encode()
+                .to_vec(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn take_lease(v: &ViewerHandle) -> u64 {
+    v.send_event(r#"{"type":"request_lease"}"#);
+    let me = v.session_id.clone();
+    let ev = v
+        .wait_event(Duration::from_secs(3), |e| {
+            e["type"] == "lease" && e["holder"] == me.as_str()
+        })
+        .await
+        .expect("lease granted");
+    ev["epoch"].as_u64().expect("epoch")
+}
+
+struct Room {
+    sfu: TestSfu,
+    robot: RobotHandle,
+    doctor: ViewerHandle,
+    consultants: Vec<ViewerHandle>,
+    observers: Vec<ViewerHandle>,
+}
+
+async fn room_with_everyone() -> Room {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    // The booking's doctor may drive; consultants are doctors without `can_control`.
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
+    let mut consultants = Vec::new();
+    for i in 0..2 {
+        let mut c = bedside_proto::Claims::new(format!("consultant-{i}"), &room, Role::Doctor, 600);
+        c.can_control = false;
+        consultants.push(spawn_viewer(&sfu, &room, &sfu.sign(&c)).await);
+    }
+    let mut observers = Vec::new();
+    for i in 0..2 {
+        let t = sfu.token(&room, Role::Observer, &format!("student-{i}"));
+        observers.push(spawn_viewer(&sfu, &room, &t).await);
+    }
+    Room {
+        sfu,
+        robot,
+        doctor,
+        consultants,
+        observers,
+    }
+}
+
+impl Room {
+    async fn stop(self) {
+        for v in self.consultants.into_iter().chain(self.observers) {
+            v.stop().await;
+        }
+        self.doctor.stop().await;
+        self.robot.stop().await;
+    }
+
+    fn dropped_total(&self) -> f64 {
+        let text = self.sfu.sfu.metrics().render();
+        text.lines()
+            .filter(|l| l.starts_with("bedside_control_frames_dropped_total{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_drives() {
+    let r = room_with_everyone().await;
+    take_lease(&r.doctor).await;
+    // A consultant cannot take the lease while the doctor holds it: it can only ask.
+    r.consultants[0].send_event(r#"{"type":"request_lease"}"#);
+    let asked = r.consultants[0].session_id.clone();
+    assert!(r
+        .doctor
+        .wait_event(Duration::from_secs(2), |e| e["type"] == "lease_requested"
+            && e["from"] == asked.as_str())
+        .await
+        .is_some());
+    let dropped_before = r.dropped_total();
+
+    // 10,000 frames from everybody but the holder: well-formed, forged epochs, stop kinds and
+    // garbage, 2,500 from each, paced so the senders' own SCTP buffers never overflow.
+    let senders: Vec<&ViewerHandle> = r.consultants.iter().chain(r.observers.iter()).collect();
+    let mut rng = rand::rng();
+    for batch in 0..25u32 {
+        for (k, v) in senders.iter().enumerate() {
+            for i in 0..100u32 {
+                let seq = batch * 100 + i + 1;
+                let frame = match i % 4 {
+                    0 => ControlFrame::drive(seq, 0, 777, 0, 0).encode().to_vec(),
+                    1 => {
+                        let mut f = ControlFrame::drive(seq, 0, 777, 0, 0);
+                        f.epoch = rng.next_u32();
+                        f.encode().to_vec()
+                    }
+                    2 => ControlFrame::stop(1, seq, 0).encode().to_vec(),
+                    _ => {
+                        let mut g = vec![0u8; 1 + (rng.next_u32() % 80) as usize];
+                        rng.fill_bytes(&mut g);
+                        g
+                    }
+                };
+                let _ = k;
+                v.send_control(frame);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // Meanwhile the holder drives.
+    drive(&r.doctor, 1234, 1, 50).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let frames = robot_frames(&r.robot);
+    let from_holder = frames.iter().filter(|(_, f)| sent_by(1234)(f)).count();
+    let intruders = frames
+        .iter()
+        .filter(|(_, f)| f.kind == FrameKind::Drive && f.linear_x != 1234)
+        .count();
+    assert_eq!(intruders, 0, "no frame from a non-holder reached the robot");
+    assert!(
+        from_holder >= 48,
+        "holder's frames arrived: {from_holder}/50"
+    );
+    let dropped = r.dropped_total() - dropped_before;
+    assert!(
+        dropped >= 9_900.0,
+        "non-holder frames are counted as drops: {dropped}"
+    );
+    let observer_drops = r
+        .sfu
+        .metric("bedside_control_frames_dropped_total{reason=\"observer\"}");
+    assert!(
+        observer_drops >= 4_900.0,
+        "observer drops: {observer_drops}"
+    );
+    // Every forwarded frame carries the holder's epoch, whatever the sender wrote.
+    let epoch = frames.iter().map(|(_, f)| f.epoch).max().unwrap_or(0);
+    assert!(frames
+        .iter()
+        .filter(|(_, f)| sent_by(1234)(f))
+        .all(|(_, f)| f.epoch == epoch));
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_stops_the_robot_first() {
+    let r = room_with_everyone().await;
+    let first_epoch = take_lease(&r.doctor).await;
+    drive(&r.doctor, 1111, 1, 20).await;
+
+    let to = r.consultants[0].session_id.clone();
+    r.doctor
+        .send_event(&format!(r#"{{"type":"handoff","to":"{to}"}}"#));
+    let ev = r.consultants[0]
+        .wait_event(Duration::from_secs(2), |e| {
+            e["type"] == "lease" && e["holder"] == to.as_str()
+        })
+        .await
+        .expect("handoff announced to the room");
+    assert_eq!(ev["reason"], "handoff");
+    let new_epoch = ev["epoch"].as_u64().unwrap();
+    assert!(new_epoch > first_epoch);
+    // The old holder keeps pushing; the new one drives.
+    let old = drive(&r.doctor, 1111, 100, 20);
+    let new = drive(&r.consultants[0], 2222, 1, 20);
+    tokio::join!(old, new);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let frames = robot_frames(&r.robot);
+    let stop_at = frames
+        .iter()
+        .position(|(_, f)| f.kind == FrameKind::Stop && f.epoch as u64 == new_epoch)
+        .expect("a stop frame for the new epoch");
+    assert!(
+        frames[..stop_at].iter().all(|(_, f)| !sent_by(2222)(f)),
+        "the stop comes before any of the new holder's frames"
+    );
+    let after = &frames[stop_at + 1..];
+    assert!(after.iter().filter(|(_, f)| sent_by(2222)(f)).count() >= 18);
+    assert!(
+        after.iter().all(|(_, f)| !sent_by(1111)(f)),
+        "the old holder's late frames are dropped"
+    );
+    assert!(
+        r.sfu
+            .metric("bedside_control_frames_dropped_total{reason=\"not_holder\"}")
+            >= 18.0
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
+    let r = room_with_everyone().await;
+    take_lease(&r.doctor).await;
+    // Observers may not press it.
+    r.observers[0].send_event(r#"{"type":"estop"}"#);
+    assert!(r.observers[0]
+        .wait_event(Duration::from_secs(2), |e| e["type"] == "error"
+            && e["code"] == "forbidden")
+        .await
+        .is_some());
+
+    r.consultants[1].send_event(r#"{"type":"estop"}"#);
+    let by = r.consultants[1].session_id.clone();
+    assert!(r
+        .doctor
+        .wait_event(Duration::from_secs(2), |e| e["type"] == "estop"
+            && e["latched"] == true
+            && e["by"] == by.as_str())
+        .await
+        .is_some());
+    drive(&r.doctor, 3333, 1, 10).await;
+    // A consultant cannot clear it.
+    r.consultants[1].send_event(r#"{"type":"estop_clear"}"#);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drive(&r.doctor, 3333, 11, 10).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let moving = robot_frames(&r.robot)
+        .iter()
+        .filter(|(_, f)| sent_by(3333)(f))
+        .count();
+    assert_eq!(moving, 0, "no motion frame reaches the robot while latched");
+    assert!(
+        r.sfu
+            .metric("bedside_control_frames_dropped_total{reason=\"estop_latched\"}")
+            >= 18.0
+    );
+
+    r.doctor.send_event(r#"{"type":"estop_clear"}"#);
+    assert!(r.consultants[0]
+        .wait_event(Duration::from_secs(2), |e| e["type"] == "estop"
+            && e["latched"] == false)
+        .await
+        .is_some());
+    drive(&r.doctor, 3333, 100, 10).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let moving = robot_frames(&r.robot)
+        .iter()
+        .filter(|(_, f)| sent_by(3333)(f))
+        .count();
+    assert!(
+        moving >= 9,
+        "driving resumes after the holder clears: {moving}"
+    );
+    r.stop().await;
+}
+
+/// The real robot agent binary, its drive commands read from a UDP sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_agent_stops_when_the_driver_vanishes() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args(["robot", "--server", &sfu.base, "--room", &room])
+        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+        .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
+        .args(["--max-attempts", "1"])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bedside robot starts");
+
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
+    let observer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
+    // The agent publishes real video.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while doctor.video().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !doctor.video().is_empty(),
+        "the agent's video reaches viewers"
+    );
+    take_lease(&doctor).await;
+    drive(&doctor, 500, 1, 25).await;
+    let holder = doctor.session_id.clone();
+    doctor.vanish().await;
+
+    // Read what the agent told its motors.
+    let mut commands = Vec::new();
+    let mut buf = [0u8; 512];
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
+        commands.push(serde_json::from_slice::<serde_json::Value>(&buf[..n]).unwrap());
+    }
+    let last_drive = commands
+        .iter()
+        .rposition(|c| c["reason"] == "frame" && c["linear_x"] == 500)
+        .expect("the agent drove");
+    let stop = &commands[last_drive + 1];
+    assert_eq!(
+        stop["reason"], "deadman",
+        "then stopped by its watchdog: {commands:?}"
+    );
+    assert_eq!(stop["linear_x"], 0);
+    let gap = stop["t_ms"].as_u64().unwrap() - commands[last_drive]["t_ms"].as_u64().unwrap();
+    assert!(gap <= 350, "stopped {gap} ms after the last frame");
+
+    // The SFU notices the vanished holder, revokes the lease and tells the room.
+    let ev = observer
+        .wait_event(Duration::from_secs(40), |e| {
+            e["type"] == "lease" && e["holder"].is_null() && e["reason"] == "disconnected"
+        })
+        .await;
+    assert!(ev.is_some(), "lease revoked after {holder} vanished");
+    observer.stop().await;
+    let _ = agent.kill().await;
+}
