@@ -195,3 +195,44 @@ async fn garbage_on_the_media_port_does_not_stop_the_room() {
     viewer.stop().await;
     robot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_and_rtx_repair_loss_in_both_directions() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let mut robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    // 1 in 20 of the robot's packets never reaches the SFU...
+    robot.simulate_loss(0, 20);
+    let robot = spawn_robot(robot, 1);
+    let joined = Instant::now();
+    let mut viewer = sfu
+        .connect(Endpoint::Whep, &room, &sfu.token(&room, Role::Doctor, "d"))
+        .await;
+    // ...and 1 in 25 of the SFU's packets never reaches the viewer.
+    viewer.simulate_loss(25, 0);
+    let viewer = spawn_viewer_client(viewer, joined);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut seqs: Vec<u64> = viewer.video().iter().map(|p| p.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert!(seqs.len() > 150, "video flowed: {}", seqs.len());
+    // Ignore the last half second: repairs of the newest losses may still be in flight.
+    let settled = &seqs[..seqs.len() - 20];
+    let span = settled.last().unwrap() - settled.first().unwrap() + 1;
+    assert_eq!(
+        settled.len() as u64,
+        span,
+        "every lost video packet was repaired by a retransmission"
+    );
+    assert!(sfu.metric("bedside_nacks_total{direction=\"sent\"}") > 0.0);
+    assert!(sfu.metric("bedside_nacks_total{direction=\"received\"}") > 0.0);
+    viewer.stop().await;
+    robot.stop().await;
+}

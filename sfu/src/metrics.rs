@@ -70,7 +70,11 @@ impl Metrics {
                 "Keyframe requests (PLI) sent to robots",
             )
             .unwrap_or_else(unreachable),
-            nacks: counter_vec("bedside_nacks_total", "NACKs, by direction", &["direction"]),
+            nacks: counter_vec(
+                "bedside_nacks_total",
+                "NACKs: received from peers (they lost our packets) or sent to peers (we lost theirs)",
+                &["direction"],
+            ),
             forward_latency: Histogram::with_opts(
                 HistogramOpts::new(
                     "bedside_forward_latency_seconds",

@@ -43,6 +43,12 @@ pub enum PeerEvent {
     KeyframeRequest,
     Control(Vec<u8>),
     Events(Vec<u8>),
+    /// NACKs since the last report: `received` from the remote (it lost packets we sent),
+    /// `sent` to the remote (we lost packets it sent).
+    Nacks {
+        received: u64,
+        sent: u64,
+    },
     Closed(&'static str),
 }
 
@@ -82,6 +88,8 @@ pub struct Peer {
     pub down_audio: DownTrack,
     /// Payload type on this session for each source codec seen so far (a handful at most).
     pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
+    /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
+    nack_totals: Vec<((Mid, bool), u64)>,
     closed: Option<&'static str>,
 }
 
@@ -111,6 +119,7 @@ impl Peer {
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
             pt_cache: Vec::new(),
+            nack_totals: Vec::new(),
             closed: None,
         }
     }
@@ -234,7 +243,34 @@ impl Peer {
                 });
             }
             Event::KeyframeRequest(_) => out.push(PeerEvent::KeyframeRequest),
+            Event::MediaEgressStats(st) => {
+                let received = self.nack_delta(st.mid, true, st.nacks);
+                if received > 0 {
+                    out.push(PeerEvent::Nacks { received, sent: 0 });
+                }
+            }
+            Event::MediaIngressStats(st) => {
+                let sent = self.nack_delta(st.mid, false, st.nacks);
+                if sent > 0 {
+                    out.push(PeerEvent::Nacks { received: 0, sent });
+                }
+            }
             _ => {}
+        }
+    }
+
+    fn nack_delta(&mut self, mid: Mid, egress: bool, total: u64) -> u64 {
+        let key = (mid, egress);
+        match self.nack_totals.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, last)) => {
+                let d = total.saturating_sub(*last);
+                *last = total;
+                d
+            }
+            None => {
+                self.nack_totals.push((key, total));
+                total
+            }
         }
     }
 

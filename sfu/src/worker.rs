@@ -194,6 +194,8 @@ impl Worker {
             .enable_vp8(true)
             .enable_h264(true)
             .enable_opus(true, false)
+            // Stats carry the NACK counts for /metrics; every 2 s is cheap.
+            .set_stats_interval(Some(Duration::from_secs(2)))
             .build(now);
         let candidate = Candidate::host(self.local, "udp")
             .map_err(|e| SfuError::Internal(format!("candidate: {e}")))?;
@@ -429,6 +431,11 @@ impl Worker {
                     room.on_event(from, &bytes, now);
                     self.flush_room(&room_id);
                 }
+            }
+            PeerEvent::Nacks { received, sent } => {
+                let nacks = &self.shared.metrics.nacks;
+                nacks.with_label_values(&["received"]).inc_by(received);
+                nacks.with_label_values(&["sent"]).inc_by(sent);
             }
             PeerEvent::Closed(reason) => self.remove_peer(from, reason),
         }

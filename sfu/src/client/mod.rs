@@ -75,6 +75,32 @@ pub struct WebRtcClient {
     open: Vec<ChannelId>,
     buf: Vec<u8>,
     pending: std::collections::VecDeque<ClientEvent>,
+    loss: LossSim,
+}
+
+/// Deterministic packet loss for tests and the bench: drop every Nth RTP datagram (never
+/// STUN, DTLS or RTCP, so the connection itself and its NACKs survive).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LossSim {
+    pub drop_every_in: u32,
+    pub drop_every_out: u32,
+    seen_in: u32,
+    seen_out: u32,
+}
+
+impl LossSim {
+    fn drop(every: u32, seen: &mut u32, datagram: &[u8]) -> bool {
+        if every == 0 || !is_rtp(datagram) {
+            return false;
+        }
+        *seen += 1;
+        *seen % every == 0
+    }
+}
+
+/// RTP, not RTCP (RFC 5761: RTCP packet types 192-223 sit where RTP's marker+PT would).
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && (128..192).contains(&d[0]) && !(192..224).contains(&d[1])
 }
 
 impl WebRtcClient {
@@ -165,6 +191,7 @@ impl WebRtcClient {
             open: Vec::new(),
             buf: vec![0; 2048],
             pending: Default::default(),
+            loss: LossSim::default(),
         })
     }
 
@@ -190,6 +217,10 @@ impl WebRtcClient {
                 r = self.socket.recv_from(&mut self.buf) => {
                     let (n, src) = r?;
                     let now = Instant::now();
+                    let loss = &mut self.loss;
+                    if LossSim::drop(loss.drop_every_in, &mut loss.seen_in, &self.buf[..n]) {
+                        continue;
+                    }
                     if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
                         // A refused datagram is not our problem to surface.
                         let _ = self.rtc.handle_input(Input::Receive(now, recv));
@@ -212,7 +243,10 @@ impl WebRtcClient {
             {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    let loss = &mut self.loss;
+                    if !LossSim::drop(loss.drop_every_out, &mut loss.seen_out, &t.contents) {
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    }
                 }
                 Output::Event(e) => {
                     let ev = match e {
@@ -240,6 +274,15 @@ impl WebRtcClient {
                 }
             }
         }
+    }
+
+    /// Lose every `drop_every_in`-th received and `drop_every_out`-th sent RTP packet (0 = none).
+    pub fn simulate_loss(&mut self, drop_every_in: u32, drop_every_out: u32) {
+        self.loss = LossSim {
+            drop_every_in,
+            drop_every_out,
+            ..LossSim::default()
+        };
     }
 
     /// Wait until ICE+DTLS are up and both data channels are open. Other events that arrive
