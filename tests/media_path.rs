@@ -236,3 +236,65 @@ async fn nack_and_rtx_repair_loss_in_both_directions() {
     viewer.stop().await;
     robot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_a_connected_peer_costs_nothing() {
+    use rand::RngCore;
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot-1"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    let bystander = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "b")).await;
+    let attacker = sfu
+        .connect(Endpoint::Whep, &room, &sfu.token(&room, Role::Doctor, "a"))
+        .await;
+    let media = sfu.sfu.media_addrs()[0];
+    let mut rng = rand::rng();
+    // Truncated RTP and RTCP, DTLS-looking records and noise, from the attacker's own
+    // (known, connected) address, so they reach its str0m session.
+    for i in 0..3000u32 {
+        let mut buf = vec![0u8; 1 + (rng.next_u32() % 300) as usize];
+        rng.fill_bytes(&mut buf);
+        match i % 4 {
+            0 => buf[0] = 0x80, // RTP version 2
+            1 => {
+                buf[0] = 0x81; // RTCP
+                if buf.len() > 1 {
+                    buf[1] = 200 + (i % 8) as u8;
+                }
+            }
+            2 => buf[0] = 0x17, // DTLS application data
+            _ => buf.truncate(3),
+        }
+        attacker.send_raw(&buf, media);
+        if i % 300 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let attacker = spawn_viewer_client(attacker, Instant::now());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent_before = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = robot.log.sent.load(std::sync::atomic::Ordering::SeqCst) - sent_before;
+    for (who, v) in [("bystander", &bystander), ("attacker", &attacker)] {
+        let got = v.count_between(start, Instant::now());
+        assert!(
+            got as f64 >= 0.95 * sent as f64,
+            "{who} got {got} of {sent}"
+        );
+    }
+    assert_eq!(
+        sfu.metric("bedside_session_failures_total{reason=\"panic\"}"),
+        0.0
+    );
+    attacker.stop().await;
+    bystander.stop().await;
+    robot.stop().await;
+}

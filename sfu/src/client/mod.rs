@@ -388,6 +388,12 @@ impl WebRtcClient {
         self.drain().map(|_| ())
     }
 
+    /// Send raw bytes from this peer's own socket to the server's candidate (tests of how the
+    /// server handles garbage from a known, connected address).
+    pub fn send_raw(&self, bytes: &[u8], to: SocketAddr) -> bool {
+        self.socket.try_send_to(bytes, to).is_ok()
+    }
+
     /// Leave politely: `DELETE` the session URL.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.rtc.disconnect();
