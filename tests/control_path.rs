@@ -353,3 +353,38 @@ async fn robot_agent_stops_when_the_driver_vanishes() {
     observer.stop().await;
     let _ = agent.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_ends_with_the_booking() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu
+        .connect(
+            Endpoint::Whip,
+            &room,
+            &sfu.token(&room, Role::Robot, "robot"),
+        )
+        .await;
+    let robot = spawn_robot(robot, 1);
+    // The booking ends two seconds from now: the token's `exp` says so.
+    let mut claims = bedside_proto::Claims::new("doctor", &room, Role::Doctor, 2);
+    claims.can_control = true;
+    let doctor = spawn_viewer(&sfu, &room, &sfu.sign(&claims)).await;
+    let epoch = take_lease(&doctor).await;
+    let ev = doctor
+        .wait_event(Duration::from_secs(5), |e| {
+            e["type"] == "lease" && e["reason"] == "expired"
+        })
+        .await
+        .expect("lease revoked at the token's expiry");
+    assert!(ev["holder"].is_null());
+    assert!(ev["epoch"].as_u64().unwrap() > epoch);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stops = robot_frames(&robot)
+        .iter()
+        .filter(|(_, f)| f.kind == FrameKind::Stop && f.epoch as u64 > epoch)
+        .count();
+    assert_eq!(stops, 1, "the robot was told to stop");
+    doctor.stop().await;
+    robot.stop().await;
+}

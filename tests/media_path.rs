@@ -298,3 +298,59 @@ async fn garbage_from_a_connected_peer_costs_nothing() {
     bystander.stop().await;
     robot.stop().await;
 }
+
+/// The real `bedside robot` binary publishing H.264: viewers get H.264 starting at a keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_robot_reaches_viewers() {
+    use bedside_sfu::keyframe::{is_keyframe_start, VideoCodec};
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sfu/fixtures/testsrc-320x240-baseline.h264"
+    );
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args([
+            "robot",
+            "--server",
+            &sfu.base,
+            "--room",
+            &room,
+            "--fixture",
+            fixture,
+        ])
+        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+        .args(["--max-attempts", "1"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bedside robot starts");
+    let joined = Instant::now();
+    let mut viewer = sfu
+        .connect(Endpoint::Whep, &room, &sfu.token(&room, Role::Doctor, "d"))
+        .await;
+    let h264 = viewer
+        .pt_for(str0m::format::Codec::H264)
+        .expect("h264 negotiated")
+        .pt();
+    let mut first: Option<(Instant, bool)> = None;
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(ev)) = viewer.next_event(deadline).await {
+        if let bedside_sfu::client::ClientEvent::Rtp(p) = ev {
+            if p.header.payload_type == h264 {
+                count += 1;
+                first.get_or_insert((
+                    Instant::now(),
+                    is_keyframe_start(VideoCodec::H264, &p.payload),
+                ));
+            }
+        }
+    }
+    let (at, keyframe) = first.expect("H.264 arrived");
+    assert!(keyframe, "the first H.264 packet starts a keyframe");
+    assert!(at - joined < Duration::from_millis(1500));
+    assert!(count > 60, "H.264 kept flowing: {count}");
+    let _ = viewer.close().await;
+    let _ = agent.kill().await;
+}
