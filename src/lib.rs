@@ -2,10 +2,12 @@
 //!
 //! - [`serve`]: the all-in-one server (API + SFU + web client) with embedded defaults.
 //! - [`agent`]: `bedside robot`, the headless robot agent with its watchdog.
+//! - [`media_node`]: `bedside sfu`, a media node alone for clusters.
 //! - [`web`]: the embedded browser client.
 //!
 //! Not here: flag parsing (`main.rs`), or any media or booking logic (the `sfu` and `api` crates).
 
 pub mod agent;
+pub mod media_node;
 pub mod serve;
 pub mod web;

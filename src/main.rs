@@ -1,6 +1,7 @@
 //! `bedside`: one binary for the whole product.
 //!
 //! - `bedside serve`: run API + SFU + web client with embedded defaults and print the URL.
+//! - `bedside api` / `bedside sfu`: the control plane and a media node apart, for clusters.
 //! - `bedside token`: mint a join token from the local key (development and operators).
 //! - `bedside robot`: the headless robot agent.
 //! - `bedside admin create`: create the first administrator.
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bedside::agent::{sink::Sink, AgentOptions};
-use bedside::serve::ServeOptions;
+use bedside::media_node::MediaNodeOptions;
+use bedside::serve::{Parts, ServeOptions};
 use bedside_api::{create_admin, Api, ApiConfig};
 use bedside_proto::{Claims, Role};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -45,6 +47,10 @@ enum LogFormat {
 enum Command {
     /// Run everything in one process (SQLite in the data dir unless DATABASE_URL is set).
     Serve(ServeArgs),
+    /// Run the API and web client only (the control plane of a cluster).
+    Api(ServeArgs),
+    /// Run a media node only (WHIP/WHEP), verifying tokens with the API's JWKS.
+    Sfu(SfuArgs),
     /// Mint a join token from the local signing key (for development and operators).
     Token(TokenArgs),
     /// Run the headless robot agent: publish video, obey control frames, watchdog.
@@ -85,6 +91,27 @@ struct ServeArgs {
     /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
     #[arg(long, env = "BEDSIDE_PUBLIC_URL")]
     public_url: Option<String>,
+}
+
+#[derive(Args)]
+struct SfuArgs {
+    /// HTTP address for WHIP/WHEP, /metrics and /healthz.
+    #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8090")]
+    http: SocketAddr,
+    #[arg(long, env = "BEDSIDE_BIND_IP", default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
+    #[arg(long, env = "BEDSIDE_PUBLIC_IP")]
+    public_ip: Option<IpAddr>,
+    #[arg(long, env = "BEDSIDE_UDP_PORT", default_value_t = 50000)]
+    udp_port: u16,
+    #[arg(long, env = "BEDSIDE_WORKERS")]
+    workers: Option<usize>,
+    /// The API's JWKS document, e.g. http://bedside-api:8080/.well-known/jwks.json
+    #[arg(long, env = "BEDSIDE_JWKS_URL")]
+    jwks_url: String,
+    /// How often to re-read the JWKS (key rotation), seconds.
+    #[arg(long, default_value_t = 300)]
+    jwks_refresh_secs: u64,
 }
 
 #[derive(Args)]
@@ -156,32 +183,19 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve(a) => {
-            let running = bedside::serve::start(ServeOptions {
+        Command::Serve(a) => serve(a, Parts::All).await,
+        Command::Api(a) => serve(a, Parts::Api).await,
+        Command::Sfu(a) => {
+            bedside::media_node::run_media_node(MediaNodeOptions {
                 http: a.http,
                 bind_ip: a.bind_ip,
                 public_ip: a.public_ip,
                 udp_port: a.udp_port,
-                workers: a.workers.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
-                data_dir: a.data.data_dir,
-                public_url: a.public_url,
+                workers: a.workers.unwrap_or_else(cores),
+                jwks_url: a.jwks_url,
+                jwks_refresh: Duration::from_secs(a.jwks_refresh_secs.max(10)),
             })
-            .await?;
-            println!(
-                "Bedside is running. Open http://{}/ in a browser.",
-                running.http
-            );
-            tokio::select! {
-                r = running.wait() => r,
-                _ = tokio::signal::ctrl_c() => {
-                    println!("shutting down");
-                    Ok(())
-                }
-            }
+            .await
         }
         Command::Token(a) => {
             let api = Api::open(ApiConfig::from_env(a.data.data_dir, String::new())).await?;
@@ -228,6 +242,39 @@ async fn main() -> anyhow::Result<()> {
             let config = ApiConfig::from_env(data.data_dir, String::new());
             let id = create_admin(&config, &username, &display_name, &password).await?;
             println!("created administrator {id}");
+            Ok(())
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
+    let running = bedside::serve::start_parts(
+        ServeOptions {
+            http: a.http,
+            bind_ip: a.bind_ip,
+            public_ip: a.public_ip,
+            udp_port: a.udp_port,
+            workers: a.workers.unwrap_or_else(cores),
+            data_dir: a.data.data_dir,
+            public_url: a.public_url,
+        },
+        parts,
+    )
+    .await?;
+    println!(
+        "Bedside is running. Open http://{}/ in a browser.",
+        running.http
+    );
+    tokio::select! {
+        r = running.wait() => r,
+        _ = tokio::signal::ctrl_c() => {
+            println!("shutting down");
             Ok(())
         }
     }

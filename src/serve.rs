@@ -30,7 +30,8 @@ pub struct ServeOptions {
 /// A running server: its address and a handle to stop it.
 pub struct Running {
     pub http: SocketAddr,
-    pub sfu: Sfu,
+    /// `None` when running the API alone.
+    pub sfu: Option<Sfu>,
     pub api: Api,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -43,8 +44,22 @@ impl Running {
     }
 }
 
+/// Which parts this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// API, SFU and web client (the default, one process).
+    All,
+    /// API and web client only: the control plane of a cluster.
+    Api,
+}
+
 /// Open the database, start the SFU workers, bind HTTP. Returns once everything listens.
 pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
+    start_parts(opts, Parts::All).await
+}
+
+/// [`start`] with a choice of parts.
+pub async fn start_parts(opts: ServeOptions, parts: Parts) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(opts.http)
@@ -70,21 +85,27 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         workers: opts.workers.max(1),
         ..SfuConfig::default()
     };
-    let sfu = Sfu::start(sfu_config, api.verifier(), Metrics::new(), Some(hook))
-        .await
-        .context("starting the media workers")?;
+    let sfu = match parts {
+        Parts::All => Some(
+            Sfu::start(sfu_config, api.verifier(), Metrics::new(), Some(hook))
+                .await
+                .context("starting the media workers")?,
+        ),
+        Parts::Api => None,
+    };
 
-    let app = Router::new()
-        .merge(api.router())
-        .merge(bedside_sfu::signalling::router(sfu.clone()))
-        .fallback(crate::web::asset);
+    let mut app = Router::new().merge(api.router());
+    if let Some(sfu) = &sfu {
+        app = app.merge(bedside_sfu::signalling::router(sfu.clone()));
+    }
+    let app = app.fallback(crate::web::asset);
     // Connect info gives the API the client address for its per-address login limit.
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move { axum::serve(listener, service).await });
     tracing::info!(
         %http,
         database = api.backend_name(),
-        media = ?sfu.media_addrs(),
+        media = ?sfu.as_ref().map(|s| s.media_addrs().to_vec()),
         "bedside is running"
     );
     Ok(Running {

@@ -1,0 +1,276 @@
+//! The audit log: an append-only record of who did what, when. Logins (ok and failed), logouts,
+//! users and robots created, credential rotations, bookings made and cancelled, invitations,
+//! tokens issued, and room events that the SFU reports (lease changes, e-stops).
+//!
+//! Actors and rooms are stored as opaque ids, never names. Entries are only ever appended: the
+//! store has no update or delete for them, and the schema refuses both. Not here: application
+//! logs (`tracing`), metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::api::Api;
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::store::Store;
+
+/// The kinds this crate writes. Room events from the SFU are `room.<kind>`.
+pub mod kinds {
+    pub const LOGIN_OK: &str = "login.ok";
+    pub const LOGIN_FAILED: &str = "login.failed";
+    pub const LOGOUT: &str = "logout";
+    pub const USER_CREATED: &str = "user.created";
+    pub const ROBOT_CREATED: &str = "robot.created";
+    pub const ROBOT_CREDENTIAL_ROTATED: &str = "robot.credential_rotated";
+    pub const BOOKING_CREATED: &str = "booking.created";
+    pub const BOOKING_CANCELLED: &str = "booking.cancelled";
+    pub const INVITATION_ADDED: &str = "invitation.added";
+    pub const INVITATION_REMOVED: &str = "invitation.removed";
+    pub const TOKEN_JOIN: &str = "token.join";
+    pub const TOKEN_PUBLISH: &str = "token.publish";
+    pub const ROOM_PREFIX: &str = "room.";
+}
+
+/// Room events waiting to be written; past this the oldest callers' events are dropped (and
+/// counted) rather than letting the SFU's event loop wait on the database.
+const QUEUE: usize = 4096;
+const MAX_DETAIL_BYTES: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    /// Increasing; use as the `before` cursor to page backwards.
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    /// Opaque id of the user or robot that acted, if any.
+    pub actor: Option<String>,
+    /// Room (robot id) the entry concerns, if any.
+    pub room: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// One page of entries, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Exact kind, e.g. `login.failed` or `room.estop`.
+    pub kind: Option<String>,
+    /// Opaque actor id.
+    pub actor: Option<String>,
+    /// Room (robot id).
+    pub room: Option<String>,
+    /// Entries at or after this instant (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this instant (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<u32>,
+    /// Only entries with an id below this (the previous page's `next_before`).
+    pub before: Option<i64>,
+}
+
+/// An entry to append.
+#[derive(Debug, Clone)]
+pub(crate) struct NewAuditEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub room: Option<String>,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuditFilter {
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub room: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+pub(crate) fn entry(
+    at: DateTime<Utc>,
+    kind: &str,
+    actor: Option<String>,
+    room: Option<String>,
+    detail: Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        at,
+        kind: kind.to_string(),
+        actor,
+        room,
+        detail,
+    }
+}
+
+/// A cheap, cloneable handle for writing to the audit log, for this crate and for the binary,
+/// which forwards the SFU's room events through [`AuditSink::record_room_event`].
+#[derive(Clone)]
+pub struct AuditSink {
+    store: Store,
+    clock: Clock,
+    queue: mpsc::Sender<NewAuditEntry>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditSink {
+    /// Starts the task that writes queued room events; it ends when the last sink is dropped.
+    pub(crate) fn start(store: Store, clock: Clock) -> Self {
+        let (queue, mut rx) = mpsc::channel::<NewAuditEntry>(QUEUE);
+        let writer = store.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let Err(err) = writer.append_audit(&e).await {
+                    tracing::warn!(error = %err, kind = %e.kind, "audit entry lost");
+                }
+            }
+        });
+        AuditSink {
+            store,
+            clock,
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queue a room event without waiting (safe to call from the SFU's event loop). `kind` is
+    /// stored as `room.<kind>`, e.g. `lease_changed` -> `room.lease_changed`. Invalid events and
+    /// events beyond a full queue are dropped, logged and counted in [`AuditSink::dropped`].
+    pub fn record_room_event(
+        &self,
+        room: &str,
+        actor_sub: Option<&str>,
+        kind: &str,
+        detail: Value,
+    ) {
+        let e = match self.room_entry(room, actor_sub, kind, detail) {
+            Ok(e) => e,
+            Err(err) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %err, "room event refused by the audit log");
+                return;
+            }
+        };
+        if self.queue.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("audit queue full; room event dropped");
+        }
+    }
+
+    /// Write a room event and wait until it is stored.
+    pub async fn write_room_event(
+        &self,
+        room: &str,
+        actor_sub: Option<&str>,
+        kind: &str,
+        detail: Value,
+    ) -> Result<(), ApiError> {
+        let e = self.room_entry(room, actor_sub, kind, detail)?;
+        self.store.append_audit(&e).await
+    }
+
+    /// Room events dropped so far (invalid, or the queue was full).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Append an entry written by this crate and wait until it is stored.
+    pub(crate) async fn record(
+        &self,
+        kind: &str,
+        actor: Option<Uuid>,
+        room: Option<Uuid>,
+        detail: Value,
+    ) -> Result<(), ApiError> {
+        let e = entry(
+            self.clock.now(),
+            kind,
+            actor.map(|a| a.to_string()),
+            room.map(|r| r.to_string()),
+            detail,
+        );
+        self.store.append_audit(&e).await
+    }
+
+    fn room_entry(
+        &self,
+        room: &str,
+        actor_sub: Option<&str>,
+        kind: &str,
+        detail: Value,
+    ) -> Result<NewAuditEntry, ApiError> {
+        let token_like = |s: &str| {
+            (1..=64).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !token_like(room) || !token_like(kind) || !actor_sub.is_none_or(token_like) {
+            return Err(ApiError::validation(
+                "room, kind and actor must be 1-64 characters of a-z, 0-9, '-', '_', '.'",
+            ));
+        }
+        if serde_json::to_vec(&detail).map_or(true, |b| b.len() > MAX_DETAIL_BYTES) {
+            return Err(ApiError::validation("room event detail is too large"));
+        }
+        Ok(entry(
+            self.clock.now(),
+            &format!("{}{}", kinds::ROOM_PREFIX, kind.to_ascii_lowercase()),
+            actor_sub.map(str::to_string),
+            Some(room.to_string()),
+            detail,
+        ))
+    }
+}
+
+impl Api {
+    pub(crate) async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, ApiError> {
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::validation("limit must be 1-1000"));
+        }
+        if let (Some(since), Some(until)) = (q.since, q.until) {
+            if since > until {
+                return Err(ApiError::validation("since must not be after until"));
+            }
+        }
+        let entries = self
+            .store()
+            .list_audit(&AuditFilter {
+                kind: q.kind,
+                actor: q.actor,
+                room: q.room,
+                since: q.since,
+                until: q.until,
+                before: q.before,
+                limit,
+            })
+            .await?;
+        let next_before = if entries.len() == limit as usize {
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_before,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Configuration of the control plane: where its data lives, which database it uses, the public
+//! address clients reach, and the time limits of the booking, token and session rules.
+//!
+//! [`ApiConfig::new`] gives defaults and reads nothing from the environment;
+//! [`ApiConfig::from_env`] adds the environment variables listed here. Not here: command-line
+//! parsing (the binary does that) or the SFU's settings.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::clock::Clock;
+
+/// `postgres://...` switches the store to PostgreSQL; `sqlite:...` picks another SQLite file.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// A PKCS#8 Ed25519 private key (PEM) used instead of `<data_dir>/jwt-ed25519.pem`.
+pub const ENV_JWT_PRIVATE_KEY_PEM: &str = "BEDSIDE_JWT_PRIVATE_KEY_PEM";
+/// With [`ENV_ADMIN_PASSWORD`]: the first admin, created at start if no admin exists.
+pub const ENV_ADMIN_USERNAME: &str = "BEDSIDE_ADMIN_USERNAME";
+pub const ENV_ADMIN_PASSWORD: &str = "BEDSIDE_ADMIN_PASSWORD";
+/// Optional display name of that admin (default "Administrator").
+pub const ENV_ADMIN_DISPLAY_NAME: &str = "BEDSIDE_ADMIN_DISPLAY_NAME";
+
+/// Name of the signing key file inside the data directory.
+pub const KEY_FILE_NAME: &str = "jwt-ed25519.pem";
+/// Name of the default SQLite database file inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "bedside.db";
+
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Holds the SQLite file and the signing key; created on first run.
+    pub data_dir: PathBuf,
+    /// `None`: SQLite at `<data_dir>/bedside.db`.
+    pub database_url: Option<String>,
+    /// Base URL clients use to reach the SFU, e.g. `https://bedside.example.org` (no trailing
+    /// slash needed); WHIP/WHEP URLs are `{public_url}/whip/{room}` and `{public_url}/whep/{room}`.
+    pub public_url: String,
+    /// Overrides the key file in the data directory.
+    pub jwt_private_key_pem: Option<String>,
+    /// Created at start when no admin exists.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// How long before a slot starts its participants may join (without control).
+    pub join_grace: Duration,
+    /// Longest booking.
+    pub max_booking: Duration,
+    /// Lifetime of a robot's publish token.
+    pub publish_token_ttl: Duration,
+    /// Lifetime of an access token; the client refreshes before it runs out.
+    pub access_token_ttl: Duration,
+    /// Absolute lifetime of a session (and of its refresh token), however active.
+    pub session_max_age: Duration,
+    /// A session with no request for this long is ended.
+    pub idle_timeout: Duration,
+    pub login_limits: LoginLimits,
+    /// Take the client address for the login limiter from the first `X-Forwarded-For` entry.
+    /// Only safe behind a proxy that sets that header itself.
+    pub trust_forwarded_for: bool,
+    /// Size of the database connection pool.
+    pub max_db_connections: u32,
+    pub clock: Clock,
+}
+
+/// Failed-login limits. Counted in memory, per process: with several API replicas behind a load
+/// balancer each replica counts on its own.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    /// Failed logins per username within `window` before further attempts get 429.
+    pub per_account: u32,
+    /// Failed logins per client address within `window` before further attempts get 429.
+    pub per_address: u32,
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            per_account: 5,
+            per_address: 20,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BootstrapAdmin").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    // Hand-written so that the key, the admin password and database credentials never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.backend_name())
+            .field("public_url", &self.public_url)
+            .field("jwt_private_key_pem", &self.jwt_private_key_pem.is_some())
+            .field("bootstrap_admin", &self.bootstrap_admin.is_some())
+            .field("join_grace", &self.join_grace)
+            .field("max_booking", &self.max_booking)
+            .field("publish_token_ttl", &self.publish_token_ttl)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("session_max_age", &self.session_max_age)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("login_limits", &self.login_limits)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("max_db_connections", &self.max_db_connections)
+            .finish()
+    }
+}
+
+impl ApiConfig {
+    /// Defaults: SQLite in `data_dir`, 5 min join grace, 4 h maximum booking, 12 h publish
+    /// tokens, 15 min access tokens, 12 h sessions, 30 min idle timeout. Reads no environment.
+    pub fn new(data_dir: PathBuf, public_url: String) -> Self {
+        ApiConfig {
+            data_dir,
+            database_url: None,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            jwt_private_key_pem: None,
+            bootstrap_admin: None,
+            join_grace: Duration::from_secs(5 * 60),
+            max_booking: Duration::from_secs(4 * 3600),
+            publish_token_ttl: Duration::from_secs(12 * 3600),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            session_max_age: Duration::from_secs(12 * 3600),
+            idle_timeout: Duration::from_secs(30 * 60),
+            login_limits: LoginLimits::default(),
+            trust_forwarded_for: false,
+            max_db_connections: 10,
+            clock: Clock::system(),
+        }
+    }
+
+    /// [`ApiConfig::new`] plus [`ENV_DATABASE_URL`], [`ENV_JWT_PRIVATE_KEY_PEM`] and the
+    /// bootstrap admin variables. Empty variables count as unset.
+    pub fn from_env(data_dir: PathBuf, public_url: String) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut config = Self::new(data_dir, public_url);
+        config.database_url = var(ENV_DATABASE_URL);
+        config.jwt_private_key_pem = var(ENV_JWT_PRIVATE_KEY_PEM);
+        if let (Some(username), Some(password)) = (var(ENV_ADMIN_USERNAME), var(ENV_ADMIN_PASSWORD))
+        {
+            config.bootstrap_admin = Some(BootstrapAdmin {
+                username,
+                password,
+                display_name: var(ENV_ADMIN_DISPLAY_NAME)
+                    .unwrap_or_else(|| "Administrator".to_string()),
+            });
+        }
+        config
+    }
+
+    /// "sqlite" or "postgres", for logs (never the URL, which may hold a password).
+    pub fn backend_name(&self) -> &'static str {
+        match self.database_url.as_deref() {
+            Some(url) if is_postgres_url(url) => "postgres",
+            _ => "sqlite",
+        }
+    }
+
+    pub(crate) fn whep_url(&self, room: &str) -> String {
+        format!("{}/whep/{room}", self.public_url.trim_end_matches('/'))
+    }
+
+    pub(crate) fn whip_url(&self, room: &str) -> String {
+        format!("{}/whip/{room}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_debug_hide_secrets() {
+        let mut c = ApiConfig::new("/tmp/x".into(), "https://h.example/".into());
+        assert_eq!(c.whep_url("r1"), "https://h.example/whep/r1");
+        assert_eq!(c.whip_url("r1"), "https://h.example/whip/r1");
+        c.database_url = Some("postgres://u:hunter2@db/x".into());
+        c.bootstrap_admin = Some(BootstrapAdmin {
+            username: "root".into(),
+            display_name: "Root".into(),
+            password: "hunter2hunter2".into(),
+        });
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres"));
+    }
+}

@@ -1,0 +1,103 @@
+//! HTTP handlers for robots: list, register, rotate a credential, get a publish token, busy slots.
+//!
+//! Thin: extract, call the domain (`crate::robots`), shape the response. Not here: the rules.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{AdminUser, CurrentUser, JsonBody, PathParams, QueryParams, RobotCredential};
+use crate::api::Api;
+use crate::error::{ApiError, ErrorBody};
+use crate::robots::{
+    BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, Robot, RobotCreated,
+};
+
+pub(super) fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list_robots, create_robot))
+        .routes(routes!(rotate_credential))
+        .routes(routes!(publish_token))
+        .routes(routes!(busy))
+}
+
+/// All robots (any logged-in user).
+#[utoipa::path(get, path = "/api/robots", tag = "robots", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Robots", body = [Robot]),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn list_robots(
+    State(api): State<Api>,
+    CurrentUser(_caller): CurrentUser,
+) -> Result<Json<Vec<Robot>>, ApiError> {
+    api.list_robots().await.map(Json)
+}
+
+/// Register a robot (admins). The credential in the answer is shown only once.
+#[utoipa::path(post, path = "/api/robots", tag = "robots", security(("bearer" = [])), request_body = NewRobot,
+    responses(
+        (status = 201, description = "Registered", body = RobotCreated),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+async fn create_robot(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    JsonBody(new): JsonBody<NewRobot>,
+) -> Result<(StatusCode, Json<RobotCreated>), ApiError> {
+    let (robot, credential) = api.create_robot_by(Some(&actor), new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RobotCreated { robot, credential }),
+    ))
+}
+
+/// Replace a robot's credential (admins); the old one stops working at once.
+#[utoipa::path(post, path = "/api/robots/{id}/credential", tag = "robots", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")),
+    responses(
+        (status = 200, description = "New credential, shown once", body = CredentialResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+async fn rotate_credential(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<Json<CredentialResponse>, ApiError> {
+    let credential = api.rotate_robot_credential(&actor, id).await?;
+    Ok(Json(CredentialResponse { credential }))
+}
+
+/// The robot's token for publishing its camera and microphone (`Authorization: Robot <credential>`).
+#[utoipa::path(post, path = "/api/robots/{id}/publish-token", tag = "robots", security(("robot_credential" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")),
+    responses(
+        (status = 200, description = "Publish token", body = PublishTokenResponse),
+        (status = 401, description = "Unknown robot or wrong credential", body = ErrorBody),
+    ))]
+async fn publish_token(
+    State(api): State<Api>,
+    PathParams(id): PathParams<Uuid>,
+    RobotCredential(credential): RobotCredential,
+) -> Result<Json<PublishTokenResponse>, ApiError> {
+    api.publish_token(id, &credential).await.map(Json)
+}
+
+/// When a robot is booked, without who booked it (any logged-in user, to plan a booking).
+#[utoipa::path(get, path = "/api/robots/{id}/busy", tag = "robots", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id"), BusyQuery),
+    responses(
+        (status = 200, description = "Booked slots in the window", body = [BusySlot]),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+async fn busy(
+    State(api): State<Api>,
+    CurrentUser(_caller): CurrentUser,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<BusyQuery>,
+) -> Result<Json<Vec<BusySlot>>, ApiError> {
+    api.busy_slots(id, q).await.map(Json)
+}

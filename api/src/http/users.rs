@@ -1,0 +1,59 @@
+//! HTTP handlers for users: create (admins) and list (admins; doctors choosing invitees).
+//!
+//! Thin: extract, call the domain (`crate::users`), shape the response. Not here: the rules.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{AdminUser, CurrentUser, JsonBody, QueryParams};
+use crate::api::Api;
+use crate::error::{ApiError, ErrorBody};
+use crate::users::{NewUser, User, UserListItem, UserRole};
+
+pub(super) fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new().routes(routes!(create_user, list_users))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserQuery {
+    /// Only users with this role.
+    role: Option<UserRole>,
+}
+
+/// Create a user (admins).
+#[utoipa::path(post, path = "/api/users", tag = "users", security(("bearer" = [])), request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "Username taken (`username_taken`)", body = ErrorBody),
+        (status = 422, description = "Invalid username, display name, password or role", body = ErrorBody),
+    ))]
+async fn create_user(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    JsonBody(new): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = api.create_user_by(&actor, new).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// List users. Admins see everyone with usernames; doctors see doctors and students without
+/// usernames (to invite them); students are refused.
+#[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])), params(UserQuery),
+    responses(
+        (status = 200, description = "Users", body = [UserListItem]),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+async fn list_users(
+    State(api): State<Api>,
+    CurrentUser(actor): CurrentUser,
+    QueryParams(q): QueryParams<UserQuery>,
+) -> Result<Json<Vec<UserListItem>>, ApiError> {
+    api.list_users(&actor, q.role).await.map(Json)
+}

@@ -1,0 +1,228 @@
+//! The audit log: what gets recorded, filters and paging, room events from the SFU, no personal
+//! data, and that the schema itself refuses to change or delete entries.
+
+use bedside_api::UserRole;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection as _;
+
+use crate::common::{bearer, from_now, id_of, minutes, Backend, TestApp};
+
+backend_tests!(audit_records_filters_and_pages, audit_log_is_append_only);
+
+fn entries(page: &Value) -> &Vec<Value> {
+    page["entries"].as_array().expect("entries")
+}
+
+fn kinds(page: &Value) -> Vec<String> {
+    entries(page)
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn audit_records_filters_and_pages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.user(UserRole::Admin).await;
+    let doctor = app.user(UserRole::Doctor).await;
+    let student = app.user(UserRole::Student).await;
+    let (robot, _) = app.robot().await;
+    let room = robot.to_string();
+
+    app.login(&doctor.username, "wrong password").await;
+    app.login("no-such-user", "wrong password").await;
+    let (_, booking) = app
+        .book(
+            &doctor.token,
+            robot,
+            from_now(minutes(2)),
+            from_now(minutes(30)),
+        )
+        .await;
+    let path = format!("/api/bookings/{}", id_of(&booking));
+    app.post(
+        &format!("{path}/invitations"),
+        &doctor.token,
+        json!({ "user_id": student.id, "role": "observer" }),
+    )
+    .await;
+    assert_eq!(
+        app.post(&format!("{path}/join"), &student.token, json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    app.post(&format!("{path}/cancel"), &doctor.token, json!({}))
+        .await;
+    app.post(
+        &format!("/api/robots/{robot}/credential"),
+        &admin.token,
+        json!({}),
+    )
+    .await;
+    app.call(
+        Method::POST,
+        "/api/auth/logout",
+        Some(&bearer(&student.token)),
+        None,
+    )
+    .await;
+
+    // Room events from the SFU: awaited, and fire-and-forget.
+    let sink = app.api.audit_sink();
+    let doctor_sub = doctor.id.to_string();
+    sink.write_room_event(
+        &room,
+        Some(&doctor_sub),
+        "lease_changed",
+        json!({ "epoch": 3 }),
+    )
+    .await
+    .unwrap();
+    sink.record_room_event(&room, None, "estop", json!({ "by": doctor_sub }));
+    assert!(sink
+        .write_room_event("bad room!", None, "estop", json!({}))
+        .await
+        .is_err());
+    sink.record_room_event(&room, None, "no spaces please", json!({}));
+    assert_eq!(sink.dropped(), 1);
+
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        (_, page) = app.get("/api/audit?kind=room.estop", &admin.token).await;
+        if !entries(&page).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        kinds(&page),
+        vec!["room.estop"],
+        "queued room event is written"
+    );
+
+    let (status, all) = app.get("/api/audit?limit=1000", &admin.token).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = kinds(&all);
+    for kind in [
+        "user.created",
+        "robot.created",
+        "login.ok",
+        "login.failed",
+        "booking.created",
+        "invitation.added",
+        "token.join",
+        "booking.cancelled",
+        "robot.credential_rotated",
+        "logout",
+        "room.lease_changed",
+        "room.estop",
+    ] {
+        assert!(seen.iter().any(|k| k == kind), "{kind} not in {seen:?}");
+    }
+    // Newest first, ids strictly decreasing.
+    let ids: Vec<i64> = entries(&all)
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+
+    // Opaque ids only: no usernames or display names anywhere in the log.
+    let text = all.to_string();
+    for name in [
+        &doctor.username,
+        &student.username,
+        &admin.username,
+        &"no-such-user".to_string(),
+        &"Test doctor".to_string(),
+    ] {
+        assert!(!text.contains(name.as_str()), "audit log contains {name}");
+    }
+
+    // Filters.
+    let (_, failed) = app.get("/api/audit?kind=login.failed", &admin.token).await;
+    let failed = entries(&failed);
+    assert_eq!(failed.len(), 2);
+    assert!(failed
+        .iter()
+        .any(|e| e["actor"] == doctor.id.to_string() && e["detail"]["reason"] == "wrong_password"));
+    assert!(failed
+        .iter()
+        .any(|e| e["actor"].is_null() && e["detail"]["reason"] == "unknown_user"));
+    let (_, by_doctor) = app
+        .get(&format!("/api/audit?actor={}", doctor.id), &admin.token)
+        .await;
+    assert!(entries(&by_doctor)
+        .iter()
+        .all(|e| e["actor"] == doctor.id.to_string()));
+    assert!(kinds(&by_doctor).contains(&"booking.created".to_string()));
+    let (_, in_room) = app
+        .get(&format!("/api/audit?room={room}"), &admin.token)
+        .await;
+    assert!(entries(&in_room).iter().all(|e| e["room"] == room.as_str()));
+    assert!(entries(&in_room).len() >= 7, "{in_room}");
+    let join = entries(&in_room)
+        .iter()
+        .find(|e| e["kind"] == "token.join")
+        .unwrap();
+    assert_eq!(join["actor"], student.id.to_string());
+    assert_eq!(join["detail"]["role"], "observer");
+    let future = crate::common::rfc3339(from_now(chrono::Duration::days(1)));
+    let (_, none) = app
+        .get(&format!("/api/audit?since={future}"), &admin.token)
+        .await;
+    assert!(entries(&none).is_empty());
+    let (_, all_until) = app
+        .get(
+            &format!("/api/audit?until={future}&limit=1000"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(entries(&all_until).len(), entries(&all).len());
+
+    // Paging by cursor walks the whole log exactly once.
+    let mut walked = Vec::new();
+    let mut next = String::from("/api/audit?limit=3");
+    loop {
+        let (status, page) = app.get(&next, &admin.token).await;
+        assert_eq!(status, StatusCode::OK);
+        walked.extend(entries(&page).iter().map(|e| e["id"].as_i64().unwrap()));
+        match page["next_before"].as_i64() {
+            Some(before) => next = format!("/api/audit?limit=3&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, ids);
+    assert_eq!(
+        app.get("/api/audit?limit=0", &admin.token).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+async fn audit_log_is_append_only(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.user(UserRole::Doctor).await;
+    let statements = [
+        "UPDATE audit_log SET kind = 'forged'",
+        "DELETE FROM audit_log",
+    ];
+    if let crate::common::Backend::Postgres(db) = &app.backend {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        for sql in statements.iter().chain(["TRUNCATE audit_log"].iter()) {
+            let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    } else {
+        let file = app.dir.path().join("bedside.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        for sql in statements {
+            let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    }
+    let admin = app.user(UserRole::Admin).await;
+    let (_, page) = app.get("/api/audit?kind=user.created", &admin.token).await;
+    assert_eq!(entries(&page).len(), 2, "nothing was changed or lost");
+}

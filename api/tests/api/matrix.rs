@@ -1,0 +1,175 @@
+//! Every endpoint against every kind of caller, with the expected status of each cell written
+//! down as a table and checked in one loop.
+
+use bedside_api::UserRole;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{bearer, from_now, id_of, minutes, rfc3339, Backend, TestApp};
+
+backend_tests!(authorization_matrix);
+
+/// The callers, in column order.
+const CALLERS: [&str; 6] = [
+    "admin",
+    "doctor",
+    "student",
+    "anonymous",
+    "logged-out",
+    "robot",
+];
+
+struct Row {
+    method: Method,
+    /// With placeholders {robot}, {robot2}, {booking}, {booking2}, {doctor2}.
+    path: &'static str,
+    body: Option<Value>,
+    expect: [u16; 6],
+}
+
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 6]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+async fn authorization_matrix(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        // The login rows fail on purpose once per column; keep the limiter out of the table.
+        c.login_limits.per_account = 1000;
+        c.login_limits.per_address = 1000;
+    })
+    .await;
+    let admin = app.user(UserRole::Admin).await;
+    let doctor = app.user(UserRole::Doctor).await;
+    let doctor2 = app.user(UserRole::Doctor).await;
+    let student = app.user(UserRole::Student).await;
+    let gone = app.user(UserRole::Doctor).await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/auth/logout",
+            Some(&bearer(&gone.token)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (robot, credential) = app.robot().await;
+    let (robot2, _) = app.robot().await;
+
+    // `booking`: in its join window, the student invited as observer. `booking2`: to cancel.
+    let (_, booking) = app
+        .book(
+            &doctor.token,
+            robot,
+            from_now(minutes(2)),
+            from_now(minutes(62)),
+        )
+        .await;
+    let (_, booking2) = app
+        .book(
+            &doctor.token,
+            robot,
+            from_now(minutes(120)),
+            from_now(minutes(180)),
+        )
+        .await;
+    for b in [&booking, &booking2] {
+        let path = format!("/api/bookings/{}/invitations", id_of(b));
+        let (status, _) = app
+            .post(
+                &path,
+                &doctor.token,
+                json!({ "user_id": student.id, "role": "observer" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    let auth: [Option<String>; 6] = [
+        Some(bearer(&admin.token)),
+        Some(bearer(&doctor.token)),
+        Some(bearer(&student.token)),
+        None,
+        Some(bearer(&gone.token)),
+        Some(format!("Robot {credential}")),
+    ];
+    let new_user = json!({ "username": "matrix-user", "display_name": "M", "password": "long enough password", "role": "student" });
+    let new_robot = json!({ "name": "M", "ward": "W" });
+    let new_booking = json!({
+        "robot_id": robot,
+        "starts_at": rfc3339(from_now(chrono::Duration::days(1))),
+        "ends_at": rfc3339(from_now(chrono::Duration::days(1) + minutes(30))),
+    });
+    let login = json!({ "username": doctor.username, "password": "wrong password" });
+    let invite = json!({ "user_id": doctor2.id, "role": "consultant" });
+    use Method as M;
+
+    #[rustfmt::skip]
+    let table = [
+        //                                                                     admin doctor student anon  out  robot
+        row(M::GET,    "/healthz",                                     None,                    [200, 200, 200, 200, 200, 200]),
+        row(M::GET,    "/.well-known/jwks.json",                       None,                    [200, 200, 200, 200, 200, 200]),
+        row(M::GET,    "/api/openapi.json",                            None,                    [200, 200, 200, 200, 200, 200]),
+        row(M::POST,   "/api/auth/login",                              Some(login),             [401, 401, 401, 401, 401, 401]),
+        row(M::POST,   "/api/auth/refresh",                            Some(json!({"refresh_token": "bsr_x"})), [401, 401, 401, 401, 401, 401]),
+        row(M::GET,    "/api/me",                                      None,                    [200, 200, 200, 401, 401, 401]),
+        row(M::GET,    "/api/users",                                   None,                    [200, 200, 403, 401, 401, 401]),
+        row(M::GET,    "/api/users?role=admin",                        None,                    [200, 403, 403, 401, 401, 401]),
+        row(M::POST,   "/api/users",                                   Some(new_user),          [201, 403, 403, 401, 401, 401]),
+        row(M::GET,    "/api/robots",                                  None,                    [200, 200, 200, 401, 401, 401]),
+        row(M::POST,   "/api/robots",                                  Some(new_robot),         [201, 403, 403, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot2}/credential",              None,                    [200, 403, 403, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot}/publish-token",            None,                    [401, 401, 401, 401, 401, 200]),
+        row(M::GET,    "/api/robots/{robot}/busy",                     None,                    [200, 200, 200, 401, 401, 401]),
+        row(M::POST,   "/api/bookings",                                Some(new_booking),       [403, 201, 403, 401, 401, 401]),
+        row(M::GET,    "/api/bookings",                                None,                    [200, 200, 200, 401, 401, 401]),
+        row(M::GET,    "/api/bookings/{booking}",                      None,                    [200, 200, 200, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking}/invitations",          Some(invite),            [403, 201, 403, 401, 401, 401]),
+        row(M::DELETE, "/api/bookings/{booking}/invitations/{doctor2}", None,                   [403, 204, 403, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking}/join",                 None,                    [403, 200, 200, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking2}/cancel",              None,                    [200, 200, 403, 401, 401, 401]),
+        row(M::GET,    "/api/audit",                                   None,                    [200, 403, 403, 401, 401, 401]),
+        row(M::POST,   "/api/auth/logout",                             None,                    [204, 204, 204, 401, 401, 401]),
+    ];
+
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for r in &table {
+        let path = r
+            .path
+            .replace("{robot}", &robot.to_string())
+            .replace("{robot2}", &robot2.to_string())
+            .replace("{booking}", &id_of(&booking).to_string())
+            .replace("{booking2}", &id_of(&booking2).to_string())
+            .replace("{doctor2}", &doctor2.id.to_string());
+        for (caller, (header, expected)) in CALLERS.iter().zip(auth.iter().zip(r.expect)) {
+            let (status, body) = app
+                .call(r.method.clone(), &path, header.as_deref(), r.body.as_ref())
+                .await;
+            cells += 1;
+            if status.as_u16() != expected {
+                failures.push(format!(
+                    "{} {} as {caller}: expected {expected}, got {status} {body}",
+                    r.method, r.path
+                ));
+            }
+            if status.is_client_error() && body.get("error").is_none() {
+                failures.push(format!(
+                    "{} {} as {caller}: error without JSON body: {body}",
+                    r.method, r.path
+                ));
+            }
+        }
+    }
+    assert_eq!(cells, table.len() * CALLERS.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,69 @@
+//! `bedside sfu`: a media node on its own, for clusters (the Kubernetes `sfu` StatefulSet).
+//!
+//! It serves WHIP/WHEP and `/metrics` and verifies join tokens with the public keys it fetches
+//! from the API's JWKS URL, refreshed every few minutes so that a key rotation on the API
+//! reaches it without a restart. It holds no database and no private key.
+//!
+//! Not here: the API (run `bedside api`), or room-to-node routing between several media nodes
+//! (the cascade is future work: today a cluster runs one media node per robot group).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use bedside_proto::TokenVerifier;
+use bedside_sfu::{Metrics, Sfu, SfuConfig};
+
+pub struct MediaNodeOptions {
+    pub http: SocketAddr,
+    pub bind_ip: IpAddr,
+    pub public_ip: Option<IpAddr>,
+    pub udp_port: u16,
+    pub workers: usize,
+    pub jwks_url: String,
+    pub jwks_refresh: Duration,
+}
+
+async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
+    let doc: serde_json::Value = reqwest::get(url)
+        .await
+        .with_context(|| format!("fetching JWKS from {url}"))?
+        .error_for_status()?
+        .json()
+        .await
+        .context("JWKS is not JSON")?;
+    TokenVerifier::from_jwks(&doc).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
+    let verifier = fetch_jwks(&opts.jwks_url).await?;
+    let config = SfuConfig {
+        bind_ip: opts.bind_ip,
+        public_ip: opts.public_ip,
+        udp_port: opts.udp_port,
+        workers: opts.workers.max(1),
+        ..SfuConfig::default()
+    };
+    let sfu = Sfu::start(config, verifier, Metrics::new(), None).await?;
+    let refresher = sfu.clone();
+    let (url, every) = (opts.jwks_url.clone(), opts.jwks_refresh);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match fetch_jwks(&url).await {
+                Ok(v) => refresher.set_verifier(v),
+                // Keep the keys we have: the API being down must not lock everyone out.
+                Err(e) => tracing::warn!(error = %e, "JWKS refresh failed"),
+            }
+        }
+    });
+    let app = Router::new()
+        .merge(bedside_sfu::signalling::router(sfu.clone()))
+        .route("/healthz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(opts.http).await?;
+    println!("Bedside media node on http://{}/", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
