@@ -60,6 +60,15 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
 
 /// [`start`] with a choice of parts.
 pub async fn start_parts(opts: ServeOptions, parts: Parts) -> anyhow::Result<Running> {
+    start_configured(opts, parts, |_| {}).await
+}
+
+/// [`start_parts`], letting the caller adjust the API configuration (tests shift its clock).
+pub async fn start_configured(
+    opts: ServeOptions,
+    parts: Parts,
+    configure: impl FnOnce(&mut ApiConfig),
+) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(opts.http)
@@ -70,7 +79,9 @@ pub async fn start_parts(opts: ServeOptions, parts: Parts) -> anyhow::Result<Run
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http}"));
-    let api = Api::open(ApiConfig::from_env(opts.data_dir.clone(), public_url))
+    let mut config = ApiConfig::from_env(opts.data_dir.clone(), public_url);
+    configure(&mut config);
+    let api = Api::open(config)
         .await
         .context("opening the API database")?;
 
@@ -94,6 +105,13 @@ pub async fn start_parts(opts: ServeOptions, parts: Parts) -> anyhow::Result<Run
         Parts::Api => None,
     };
 
+    if let Some(sfu) = &sfu {
+        let sfu = sfu.clone();
+        api.set_lease_revoker(Arc::new(move |room: String| {
+            let sfu = sfu.clone();
+            Box::pin(async move { sfu.revoke_lease(&room).await })
+        }));
+    }
     let mut app = Router::new().merge(api.router());
     if let Some(sfu) = &sfu {
         app = app.merge(bedside_sfu::signalling::router(sfu.clone()));

@@ -34,6 +34,7 @@ struct Inner {
     limiter: Mutex<LoginLimiter>,
     audit: AuditSink,
     openapi_json: OnceLock<serde_json::Value>,
+    lease_revoker: OnceLock<crate::lease_admin::LeaseRevoker>,
 }
 
 impl Api {
@@ -60,8 +61,19 @@ impl Api {
                 store,
                 audit,
                 openapi_json: OnceLock::new(),
+                lease_revoker: OnceLock::new(),
             }),
         })
+    }
+
+    /// Connect `POST /api/robots/{id}/lease/revoke` to the media plane. Set once; later calls
+    /// are ignored.
+    pub fn set_lease_revoker(&self, revoker: crate::lease_admin::LeaseRevoker) {
+        let _ = self.inner.lease_revoker.set(revoker);
+    }
+
+    pub(crate) fn lease_revoker(&self) -> Option<crate::lease_admin::LeaseRevoker> {
+        self.inner.lease_revoker.get().cloned()
     }
 
     /// Every route of the API with its state applied. Serve it with

@@ -21,6 +21,7 @@ mod error;
 mod http;
 mod join;
 mod keys;
+mod lease_admin;
 mod openapi;
 mod password;
 mod ratelimit;
@@ -40,5 +41,6 @@ pub use config::{
 };
 pub use error::{ApiError, ConflictSlot, ErrorBody};
 pub use join::JoinResponse;
+pub use lease_admin::LeaseRevoker;
 pub use robots::{PublishTokenResponse, Robot};
 pub use users::{User, UserRole};

@@ -347,3 +347,22 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
 pub fn room() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// [`spawn_robot`] for a client that still has to finish connecting.
+pub async fn spawn_robot_ready(mut client: WebRtcClient) -> RobotHandle {
+    client
+        .wait_ready(Duration::from_secs(5))
+        .await
+        .expect("robot connects");
+    spawn_robot(client, 1)
+}
+
+/// [`spawn_viewer_client`] for a client that still has to finish connecting.
+pub async fn spawn_viewer_client_ready(mut client: WebRtcClient) -> ViewerHandle {
+    let joined = Instant::now();
+    client
+        .wait_ready(Duration::from_secs(5))
+        .await
+        .expect("viewer connects");
+    spawn_viewer_client(client, joined)
+}

@@ -22,6 +22,26 @@ pub(super) fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rotate_credential))
         .routes(routes!(publish_token))
         .routes(routes!(busy))
+        .routes(routes!(revoke_lease))
+}
+
+/// Take the control lease away from whoever holds it in the robot's room (admins). The robot
+/// gets a stop frame first, then everyone in the room hears `lease` with reason `revoked`.
+#[utoipa::path(post, path = "/api/robots/{id}/lease/revoke", tag = "robots", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")),
+    responses(
+        (status = 204, description = "Revoked (or nobody held it)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such robot, or nobody in its room", body = ErrorBody),
+        (status = 409, description = "This process runs no media plane", body = ErrorBody),
+    ))]
+async fn revoke_lease(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    api.revoke_lease(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// All robots (any logged-in user).

@@ -91,6 +91,7 @@ async fn openapi_lists_every_path(backend: Backend) {
         ("/api/robots/{id}/credential", &["post"]),
         ("/api/robots/{id}/publish-token", &["post"]),
         ("/api/robots/{id}/busy", &["get"]),
+        ("/api/robots/{id}/lease/revoke", &["post"]),
         ("/api/bookings", &["get", "post"]),
         ("/api/bookings/{id}", &["get"]),
         ("/api/bookings/{id}/cancel", &["post"]),

@@ -125,6 +125,8 @@ async fn authorization_matrix(backend: Backend) {
         row(M::POST,   "/api/robots/{robot2}/credential",              None,                    [200, 403, 403, 401, 401, 401]),
         row(M::POST,   "/api/robots/{robot}/publish-token",            None,                    [401, 401, 401, 401, 401, 200]),
         row(M::GET,    "/api/robots/{robot}/busy",                     None,                    [200, 200, 200, 401, 401, 401]),
+        // The API runs without a media plane here: an admin is told so (409).
+        row(M::POST,   "/api/robots/{robot}/lease/revoke",             None,                    [409, 403, 403, 401, 401, 401]),
         row(M::POST,   "/api/bookings",                                Some(new_booking),       [403, 201, 403, 401, 401, 401]),
         row(M::GET,    "/api/bookings",                                None,                    [200, 200, 200, 401, 401, 401]),
         row(M::GET,    "/api/bookings/{booking}",                      None,                    [200, 200, 200, 401, 401, 401]),
