@@ -66,8 +66,12 @@ pub struct Telemetry {
 pub enum ServerEvent {
     /// First message on a new session: who you are.
     Welcome { you: Participant },
-    /// Everyone in the room now (sent on every join and leave).
+    /// Everyone in the room now: sent once, to a participant that just joined.
     Presence { participants: Vec<Participant> },
+    /// Someone joined (sent to everyone already in the room).
+    Joined { participant: Participant },
+    /// Someone left (sent to everyone still in the room).
+    Left { id: String },
     /// The lease changed. Sent after the stop frame went to the robot.
     Lease {
         holder: Option<String>,

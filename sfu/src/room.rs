@@ -58,6 +58,7 @@ pub enum Admission {
 pub enum Target {
     One(SessionId),
     All,
+    AllBut(SessionId),
 }
 
 /// What the shell must do, in order.
@@ -240,7 +241,15 @@ impl Room {
                 },
             );
         }
-        self.broadcast_presence();
+        // The newcomer gets the whole room once; everyone else only the change. Sending the
+        // full list to everyone on every join would cost O(n^2) bytes as a class fills up.
+        self.send_presence_to(id);
+        self.send_to_others(
+            id,
+            ServerEvent::Joined {
+                participant: participant(id, &member),
+            },
+        );
     }
 
     /// A session left (goodbye, ICE timeout, DTLS failure or replaced).
@@ -259,7 +268,7 @@ impl Room {
         }
         self.gate.forget(id);
         self.lease_input(LeaseInput::Leave { id }, now);
-        self.broadcast_presence();
+        self.send(Target::All, ServerEvent::Left { id: id.to_string() });
     }
 
     /// An RTP packet from `from`. Returns where it goes, or `None` to drop it.
@@ -558,13 +567,17 @@ impl Room {
         );
     }
 
-    fn broadcast_presence(&mut self) {
+    fn send_presence_to(&mut self, to: SessionId) {
         let participants = self
             .order
             .iter()
             .filter_map(|id| self.members.get(id).map(|m| participant(*id, m)))
             .collect();
-        self.send(Target::All, ServerEvent::Presence { participants });
+        self.send(Target::One(to), ServerEvent::Presence { participants });
+    }
+
+    fn send_to_others(&mut self, except: SessionId, event: ServerEvent) {
+        self.send(Target::AllBut(except), event);
     }
 
     fn send(&mut self, to: Target, event: ServerEvent) {
@@ -685,6 +698,40 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons, vec!["not_holder", "observer", "robot"]);
+    }
+
+    #[test]
+    fn presence_is_a_snapshot_for_the_newcomer_and_deltas_for_the_rest() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        let late = SessionId(7);
+        r.join(late, member(Role::Observer, "late", false), now);
+        let out = drain(&mut r);
+        let to_late: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event {
+                    to: Target::One(id),
+                    json,
+                } if *id == late => Some(&**json),
+                _ => None,
+            })
+            .collect();
+        let snapshot = to_late
+            .iter()
+            .find(|j| j.contains(r#""type":"presence""#))
+            .expect("snapshot");
+        assert_eq!(
+            snapshot.matches(r#""role""#).count(),
+            5,
+            "all five members listed"
+        );
+        assert!(out.iter().any(|o| matches!(o,
+            Output::Event { to: Target::AllBut(id), json } if *id == late && json.contains(r#""type":"joined""#))));
+        r.leave(late, now);
+        let out = drain(&mut r);
+        assert!(out.iter().any(|o| matches!(o,
+            Output::Event { to: Target::All, json } if json.contains(r#""type":"left""#) && json.contains(r#""id":"s7""#))));
     }
 
     #[test]

@@ -508,6 +508,12 @@ impl Worker {
                     let targets: Vec<SessionId> = match to {
                         Target::One(id) => vec![id],
                         Target::All => room.member_ids().to_vec(),
+                        Target::AllBut(except) => room
+                            .member_ids()
+                            .iter()
+                            .copied()
+                            .filter(|id| *id != except)
+                            .collect(),
                     };
                     for id in targets {
                         if let Some(p) = self.peers.get_mut(&id) {
