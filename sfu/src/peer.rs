@@ -31,6 +31,8 @@ use crate::SessionId;
 const MAX_PENDING_EVENTS: usize = 256;
 
 /// What a peer produced that the worker must route.
+// Packets are the common case and move once; boxing them would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PeerEvent {
     Connected,

@@ -85,6 +85,18 @@ pub enum Output {
     },
 }
 
+/// What the room needs to know of one publisher packet.
+#[derive(Debug, Clone, Copy)]
+pub struct RtpIn {
+    pub kind: TrackKind,
+    pub ssrc: u32,
+    /// Extended (rollover-free) sequence number.
+    pub seq: u64,
+    pub ts: u32,
+    /// The payload starts a keyframe (see `keyframe.rs`).
+    pub keyframe_start: bool,
+}
+
 /// Where one publisher packet goes.
 #[derive(Debug)]
 pub struct Fanout<'a> {
@@ -272,19 +284,17 @@ impl Room {
     }
 
     /// An RTP packet from `from`. Returns where it goes, or `None` to drop it.
-    pub fn on_rtp(
-        &mut self,
-        from: SessionId,
-        kind: TrackKind,
-        ssrc: u32,
-        seq: u64,
-        ts: u32,
-        keyframe_start: bool,
-        now: Instant,
-    ) -> Option<Fanout<'_>> {
+    pub fn on_rtp(&mut self, from: SessionId, pkt: RtpIn, now: Instant) -> Option<Fanout<'_>> {
         if self.publisher != Some(from) {
             return None;
         }
+        let RtpIn {
+            kind,
+            ssrc,
+            seq,
+            ts,
+            keyframe_start,
+        } = pkt;
         let src = Source {
             session: from.0,
             ssrc,
@@ -791,10 +801,30 @@ mod tests {
         let mut r = full_room(now);
         // A viewer cannot inject media.
         assert!(r
-            .on_rtp(DOC, TrackKind::Video, 5, 1, 0, true, now)
+            .on_rtp(
+                DOC,
+                RtpIn {
+                    kind: TrackKind::Video,
+                    ssrc: 5,
+                    seq: 1,
+                    ts: 0,
+                    keyframe_start: true
+                },
+                now
+            )
             .is_none());
         let f = r
-            .on_rtp(ROBOT, TrackKind::Video, 5, 1, 0, false, now)
+            .on_rtp(
+                ROBOT,
+                RtpIn {
+                    kind: TrackKind::Video,
+                    ssrc: 5,
+                    seq: 1,
+                    ts: 0,
+                    keyframe_start: false,
+                },
+                now,
+            )
             .unwrap();
         assert!(f.targets.is_empty(), "interframe: nobody started yet");
         // Viewers still waiting: the robot is asked again once the coalescing window closes.
@@ -804,12 +834,32 @@ mod tests {
             .iter()
             .any(|o| matches!(o, Output::RequestKeyframe { publisher } if *publisher == ROBOT)));
         let f = r
-            .on_rtp(ROBOT, TrackKind::Video, 5, 2, 0, true, now)
+            .on_rtp(
+                ROBOT,
+                RtpIn {
+                    kind: TrackKind::Video,
+                    ssrc: 5,
+                    seq: 2,
+                    ts: 0,
+                    keyframe_start: true,
+                },
+                now,
+            )
             .unwrap();
         assert_eq!(f.targets.len(), 3, "keyframe starts all three viewers");
         assert_eq!(f.seq, 2);
         let a = r
-            .on_rtp(ROBOT, TrackKind::Audio, 6, 77, 0, false, now)
+            .on_rtp(
+                ROBOT,
+                RtpIn {
+                    kind: TrackKind::Audio,
+                    ssrc: 6,
+                    seq: 77,
+                    ts: 0,
+                    keyframe_start: false,
+                },
+                now,
+            )
             .unwrap();
         assert_eq!(a.targets.len(), 3, "audio needs no keyframe");
     }

@@ -161,7 +161,7 @@ impl Sfu {
             .send(Command::Join {
                 room: claims.room.as_str().into(),
                 claims,
-                offer,
+                offer: Box::new(offer),
                 reply,
             })
             .await

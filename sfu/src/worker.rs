@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SfuError;
 use crate::peer::{Peer, PeerEvent};
-use crate::room::{Member, Output, Room, Target, TrackKind};
+use crate::room::{Member, Output, Room, RtpIn, Target, TrackKind};
 use crate::sfu::{RoomEvent, Shared};
 use crate::SessionId;
 
@@ -31,7 +31,7 @@ pub(crate) enum Command {
     Join {
         room: Arc<str>,
         claims: Claims,
-        offer: SdpOffer,
+        offer: Box<SdpOffer>,
         reply: oneshot::Sender<Result<Joined, SfuError>>,
     },
     Leave {
@@ -142,7 +142,7 @@ impl Worker {
                 offer,
                 reply,
             } => {
-                let r = self.join(room, claims, offer);
+                let r = self.join(room, claims, *offer);
                 let _ = reply.send(r);
             }
             Command::Leave { id } => {
@@ -381,15 +381,14 @@ impl Worker {
                 let Some(room) = self.rooms.get_mut(&room_id) else {
                     return;
                 };
-                let Some(fan) = room.on_rtp(
-                    from,
+                let input = RtpIn {
                     kind,
-                    *packet.header.ssrc,
-                    *packet.seq_no,
-                    packet.header.timestamp,
+                    ssrc: *packet.header.ssrc,
+                    seq: *packet.seq_no,
+                    ts: packet.header.timestamp,
                     keyframe_start,
-                    now,
-                ) else {
+                };
+                let Some(fan) = room.on_rtp(from, input, now) else {
                     return;
                 };
                 let (socket, metrics) = (&self.socket, &self.shared.metrics);
@@ -470,10 +469,7 @@ impl Worker {
     fn flush_room(&mut self, room_id: &Arc<str>) {
         let mut close = Vec::new();
         let mut out = std::mem::take(&mut self.scratch);
-        loop {
-            let Some(room) = self.rooms.get_mut(room_id) else {
-                break;
-            };
+        while let Some(room) = self.rooms.get_mut(room_id) {
             let Some(output) = room.poll_output() else {
                 break;
             };

@@ -46,6 +46,8 @@ pub enum Endpoint {
 }
 
 /// What happened on the connection.
+// Packets are the common case and move once; boxing them would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ClientEvent {
     Connected,
@@ -94,7 +96,7 @@ impl LossSim {
             return false;
         }
         *seen += 1;
-        *seen % every == 0
+        seen.is_multiple_of(every)
     }
 }
 
