@@ -52,7 +52,8 @@ pub struct Telemetry {
     /// Link quality, 0.0-1.0, as the robot measures it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_quality: Option<f32>,
-    /// Is the e-stop latched on the robot.
+    /// The robot's own e-stop (a button on the robot) is pressed. Not an echo of the room's
+    /// latch: an echo could cross a clear on the wire and latch the room again.
     #[serde(default)]
     pub estop: bool,
     /// The drive command the robot is executing now (after its watchdog).

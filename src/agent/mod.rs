@@ -152,7 +152,9 @@ async fn session(opts: &AgentOptions, seq_base: &mut u64) -> anyhow::Result<()> 
             let t = Telemetry {
                 battery: Some(0.87),
                 link_quality: Some(1.0),
-                estop: watchdog.estop_latched(),
+                // The agent has no e-stop button of its own. Echoing the room's latch would
+                // race a clear and re-latch the room.
+                estop: false,
                 drive: Some(drive_axes(&watchdog.current())),
             };
             let msg = bedside_proto::events::ClientEvent::Telemetry(t);

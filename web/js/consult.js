@@ -1,0 +1,538 @@
+// The consult view: the robot's live video and audio, who is in the room and who drives, link
+// quality, the booking's countdown, and for doctors the driving controls (on-screen joystick,
+// keyboard, gamepad), request / hand off control, and the e-stop.
+//
+// Observers (students) get the video and the room and nothing else: the control elements are
+// never created for them, so they are not in the DOM at all. Doctors' controls are always created
+// and enabled or disabled by state (holding the lease, e-stop, connection).
+//
+// States shown: connecting, reconnecting (automatic, with back-off), cannot join, robot offline,
+// waiting for video, you are driving, someone else is driving, nobody is driving, e-stop latched,
+// booking ends in N minutes / has ended. The booking's doctor who joined during the grace period
+// before the slot is reconnected automatically at the start, with a token that allows control.
+//
+// Not here: WebRTC and reconnection (session.js), frame sending (drive.js), inputs
+// (joystick.js, keyboard.js, gamepad.js), statistics (stats.js).
+
+import { api, ApiError } from './api.js';
+import { h, replace, formatDateTime, formatTime, formatDuration, toast } from './dom.js';
+import { Session, FatalSessionError } from './session.js';
+import { DriveSender } from './drive.js';
+import { Joystick } from './joystick.js';
+import { KeyboardInput } from './keyboard.js';
+import { GamepadInput } from './gamepad.js';
+import { StatsSampler, describe } from './stats.js';
+import { applyPresence } from './events.js';
+
+/** @typedef {import('./events.js').ServerEvent} ServerEvent */
+/** @typedef {import('./events.js').Participant} Participant */
+/** @typedef {import('./events.js').Telemetry} Telemetry */
+/** @typedef {import('./api.js').Booking} Booking */
+/** @typedef {import('./api.js').JoinResponse} JoinResponse */
+
+/** Warn this long before the booking ends. */
+const ENDS_SOON_MS = 5 * 60_000;
+
+/**
+ * Room state as the events describe it.
+ * @typedef {object} RoomState
+ * @property {Participant|null} you
+ * @property {Participant[]} participants
+ * @property {string|null} holder
+ * @property {number} epoch
+ * @property {boolean} estop
+ * @property {string|null} estopBy
+ * @property {string[]} requests who asked me (the holder) for control
+ * @property {boolean} requested I asked and wait for an answer
+ * @property {Telemetry|null} telemetry
+ */
+
+/**
+ * @param {HTMLElement} main
+ * @param {string} bookingId
+ * @returns {{destroy: () => void}}
+ */
+export function mountConsult(main, bookingId) {
+  const me = /** @type {import('./api.js').User} */ (api.user);
+  /** @type {Booking|null} */
+  let booking = null;
+  /** @type {JoinResponse|null} */
+  let grant = null;
+  /** @type {Map<string, string>} user id -> display name */
+  const names = new Map([[me.id, me.display_name]]);
+  let robotName = 'Robot';
+  let destroyed = false;
+  /** The booking's time is over (the session was closed for that reason). */
+  let ended = false;
+  /** @type {ReturnType<typeof setTimeout>|null} */
+  let controlTimer = null;
+
+  /** @type {RoomState} */
+  const room = {
+    you: null, participants: [], holder: null, epoch: 0, estop: false, estopBy: null,
+    requests: [], requested: false, telemetry: null,
+  };
+
+  // --- layout -----------------------------------------------------------------------------------
+
+  const title = h('h1', { id: 'consult-title' }, 'Consult');
+  const countdown = h('span', { class: 'countdown', id: 'countdown', role: 'timer', 'aria-live': 'off' }, '');
+  const video = h('video', { id: 'remote-video', autoplay: true, playsinline: true, 'aria-label': 'Live video from the robot' });
+  const banner = h('div', { class: 'banner', id: 'state-banner', role: 'status', 'aria-live': 'polite' });
+  const linkBadge = h('span', { class: 'linkbadge', id: 'link-badge' }, '');
+  const connDot = h('span', { class: 'dot connecting', 'aria-hidden': 'true' });
+  const connText = h('span', { id: 'conn-state' }, 'Connecting…');
+  const driveStatus = h('p', { class: 'state-line', id: 'drive-status', 'aria-live': 'polite' }, '');
+  const unmute = h('button', { type: 'button', class: 'small', id: 'unmute', hidden: true, onclick: () => { video.muted = false; video.play().catch(() => {}); unmute.hidden = true; } }, 'Turn sound on');
+  const peopleList = h('ul', { class: 'list people', id: 'people' });
+  const linkList = h('dl', { class: 'kv', id: 'link-stats' });
+  const robotInfo = h('dl', { class: 'kv', id: 'robot-telemetry' });
+  const bookingInfo = h('p', { class: 'muted', id: 'booking-info' }, '');
+  const isObserver = me.role === 'student';
+
+  // Doctor-only controls. Built only for doctors; see the module comment.
+  /** @type {null|{estop: HTMLButtonElement, clear: HTMLButtonElement, take: HTMLButtonElement, release: HTMLButtonElement, handoffTo: HTMLSelectElement, handoff: HTMLButtonElement, requests: HTMLElement, hint: HTMLElement, panel: HTMLElement, joystick: Joystick, keyboard: KeyboardInput, gamepad: GamepadInput, drive: DriveSender}} */
+  let ctl = null;
+
+  const session = new Session({
+    endpoint: 'whep',
+    credentials: async () => {
+      try {
+        grant = await api.join(bookingId);
+      } catch (err) {
+        if (err instanceof ApiError && [403, 404, 409, 422].includes(err.status)) {
+          throw new FatalSessionError(err.message, err.status);
+        }
+        throw err;
+      }
+      scheduleControlRejoin();
+      return { room: grant.room, token: grant.token };
+    },
+  });
+
+  if (!isObserver) {
+    const joystick = new Joystick();
+    const estop = h('button', { type: 'button', class: 'estop', id: 'estop', 'aria-pressed': 'false', 'aria-keyshortcuts': 'Space', onclick: () => pressEstop() }, 'E-STOP');
+    const clear = h('button', { type: 'button', id: 'estop-clear', hidden: true, onclick: () => send({ type: 'estop_clear' }) }, 'Clear e-stop');
+    const take = h('button', { type: 'button', class: 'primary', id: 'request-control', onclick: () => requestControl() }, 'Take control');
+    const release = h('button', { type: 'button', id: 'release-control', onclick: () => send({ type: 'release' }) }, 'Release control');
+    const handoffTo = h('select', { id: 'handoff-to', 'aria-label': 'Hand off control to' });
+    const handoff = h('button', { type: 'button', id: 'handoff', onclick: () => { if (handoffTo.value) send({ type: 'handoff', to: handoffTo.value }); } }, 'Hand off');
+    const requests = h('div', { id: 'lease-requests', 'aria-live': 'assertive' });
+    const hint = h('p', { class: 'hint', id: 'control-hint', 'aria-live': 'polite' });
+    const keyboard = new KeyboardInput({ onEstop: () => pressEstop() });
+    const gamepad = new GamepadInput({ onEstop: () => pressEstop() });
+    const drive = new DriveSender({ send: (b) => session.sendControl(b), inputs: [joystick, keyboard, gamepad] });
+    drive.start();
+    const panel = h('section', { class: 'panel', id: 'drive-panel', 'aria-labelledby': 'drive-title' },
+      h('h2', { id: 'drive-title', class: 'visually-hidden' }, 'Drive the robot'),
+      estop, clear,
+      h('div', { class: 'controls', style: 'margin-top: .8rem' },
+        joystick.el,
+        h('div', { class: 'buttons' }, take, release)),
+      h('div', { class: 'handoff-row' },
+        h('label', { for: 'handoff-to', class: 'visually-hidden' }, 'Hand off control to'),
+        handoffTo, handoff),
+      requests, hint,
+      h('p', { class: 'keys' },
+        'Keys: ', h('kbd', {}, 'W'), h('kbd', {}, 'A'), h('kbd', {}, 'S'), h('kbd', {}, 'D'), ' or arrows to drive, ',
+        h('kbd', {}, 'Q'), h('kbd', {}, 'E'), ' strafe, ', h('kbd', {}, 'Shift'), ' full speed, ', h('kbd', {}, 'Space'), ' e-stop.'));
+    ctl = { estop, clear, take, release, handoffTo, handoff, requests, hint, panel, joystick, keyboard, gamepad, drive };
+  }
+
+  const linkPanel = h('section', { class: `panel link-panel${ctl ? ' side-by-side' : ''}`, 'aria-label': 'Link quality and robot' },
+    h('div', {}, h('h2', { id: 'link-title' }, 'Link quality'), linkList),
+    h('div', {}, h('h2', { style: ctl ? '' : 'margin-top: .8rem' }, 'Robot'), robotInfo));
+
+  const root = h('div', { class: `consult${ctl ? ' with-estop' : ''}` },
+    h('div', { class: 'consult-head' },
+      h('div', {}, title, bookingInfo),
+      h('div', { class: 'actions' }, countdown,
+        h('button', { type: 'button', id: 'leave', onclick: () => { location.hash = '#/'; } }, 'Leave'))),
+    h('div', { class: 'col' },
+      h('div', { class: 'stage' }, video, banner, linkBadge),
+      h('div', { class: 'status-row' },
+        h('div', { class: 'state-line' }, connDot, connText, unmute),
+        driveStatus),
+      ctl ? linkPanel : null),
+    h('div', { class: 'col' },
+      ctl ? ctl.panel : null,
+      h('section', { class: 'panel people-panel', 'aria-labelledby': 'people-title' }, h('h2', { id: 'people-title' }, 'In the room'), peopleList),
+      // Without the driving panel the side column has room for it.
+      ctl ? null : linkPanel));
+  main.append(root);
+
+  // --- names ------------------------------------------------------------------------------------
+
+  async function loadContext() {
+    try {
+      booking = await api.booking(bookingId);
+      const robots = await api.robots();
+      const r = robots.find((x) => x.id === booking?.robot_id);
+      if (r) robotName = r.name;
+      title.textContent = `Consult · ${robotName}`;
+      bookingInfo.textContent = `${r ? `${r.ward} · ` : ''}${formatDateTime(booking.starts_at)}–${formatTime(booking.ends_at)}${booking.note ? ` · ${booking.note}` : ''}`;
+    } catch (err) {
+      bookingInfo.textContent = err instanceof Error ? err.message : String(err);
+    }
+    if (me.role === 'doctor' || me.role === 'admin') {
+      try {
+        const [doctors, students] = await Promise.all([api.users('doctor'), api.users('student')]);
+        for (const u of [...doctors, ...students]) names.set(u.id, u.display_name);
+      } catch {
+        // Fall back to roles.
+      }
+    }
+    render();
+  }
+
+  /**
+   * A person's label for the UI: name if we may know it, else what they are in this booking.
+   * @param {Participant} p
+   */
+  function label(p) {
+    if (p.role === 'robot') return robotName;
+    const name = names.get(p.sub);
+    if (name) return name;
+    if (booking && p.sub === booking.doctor_id) return 'Booking doctor';
+    const inv = booking && booking.invitations.find((i) => i.user_id === p.sub);
+    if (inv) return inv.role === 'consultant' ? 'Consultant' : 'Observer';
+    return p.role === 'doctor' ? 'Doctor' : 'Observer';
+  }
+
+  /** @param {string|null} id */
+  function participant(id) {
+    return room.participants.find((p) => p.id === id) || null;
+  }
+
+  // --- actions ----------------------------------------------------------------------------------
+
+  /** @param {import('./events.js').ClientEvent} ev */
+  function send(ev) {
+    if (!session.sendEvent(ev)) toast('Not connected to the room right now.');
+  }
+
+  function pressEstop() {
+    if (!ctl) return;
+    send({ type: 'estop' });
+  }
+
+  function requestControl() {
+    send({ type: 'request_lease' });
+  }
+
+  /**
+   * The booking's doctor joined before the slot started and has no control yet: get a new token
+   * at the start (the API allows control from then on) by reconnecting.
+   */
+  function scheduleControlRejoin() {
+    if (controlTimer || !grant || !booking || grant.can_control || grant.role !== 'doctor') return;
+    if (booking.doctor_id !== me.id) return;
+    const wait = Date.parse(booking.starts_at) - Date.now() + 1000;
+    if (wait <= 0 || wait > 24 * 3600_000) return;
+    controlTimer = setTimeout(() => {
+      controlTimer = null;
+      if (!destroyed) session.restart('rejoining with control');
+    }, wait);
+  }
+
+  // --- events -----------------------------------------------------------------------------------
+
+  session.addEventListener('server-event', (e) => {
+    const ev = /** @type {CustomEvent<ServerEvent>} */ (e).detail;
+    switch (ev.type) {
+      case 'welcome':
+        room.you = ev.you;
+        break;
+      case 'presence':
+      case 'joined':
+      case 'left':
+        room.participants = applyPresence(room.participants, ev);
+        room.requests = room.requests.filter((id) => participant(id));
+        break;
+      case 'lease':
+        if (ev.holder !== room.holder) room.requested = false;
+        room.holder = ev.holder;
+        room.epoch = ev.epoch;
+        room.requests = [];
+        if (ev.holder && ev.holder === session.participantId && ev.reason === 'handoff') toast('You have control now.');
+        break;
+      case 'lease_requested':
+        if (ev.from === session.participantId) {
+          room.requested = true;
+        } else if (!room.requests.includes(ev.from)) {
+          room.requests.push(ev.from);
+        }
+        break;
+      case 'lease_denied':
+        room.requested = false;
+        toast('Your request for control was declined.');
+        break;
+      case 'estop':
+        room.estop = ev.latched;
+        room.estopBy = ev.by;
+        break;
+      case 'telemetry':
+        room.telemetry = ev.telemetry;
+        break;
+      case 'error':
+        if (ev.code === 'no_holder' || ev.code === 'forbidden' || ev.code === 'not_holder' || ev.code === 'expired'
+          || ev.code === 'already_holder' || ev.code === 'no_request' || ev.code === 'not_in_room') {
+          room.requested = false;
+        }
+        toast(ev.message);
+        break;
+    }
+    render();
+  });
+
+  session.addEventListener('state', () => {
+    if (session.state !== 'connected') {
+      room.participants = [];
+      room.holder = null;
+      room.requests = [];
+      room.requested = false;
+    }
+    render();
+  });
+
+  session.addEventListener('joined', () => {
+    if (ctl) ctl.drive.resetSequence();
+  });
+
+  session.addEventListener('track', () => {
+    if (video.srcObject !== session.remoteStream) video.srcObject = session.remoteStream;
+    playVideo();
+  });
+
+  function playVideo() {
+    video.play().catch(() => {
+      // No user gesture on this page yet (opened by URL): start muted, offer sound.
+      video.muted = true;
+      unmute.hidden = false;
+      video.play().catch(() => {});
+    });
+  }
+
+  video.addEventListener('resize', render);
+  video.addEventListener('playing', render);
+
+  const stats = new StatsSampler(() => session.pc, 'in');
+  stats.addEventListener('stats', () => renderStats());
+  stats.start();
+
+  // --- rendering --------------------------------------------------------------------------------
+
+  function robotOnline() {
+    return room.participants.some((p) => p.role === 'robot');
+  }
+
+  function iHold() {
+    return !!session.participantId && room.holder === session.participantId;
+  }
+
+  function render() {
+    if (destroyed) return;
+    const connected = session.state === 'connected';
+
+    // Connection line.
+    connDot.className = `dot ${session.state}`;
+    connText.textContent = {
+      idle: 'Starting…',
+      connecting: 'Connecting…',
+      connected: 'Connected',
+      reconnecting: `Reconnecting… ${session.detail}`,
+      closed: 'Left the room',
+      failed: `Cannot join: ${session.detail}`,
+    }[session.state];
+
+    // The banner over the video: the most important thing to know right now.
+    /** @type {[string, string]|null} */
+    let b = null;
+    if (session.state === 'failed') b = ['danger', `Cannot join: ${session.detail}`];
+    else if (room.estop) b = ['danger', `E-STOP LATCHED — the robot is stopped${room.estopBy && participant(room.estopBy) ? ` (by ${label(/** @type {Participant} */ (participant(room.estopBy)))})` : ''}`];
+    else if (session.state === 'connecting' || session.state === 'idle') b = ['info', 'Connecting to the robot…'];
+    else if (session.state === 'reconnecting') b = ['warn', `Connection lost — reconnecting… (${session.detail})`];
+    else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
+    else if (connected && !robotOnline()) b = ['warn', 'Robot offline — waiting for it to connect'];
+    else if (connected && video.videoWidth <= 2) b = ['info', 'Waiting for video…'];
+    banner.hidden = !b;
+    banner.className = `banner ${b ? b[0] : ''}`;
+    banner.dataset.state = !b ? 'live' : b[1].startsWith('E-STOP') ? 'estop' : session.state === 'connected' && !robotOnline() ? 'robot-offline' : session.state;
+    banner.textContent = b ? b[1] : '';
+
+    // Who drives.
+    const holder = participant(room.holder);
+    driveStatus.replaceChildren();
+    driveStatus.dataset.state = !connected ? 'unknown' : iHold() ? 'you' : holder ? 'other' : 'nobody';
+    if (connected) {
+      if (iHold()) {
+        driveStatus.append(h('span', { class: 'badge driving' }, 'Driving'), ' You are driving');
+      } else if (holder) {
+        driveStatus.append(h('span', { class: 'dot good', 'aria-hidden': 'true' }), ` ${label(holder)} is driving`);
+      } else {
+        driveStatus.append(h('span', { class: 'dot', 'aria-hidden': 'true' }), ' Nobody is driving');
+      }
+    }
+
+    renderPeople();
+    renderControls();
+    renderTelemetry();
+    renderCountdown();
+  }
+
+  function renderPeople() {
+    const key = `${session.state}|${room.holder}|${room.participants.map((p) => `${p.id}=${label(p)}`).join(',')}`;
+    if (peopleList.dataset.key === key) return;
+    peopleList.dataset.key = key;
+    if (!room.participants.length) {
+      replace(peopleList, h('li', { class: 'muted' }, session.state === 'connected' ? 'Nobody else yet.' : '—'));
+      return;
+    }
+    replace(peopleList, room.participants.map((p) => {
+      const you = p.id === session.participantId;
+      const inv = booking && booking.invitations.find((i) => i.user_id === p.sub);
+      const kind = p.role === 'robot' ? 'robot' : p.role === 'observer' ? 'observer' : inv && inv.role === 'consultant' ? 'consultant' : 'doctor';
+      return h('li', { dataset: { participant: p.id, role: p.role } },
+        h('span', { class: 'person' },
+          h('span', {}, label(p), you ? ' (you)' : ''),
+          h('span', { class: `badge ${kind}` }, kind)),
+        p.id === room.holder ? h('span', { class: 'badge driving' }, 'driving') : null);
+    }));
+  }
+
+  function renderControls() {
+    if (!ctl) return;
+    const connected = session.state === 'connected' && session.ready;
+    const hold = iHold();
+    const canControl = !!(room.you ? room.you.can_control : grant && grant.can_control);
+    ctl.drive.setEnabled(connected && hold && !room.estop);
+    ctl.joystick.el.classList.toggle('disabled', !(connected && hold && !room.estop));
+    ctl.joystick.el.setAttribute('aria-disabled', String(!(connected && hold && !room.estop)));
+
+    ctl.estop.disabled = !connected;
+    ctl.estop.setAttribute('aria-pressed', String(room.estop));
+    ctl.estop.textContent = room.estop ? 'E-STOP LATCHED' : 'E-STOP';
+    ctl.clear.hidden = !(room.estop && hold);
+
+    ctl.take.hidden = hold;
+    ctl.take.textContent = room.holder ? (room.requested ? 'Control requested…' : 'Request control') : 'Take control';
+    ctl.take.disabled = !connected || room.requested || (!room.holder && !canControl);
+    ctl.release.hidden = !hold;
+    ctl.release.disabled = !connected;
+
+    const others = room.participants.filter((p) => p.role === 'doctor' && p.id !== session.participantId);
+    // Rebuild the options only when they change: telemetry re-renders every second, and replacing
+    // the options would close the list under the user's hand.
+    const optionsKey = others.map((p) => `${p.id}=${label(p)}`).join('|');
+    if (ctl.handoffTo.dataset.key !== optionsKey) {
+      const prev = ctl.handoffTo.value;
+      ctl.handoffTo.dataset.key = optionsKey;
+      replace(ctl.handoffTo,
+        h('option', { value: '' }, others.length ? 'Hand off to…' : 'No other doctor here'),
+        others.map((p) => h('option', { value: p.id, selected: p.id === prev }, label(p))));
+    }
+    ctl.handoffTo.hidden = !hold;
+    ctl.handoff.hidden = !hold;
+    ctl.handoff.disabled = !connected || !others.length;
+
+    const requestsKey = room.requests.join('|');
+    if (ctl.requests.dataset.key !== requestsKey) ctl.requests.dataset.key = requestsKey;
+    else return renderHint();
+    replace(ctl.requests, room.requests.map((id) => {
+      const p = participant(id);
+      const who = p ? label(p) : id;
+      return h('div', { class: 'request', dataset: { from: id } },
+        h('p', {}, `${who} asks for control.`),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'primary small', onclick: () => send({ type: 'grant_lease', to: id }) }, `Give control to ${who}`),
+          h('button', { type: 'button', class: 'small', onclick: () => send({ type: 'deny_lease', to: id }) }, 'Decline')));
+    }));
+    renderHint();
+  }
+
+  function renderHint() {
+    if (!ctl) return;
+    const connected = session.state === 'connected' && session.ready;
+    const hold = iHold();
+    const canControl = !!(room.you ? room.you.can_control : grant && grant.can_control);
+    let hint = '';
+    if (!connected) hint = 'Controls work once connected.';
+    else if (room.estop) hint = hold ? 'The e-stop is latched. Check the robot, then clear it to drive again.' : 'The e-stop is latched; the driver can clear it.';
+    else if (hold) hint = 'You are driving: hold a key, drag the joystick or use a gamepad.';
+    else if (room.requested) hint = 'Waiting for the driver to answer.';
+    else if (!room.holder && !canControl) {
+      hint = grant && booking && booking.doctor_id === me.id && Date.parse(booking.starts_at) > Date.now()
+        ? `Control becomes available at ${formatTime(booking.starts_at)}; you will be reconnected automatically then.`
+        : 'Nobody is driving. Only the booking’s doctor can take control.';
+    }
+    ctl.hint.textContent = hint;
+  }
+
+  function renderStats() {
+    const s = stats.latest;
+    linkBadge.textContent = describe(s);
+    replace(linkList,
+      h('dt', {}, 'Round trip'), h('dd', {}, s && s.rttMs !== null ? `${Math.round(s.rttMs)} ms` : '–'),
+      h('dt', {}, 'Packet loss'), h('dd', {}, s && s.lossPct !== null ? `${s.lossPct.toFixed(1)} %` : '–'),
+      h('dt', {}, 'Bitrate'), h('dd', {}, s && s.kbps !== null ? `${Math.round(s.kbps)} kbit/s` : '–'),
+      h('dt', {}, 'Video'), h('dd', { id: 'video-info' }, s && s.width ? `${s.width}×${s.height}${s.fps ? ` @ ${Math.round(s.fps)} fps` : ''}` : '–'),
+      h('dt', {}, 'Quality'), h('dd', {}, h('span', { class: `dot ${s ? s.quality : ''}`, 'aria-hidden': 'true' }), ` ${s ? s.quality : 'unknown'}`));
+  }
+
+  function renderTelemetry() {
+    const t = room.telemetry;
+    replace(robotInfo,
+      h('dt', {}, 'Status'), h('dd', {}, robotOnline() ? 'online' : 'offline'),
+      h('dt', {}, 'Battery'), h('dd', {}, t && typeof t.battery === 'number' ? `${Math.round(t.battery * 100)} %` : '–'),
+      h('dt', {}, 'Its link'), h('dd', {}, t && typeof t.link_quality === 'number' ? `${Math.round(t.link_quality * 100)} %` : '–'),
+      h('dt', {}, 'Executing'), h('dd', {}, t && t.drive ? t.drive.join(', ') : '–'));
+  }
+
+  function renderCountdown() {
+    if (!booking) return;
+    const left = Date.parse(booking.ends_at) - Date.now();
+    const toStart = Date.parse(booking.starts_at) - Date.now();
+    countdown.classList.toggle('soon', left > 0 && left <= ENDS_SOON_MS);
+    countdown.classList.toggle('over', left <= 0);
+    if (left <= 0 && !ended) {
+      // The join token and the lease end with the booking; leave rather than linger.
+      ended = true;
+      session.close();
+      render();
+    }
+    if (left <= 0) countdown.textContent = 'Booking has ended';
+    else if (toStart > 0) countdown.textContent = `Starts in ${formatDuration(toStart)}`;
+    else countdown.textContent = `Booking ends in ${formatDuration(left)}`;
+  }
+
+  const clock = setInterval(renderCountdown, 10_000);
+
+  const onPageHide = () => session.close();
+  window.addEventListener('pagehide', onPageHide);
+
+  // For the end-to-end tests and for support: the live objects of this view.
+  /** @type {any} */ (window).__bedside = { session, room, stats, drive: ctl ? ctl.drive : null };
+
+  render();
+  loadContext().then(() => {
+    if (!destroyed) session.start();
+  });
+
+  return {
+    destroy() {
+      destroyed = true;
+      clearInterval(clock);
+      if (controlTimer) clearTimeout(controlTimer);
+      window.removeEventListener('pagehide', onPageHide);
+      stats.stop();
+      if (ctl) {
+        ctl.drive.stop();
+        ctl.keyboard.destroy();
+      }
+      session.close();
+      video.srcObject = null;
+      delete (/** @type {any} */ (window).__bedside);
+    },
+  };
+}

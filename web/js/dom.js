@@ -1,0 +1,118 @@
+// Building DOM nodes from code without innerHTML, so text from the server (names, notes) can never
+// become markup. `h('button', {class: 'x', onclick: f}, 'Label')`.
+//
+// Not here: any page or widget (each has its own module).
+
+/**
+ * @typedef {string|number|Node|null|undefined|false} Child
+ * @typedef {Record<string, unknown>} Attrs
+ */
+
+/**
+ * Create an element. Attributes: `class`, `text`, `on<event>` handlers, `dataset` object,
+ * booleans (present when true), everything else via setAttribute.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs|null} [attrs]
+ * @param {...(Child|Child[])} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') {
+      el.addEventListener(k.slice(2), /** @type {EventListener} */ (v));
+    } else if (k === 'dataset' && typeof v === 'object') {
+      for (const [dk, dv] of Object.entries(/** @type {Record<string, string>} */ (v))) el.dataset[dk] = dv;
+    } else if (k === 'text') {
+      el.textContent = String(v);
+    } else if (v === true) {
+      el.setAttribute(k, '');
+    } else if (k === 'value' && 'value' in el) {
+      /** @type {any} */ (el).value = String(v);
+    } else {
+      el.setAttribute(k, String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+/**
+ * @param {Element} el
+ * @param {(Child|Child[])[]} children
+ */
+function append(el, children) {
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+}
+
+/**
+ * Replace all children of `el`.
+ * @param {Element} el
+ * @param {...(Child|Child[])} children
+ */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
+/**
+ * Look up an element that the page's HTML must contain.
+ * @param {string} selector
+ * @param {ParentNode} [root]
+ * @returns {HTMLElement}
+ */
+export function $(selector, root = document) {
+  const el = root.querySelector(selector);
+  if (!(el instanceof HTMLElement)) throw new Error(`missing element ${selector}`);
+  return el;
+}
+
+/**
+ * Local date and time, short: "Tue 24 Nov, 14:05".
+ * @param {string|Date} t
+ */
+export function formatDateTime(t) {
+  const d = typeof t === 'string' ? new Date(t) : t;
+  return d.toLocaleString(undefined, {
+    weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+  });
+}
+
+/**
+ * Local time, short: "14:05".
+ * @param {string|Date} t
+ */
+export function formatTime(t) {
+  const d = typeof t === 'string' ? new Date(t) : t;
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * A short message at the bottom of the page (the page must have `#toast`, role=status).
+ * @param {string} text
+ */
+export function toast(text) {
+  const el = document.getElementById('toast');
+  if (!el) return;
+  el.textContent = text;
+  el.classList.add('show');
+  clearTimeout(Number(el.dataset.timer || 0));
+  el.dataset.timer = String(setTimeout(() => el.classList.remove('show'), 4000));
+}
+
+/**
+ * "in 5 min", "in 2 h 10 min".
+ * @param {number} ms
+ */
+export function formatDuration(ms) {
+  const min = Math.max(0, Math.ceil(ms / 60_000));
+  if (min < 60) return `${min} min`;
+  const hours = Math.floor(min / 60);
+  const rest = min % 60;
+  return rest ? `${hours} h ${rest} min` : `${hours} h`;
+}

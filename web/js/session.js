@@ -1,0 +1,353 @@
+// One participant's connection to a room: WHEP (viewers) or WHIP (the robot page), its two data
+// channels, and automatic reconnection with back-off.
+//
+// A connection attempt: get credentials (a fresh join or publish token), create the peer
+// connection with the `control` (unordered, no retransmits, binary) and `events` (reliable, JSON)
+// data channels and the media transceivers, POST the offer, apply the answer. The SFU is ICE-lite
+// with host candidates, so no STUN/TURN servers and no waiting for ICE gathering. When the
+// connection fails, drops for more than a moment, or never comes up, the attempt is torn down
+// (DELETE on the session URL) and the next one starts after a growing, jittered delay. Errors that
+// retrying cannot fix (not allowed, booking over) end it with state `failed`.
+//
+// Not here: what the events mean (consult.js, robot.js), joystick frames (drive.js), statistics
+// (stats.js).
+
+import { parseServerEvent } from './events.js';
+
+/** @typedef {import('./events.js').ServerEvent} ServerEvent */
+/** @typedef {import('./events.js').ClientEvent} ClientEvent */
+
+/** @typedef {'idle'|'connecting'|'connected'|'reconnecting'|'closed'|'failed'} SessionState */
+
+/**
+ * @typedef {object} Credentials
+ * @property {string} room
+ * @property {string} token
+ */
+
+/**
+ * @typedef {object} SessionOptions
+ * @property {'whep'|'whip'} endpoint
+ * @property {() => Promise<Credentials>} credentials called before every attempt
+ * @property {MediaStream} [stream] what the robot page publishes (WHIP)
+ * @property {number} [connectTimeoutMs] give an attempt this long to connect
+ * @property {number} [disconnectGraceMs] tolerate `disconnected` this long before retrying
+ */
+
+/** An error that retrying cannot fix. */
+export class FatalSessionError extends Error {
+  /**
+   * @param {string} message
+   * @param {number} [status]
+   */
+  constructor(message, status = 0) {
+    super(message);
+    this.name = 'FatalSessionError';
+    this.status = status;
+  }
+}
+
+const FIRST_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 10_000;
+
+/**
+ * Delay before retry number `attempt` (1-based): doubling from 0.5 s, capped at 10 s, +-20 %.
+ * @param {number} attempt
+ * @param {number} [random] in [0, 1)
+ * @returns {number}
+ */
+export function backoffMs(attempt, random = Math.random()) {
+  const base = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (0.8 + 0.4 * random));
+}
+
+export class Session extends EventTarget {
+  /** @param {SessionOptions} opts */
+  constructor(opts) {
+    super();
+    this.opts = opts;
+    /** @type {SessionState} */
+    this.state = 'idle';
+    /** @type {string} human-readable detail for the state */
+    this.detail = '';
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** @type {RTCDataChannel|null} */
+    this.control = null;
+    /** @type {RTCDataChannel|null} */
+    this.events = null;
+    /** @type {string|null} our participant id in `events`, from X-Bedside-Session */
+    this.participantId = null;
+    /** @type {string|null} secret session URL; DELETE ends the session */
+    this.location = null;
+    /** Failed attempts since the last good connection. */
+    this.failures = 0;
+    /** Connections made so far (the first one is 1). */
+    this.generation = 0;
+    /** @type {number|null} when the next attempt starts (Date.now() ms), while waiting */
+    this.retryAt = null;
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.timer = null;
+    /** @type {MediaStream} the remote media (viewers) */
+    this.remoteStream = new MediaStream();
+    this.closed = false;
+    /** Attempt counter, so callbacks of a torn-down attempt do nothing. */
+    this.attemptId = 0;
+  }
+
+  /** Start connecting; reconnects by itself until `close()`. */
+  start() {
+    if (this.state !== 'idle') return;
+    this.attempt();
+  }
+
+  /** @returns {boolean} the `events` channel is open */
+  get ready() {
+    return !!this.events && this.events.readyState === 'open';
+  }
+
+  /**
+   * Send one event. False if the channel is not open (the caller's button should be disabled).
+   * @param {ClientEvent} ev
+   * @returns {boolean}
+   */
+  sendEvent(ev) {
+    if (!this.events || this.events.readyState !== 'open') return false;
+    this.events.send(JSON.stringify(ev));
+    return true;
+  }
+
+  /**
+   * Send raw bytes on the `control` channel.
+   * @param {Uint8Array<ArrayBuffer>} bytes
+   * @returns {boolean}
+   */
+  sendControl(bytes) {
+    if (!this.control || this.control.readyState !== 'open') return false;
+    this.control.send(bytes);
+    return true;
+  }
+
+  /**
+   * Drop the current connection and connect again at once, with fresh credentials (e.g. a new
+   * join token that now carries `can_control`).
+   * @param {string} why
+   */
+  restart(why) {
+    if (this.closed) return;
+    this.attemptId += 1;
+    this.teardown();
+    this.failures = 0;
+    this.setState('reconnecting', why);
+    this.attempt();
+  }
+
+  /** Leave for good: DELETE the session, close the connection, stop retrying. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.teardown();
+    this.setState('closed', 'left the room');
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  /**
+   * @param {SessionState} state
+   * @param {string} detail
+   */
+  setState(state, detail) {
+    this.state = state;
+    this.detail = detail;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, detail } }));
+  }
+
+  async attempt() {
+    if (this.closed) return;
+    const id = ++this.attemptId;
+    this.retryAt = null;
+    this.setState(this.generation === 0 && this.failures === 0 ? 'connecting' : 'reconnecting',
+      this.failures > 0 ? `attempt ${this.failures + 1}` : 'connecting');
+    try {
+      const creds = await this.opts.credentials();
+      if (id !== this.attemptId || this.closed) return;
+      await this.connect(id, creds);
+    } catch (e) {
+      if (id !== this.attemptId || this.closed) return;
+      this.teardown();
+      if (e instanceof FatalSessionError || (e && typeof e === 'object' && 'status' in e && isFatalStatus(/** @type {any} */ (e).status))) {
+        this.closed = true;
+        this.setState('failed', e instanceof Error ? e.message : String(e));
+        return;
+      }
+      this.scheduleRetry(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /**
+   * @param {string} why
+   */
+  scheduleRetry(why) {
+    if (this.closed) return;
+    this.failures += 1;
+    const delay = backoffMs(this.failures);
+    this.retryAt = Date.now() + delay;
+    this.setState('reconnecting', `${why}; retrying in ${Math.ceil(delay / 1000)} s`);
+    this.dispatchEvent(new CustomEvent('retry', { detail: { delay, why } }));
+    this.timer = setTimeout(() => this.attempt(), delay);
+  }
+
+  /**
+   * One attempt, up to "connected". Resolves once the offer is answered; the connection state
+   * callbacks take it from there.
+   * @param {number} id
+   * @param {Credentials} creds
+   */
+  async connect(id, creds) {
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    const control = pc.createDataChannel('control', { ordered: false, maxRetransmits: 0 });
+    control.binaryType = 'arraybuffer';
+    const events = pc.createDataChannel('events');
+    this.control = control;
+    this.events = events;
+
+    if (this.opts.endpoint === 'whep') {
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      const stream = new MediaStream();
+      this.remoteStream = stream;
+      pc.ontrack = (ev) => {
+        if (id !== this.attemptId) return;
+        stream.addTrack(ev.track);
+        this.dispatchEvent(new CustomEvent('track', { detail: { track: ev.track, stream } }));
+      };
+    } else {
+      const stream = this.opts.stream;
+      if (!stream) throw new FatalSessionError('nothing to publish');
+      for (const track of stream.getTracks()) {
+        pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      }
+    }
+
+    events.onopen = () => {
+      if (id !== this.attemptId) return;
+      this.dispatchEvent(new Event('events-open'));
+    };
+    events.onmessage = (ev) => {
+      if (id !== this.attemptId) return;
+      const parsed = parseServerEvent(ev.data);
+      if (parsed) this.dispatchEvent(new CustomEvent('server-event', { detail: parsed }));
+    };
+    events.onclose = () => {
+      if (id !== this.attemptId || this.closed) return;
+      if (this.state === 'connected') this.lost('the room closed the connection');
+    };
+    control.onmessage = (ev) => {
+      if (id !== this.attemptId) return;
+      if (ev.data instanceof ArrayBuffer) {
+        this.dispatchEvent(new CustomEvent('control', { detail: ev.data }));
+      }
+    };
+
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    let graceTimer = null;
+    pc.onconnectionstatechange = () => {
+      if (id !== this.attemptId || this.closed) return;
+      const s = pc.connectionState;
+      if (s === 'connected') {
+        if (graceTimer) clearTimeout(graceTimer);
+        graceTimer = null;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = null;
+        if (this.state !== 'connected') {
+          this.failures = 0;
+          this.generation += 1;
+          this.setState('connected', 'connected');
+        }
+      } else if (s === 'failed' || s === 'closed') {
+        this.lost(`connection ${s}`);
+      } else if (s === 'disconnected' && !graceTimer) {
+        graceTimer = setTimeout(() => {
+          if (id === this.attemptId && pc.connectionState !== 'connected') this.lost('connection lost');
+        }, this.opts.disconnectGraceMs ?? 2000);
+      }
+    };
+
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const sdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+    const url = `/${this.opts.endpoint}/${encodeURIComponent(creds.room)}`;
+    let resp;
+    try {
+      resp = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${creds.token}` },
+        body: sdp,
+        cache: 'no-store',
+      });
+    } catch {
+      throw new Error('cannot reach the server');
+    }
+    if (id !== this.attemptId) return;
+    if (resp.status !== 201) {
+      const text = (await resp.text().catch(() => '')).trim();
+      const message = `${this.opts.endpoint.toUpperCase()} refused (${resp.status})${text ? `: ${text}` : ''}`;
+      if (isFatalStatus(resp.status)) throw new FatalSessionError(message, resp.status);
+      throw new Error(message);
+    }
+    this.location = resp.headers.get('Location');
+    this.participantId = resp.headers.get('X-Bedside-Session');
+    const answer = await resp.text();
+    if (id !== this.attemptId) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    this.dispatchEvent(new CustomEvent('joined', { detail: { participantId: this.participantId } }));
+
+    // An attempt that never connects is as good as a failed one.
+    this.timer = setTimeout(() => {
+      if (id === this.attemptId && this.state !== 'connected') this.lost('no connection');
+    }, this.opts.connectTimeoutMs ?? 15_000);
+  }
+
+  /** @param {string} why */
+  lost(why) {
+    if (this.closed) return;
+    this.attemptId += 1; // silence the old attempt's callbacks
+    this.teardown();
+    this.dispatchEvent(new CustomEvent('lost', { detail: { why } }));
+    this.scheduleRetry(why);
+  }
+
+  /** Close the current peer connection and tell the SFU (best effort). */
+  teardown() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.location) {
+      // keepalive: also works from `pagehide`, when the page is going away.
+      fetch(this.location, { method: 'DELETE', keepalive: true }).catch(() => {});
+      this.location = null;
+    }
+    if (this.pc) {
+      this.pc.ontrack = null;
+      this.pc.onconnectionstatechange = null;
+      try {
+        this.pc.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.pc = null;
+    this.control = null;
+    this.events = null;
+    this.participantId = null;
+  }
+}
+
+/**
+ * HTTP statuses that another attempt will not change: bad request, not allowed, gone.
+ * 401 is not here on purpose: the next attempt fetches a fresh token.
+ * @param {number} status
+ */
+function isFatalStatus(status) {
+  return status === 400 || status === 403 || status === 404 || status === 422;
+}
