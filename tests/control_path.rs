@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bedside_proto::{ControlFrame, FrameKind, Role};
-use bedside_sfu::client::Endpoint;
 use common::*;
 use rand::RngCore;
 
@@ -61,14 +60,7 @@ struct Room {
 async fn room_with_everyone() -> Room {
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot", 1).await;
     // The booking's doctor may drive; consultants are doctors without `can_control`.
     let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
     let mut consultants = Vec::new();
@@ -358,14 +350,7 @@ async fn robot_agent_stops_when_the_driver_vanishes() {
 async fn the_lease_ends_with_the_booking() {
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot", 1).await;
     // The booking ends two seconds from now: the token's `exp` says so.
     let mut claims = bedside_proto::Claims::new("doctor", &room, Role::Doctor, 2);
     claims.can_control = true;

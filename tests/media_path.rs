@@ -13,14 +13,7 @@ use common::*;
 async fn five_viewers_receive_the_robot_stream() {
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot-1"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1000);
+    let robot = sfu.start_robot(&room, "robot-1", 1000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut viewers = Vec::new();
@@ -79,14 +72,7 @@ async fn five_viewers_receive_the_robot_stream() {
 async fn a_late_viewer_starts_at_a_keyframe() {
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot-1"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot-1", 1).await;
     let early = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "early")).await;
     // 3 s in, the fixture (keyframe every 30 frames) is mid-GOP most of the time; the late
     // viewer must still start decoding at a keyframe, not at an interframe.
@@ -150,14 +136,7 @@ async fn garbage_on_the_media_port_does_not_stop_the_room() {
     use rand::RngCore;
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot-1"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot-1", 1).await;
     let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -242,14 +221,7 @@ async fn garbage_from_a_connected_peer_costs_nothing() {
     use rand::RngCore;
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot-1"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot-1", 1).await;
     let bystander = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "b")).await;
     let attacker = sfu
         .connect(Endpoint::Whep, &room, &sfu.token(&room, Role::Doctor, "a"))

@@ -170,14 +170,7 @@ async fn malformed_requests_are_4xx() {
 async fn second_robot_is_409_but_the_same_robot_may_reconnect() {
     let sfu = TestSfu::start().await;
     let room = room();
-    let robot = sfu
-        .connect(
-            Endpoint::Whip,
-            &room,
-            &sfu.token(&room, Role::Robot, "robot-1"),
-        )
-        .await;
-    let robot = spawn_robot(robot, 1);
+    let robot = sfu.start_robot(&room, "robot-1", 1).await;
     let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "d")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 

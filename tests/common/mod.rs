@@ -69,6 +69,12 @@ impl TestSfu {
         c
     }
 
+    /// A robot with subject `sub` publishing in `room` (see [`spawn_robot`]).
+    pub async fn start_robot(&self, room: &str, sub: &str, first_seq: u64) -> RobotHandle {
+        let token = self.token(room, Role::Robot, sub);
+        spawn_robot(self.connect(Endpoint::Whip, room, &token).await, first_seq)
+    }
+
     pub fn metric(&self, name_and_labels: &str) -> f64 {
         metric_value(&self.sfu.metrics().render(), name_and_labels)
     }
