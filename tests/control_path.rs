@@ -361,7 +361,7 @@ async fn the_lease_ends_with_the_booking() {
             e["type"] == "lease" && e["reason"] == "expired"
         })
         .await
-        .expect("lease revoked at the token's expiry");
+        .unwrap_or_else(|| panic!("lease revoked at the token's expiry: {:?}", doctor.events()));
     assert!(ev["holder"].is_null());
     assert!(ev["epoch"].as_u64().unwrap() > epoch);
     tokio::time::sleep(Duration::from_millis(100)).await;

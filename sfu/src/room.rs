@@ -53,12 +53,29 @@ pub enum Admission {
     Conflict,
 }
 
-/// Who an event goes to.
+/// Who an event goes to, as the room decides it when it queues the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     One(SessionId),
     All,
     AllBut(SessionId),
+}
+
+/// Who an event goes to, resolved when queued: a member who leaves later in the same step
+/// (an expired holder, say) still hears what was said to everyone before it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    One(SessionId),
+    Many(Vec<SessionId>),
+}
+
+impl Recipients {
+    pub fn contains(&self, id: SessionId) -> bool {
+        match self {
+            Recipients::One(x) => *x == id,
+            Recipients::Many(v) => v.contains(&id),
+        }
+    }
 }
 
 /// What the shell must do, in order.
@@ -69,7 +86,7 @@ pub enum Output {
     /// Send these 24 bytes on the publisher's `control` channel.
     Control { to: SessionId, frame: [u8; 24] },
     /// Send this JSON on the `events` channel.
-    Event { to: Target, json: Arc<str> },
+    Event { to: Recipients, json: Arc<str> },
     /// Close this session (replaced by a reconnecting robot).
     Close { id: SessionId },
     /// For metrics and the audit log: a control frame was dropped.
@@ -137,6 +154,8 @@ pub struct Room {
     lease: Lease,
     gate: ControlGate,
     estop: Estop,
+    /// The soonest token expiry among members, unix ms.
+    earliest_expiry: Option<u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -155,6 +174,7 @@ impl Room {
             lease: Lease::new(),
             gate: ControlGate::new(config.gate),
             estop: Estop::new(),
+            earliest_expiry: None,
             outputs: VecDeque::new(),
         }
     }
@@ -210,6 +230,10 @@ impl Room {
             self.publisher = Some(id);
             self.keyframes.reset();
         }
+        self.earliest_expiry = Some(
+            self.earliest_expiry
+                .map_or(member.expires_at_ms, |e| e.min(member.expires_at_ms)),
+        );
         self.members.insert(id, member.clone());
         self.order.push(id);
         if role != Role::Robot {
@@ -461,14 +485,43 @@ impl Room {
                 now,
             );
         }
+        if self.earliest_expiry.is_some_and(|d| d <= now_unix_ms) {
+            self.expire_members(now, now_unix_ms);
+        }
+    }
+
+    /// Tokens end with the booking: whoever's token ran out is told and disconnected, so a
+    /// consultant or student cannot keep watching a patient after the slot.
+    fn expire_members(&mut self, now: Instant, now_unix_ms: u64) {
+        let expired: Vec<SessionId> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.members
+                    .get(id)
+                    .is_some_and(|m| m.expires_at_ms <= now_unix_ms)
+            })
+            .collect();
+        for id in expired {
+            self.refuse(id, "expired", "your access to this room has ended");
+            self.outputs.push_back(Output::Close { id });
+            self.leave(id, now);
+        }
+        self.recompute_expiry();
+    }
+
+    fn recompute_expiry(&mut self) {
+        self.earliest_expiry = self.members.values().map(|m| m.expires_at_ms).min();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work, as (monotonic, unix ms).
     pub fn next_deadline(&self) -> (Option<Instant>, Option<u64>) {
-        (
-            self.keyframes.next_deadline(),
-            self.lease.next_deadline_ms(),
-        )
+        let wall = match (self.lease.next_deadline_ms(), self.earliest_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (self.keyframes.next_deadline(), wall)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -591,13 +644,24 @@ impl Room {
     }
 
     fn send(&mut self, to: Target, event: ServerEvent) {
+        let to = match to {
+            Target::One(id) => Recipients::One(id),
+            Target::All => Recipients::Many(self.order.clone()),
+            Target::AllBut(except) => Recipients::Many(
+                self.order
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != except)
+                    .collect(),
+            ),
+        };
         self.outputs.push_back(Output::Event {
             to,
             json: event.to_json().into(),
         });
     }
 
-    /// All members, for fanning out `Target::All`.
+    /// All members, in join order.
     pub fn member_ids(&self) -> &[SessionId] {
         &self.order
     }
@@ -721,7 +785,7 @@ mod tests {
             .iter()
             .filter_map(|o| match o {
                 Output::Event {
-                    to: Target::One(id),
+                    to: Recipients::One(id),
                     json,
                 } if *id == late => Some(&**json),
                 _ => None,
@@ -737,11 +801,58 @@ mod tests {
             "all five members listed"
         );
         assert!(out.iter().any(|o| matches!(o,
-            Output::Event { to: Target::AllBut(id), json } if *id == late && json.contains(r#""type":"joined""#))));
+            Output::Event { to, json } if !to.contains(late) && to.contains(DOC) && json.contains(r#""type":"joined""#))));
         r.leave(late, now);
         let out = drain(&mut r);
         assert!(out.iter().any(|o| matches!(o,
-            Output::Event { to: Target::All, json } if json.contains(r#""type":"left""#) && json.contains(r#""id":"s7""#))));
+            Output::Event { to, json } if to.contains(DOC) && json.contains(r#""type":"left""#) && json.contains(r#""id":"s7""#))));
+    }
+
+    #[test]
+    fn members_are_disconnected_when_their_token_expires() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        let short = SessionId(8);
+        let mut m = member(Role::Observer, "short", false);
+        m.expires_at_ms = 5_000;
+        r.join(short, m, now);
+        drain(&mut r);
+        assert_eq!(r.next_deadline().1, Some(5_000));
+        r.handle_timeout(now, 4_999);
+        assert!(drain(&mut r).is_empty());
+        r.handle_timeout(now, 5_000);
+        let out = drain(&mut r);
+        let told = out.iter().position(|o| {
+            matches!(o,
+            Output::Event { to: Recipients::One(id), json } if *id == short && json.contains("expired"))
+        });
+        let closed = out.iter().position(|o| *o == Output::Close { id: short });
+        assert!(
+            told.is_some() && told < closed,
+            "told, then disconnected: {out:?}"
+        );
+        assert!(r.member(short).is_none());
+        assert_eq!(r.count_by_role(Role::Observer), 1);
+    }
+
+    #[test]
+    fn the_holder_expiring_loses_the_lease_before_being_disconnected() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        let doc = SessionId(9);
+        let mut m = member(Role::Doctor, "late-doc", true);
+        m.expires_at_ms = 5_000;
+        r.join(doc, m, now);
+        r.on_event(doc, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        assert_eq!(r.lease_holder(), Some(doc));
+        r.handle_timeout(now, 5_000);
+        let out = drain(&mut r);
+        let lease = out.iter().position(
+            |o| matches!(o, Output::Event { to, json } if to.contains(doc) && json.contains(r#""reason":"expired""#)),
+        );
+        let closed = out.iter().position(|o| *o == Output::Close { id: doc });
+        assert!(lease.is_some() && lease < closed, "{out:?}");
     }
 
     #[test]
@@ -755,7 +866,7 @@ mod tests {
         assert_eq!(r.lease_holder(), None);
         assert_eq!(
             out.iter()
-                .filter(|o| matches!(o, Output::Event { to: Target::One(STUDENT), json } if json.contains("forbidden")))
+                .filter(|o| matches!(o, Output::Event { to: Recipients::One(STUDENT), json } if json.contains("forbidden")))
                 .count(),
             2
         );

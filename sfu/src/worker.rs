@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SfuError;
 use crate::peer::{Peer, PeerEvent};
-use crate::room::{Member, Output, Room, RtpIn, Target, TrackKind};
+use crate::room::{Member, Output, Recipients, Room, RtpIn, TrackKind};
 use crate::sfu::{RoomEvent, Shared};
 use crate::SessionId;
 
@@ -501,15 +501,9 @@ impl Worker {
                     }
                 }
                 Output::Event { to, json } => {
-                    let targets: Vec<SessionId> = match to {
-                        Target::One(id) => vec![id],
-                        Target::All => room.member_ids().to_vec(),
-                        Target::AllBut(except) => room
-                            .member_ids()
-                            .iter()
-                            .copied()
-                            .filter(|id| *id != except)
-                            .collect(),
+                    let targets = match to {
+                        Recipients::One(id) => vec![id],
+                        Recipients::Many(ids) => ids,
                     };
                     for id in targets {
                         if let Some(p) = self.peers.get_mut(&id) {
