@@ -1,0 +1,231 @@
+//! One str0m peer connection over its own UDP socket, tuned for a load generator.
+//!
+//! The same peer serves every role (robot, controller, viewer) against both servers (Bedside
+//! over WHIP/WHEP, Janus over its HTTP API); the role's state implements [`Handler`]. Compared
+//! with `bedside_sfu::client::WebRtcClient` it reads datagrams in batches with kernel receive
+//! timestamps, hands each str0m event the receive time of the datagram that caused it, keeps one
+//! timer per peer instead of a new one per wake-up, and can accept an offer (Janus offers to its
+//! subscribers) as well as make one.
+//!
+//! Not here: signalling (see `bedside.rs`, `janus.rs`), or what a role does with its events.
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::sync::watch;
+
+use crate::udp::{self, Datagram, RecvBatch};
+
+/// What a role does with its peer's traffic.
+pub trait Handler {
+    /// A datagram arrived (before str0m sees it). Return false to keep it from str0m.
+    fn datagram(&mut self, _d: &Datagram<'_>) -> bool {
+        true
+    }
+    /// Something str0m said; `rx_ns` is the kernel receive time of the datagram that caused it
+    /// (or the current time for events that came from a timer).
+    fn event(&mut self, rtc: &mut Rtc, ev: Event, rx_ns: u64);
+    /// A datagram is about to be sent.
+    fn transmit(&mut self, _data: &[u8]) {}
+}
+
+/// Why [`Peer::step`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    Stop,
+    Io,
+    Timer,
+}
+
+pub struct Peer {
+    pub rtc: Rtc,
+    pub sock: tokio::net::UdpSocket,
+    pub local: SocketAddr,
+    batch: Box<RecvBatch>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    sleep_at: Instant,
+    events: Vec<Event>,
+    pub video_mid: Option<Mid>,
+    pub audio_mid: Option<Mid>,
+    pub control: Option<ChannelId>,
+    pub events_channel: Option<ChannelId>,
+}
+
+/// Receive buffer per peer socket: 1 MiB holds ~900 full-size packets (3 s of a 2.5 Mbps stream).
+pub const RCVBUF: usize = 1 << 20;
+
+impl Peer {
+    pub fn new(ip: IpAddr) -> anyhow::Result<Peer> {
+        let sock = udp::bind(ip, RCVBUF)?;
+        let local = sock.local_addr()?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(now);
+        let cand = Candidate::host(local, "udp").map_err(|e| anyhow::anyhow!("candidate: {e}"))?;
+        rtc.add_local_candidate(cand);
+        Ok(Peer {
+            rtc,
+            sock,
+            local,
+            batch: Box::default(),
+            sleep: Box::pin(tokio::time::sleep_until(now.into())),
+            sleep_at: now,
+            events: Vec::new(),
+            video_mid: None,
+            audio_mid: None,
+            control: None,
+            events_channel: None,
+        })
+    }
+
+    /// An offer with video and audio in `dir` and, if asked, Bedside's two data channels.
+    pub fn offer(
+        &mut self,
+        dir: Direction,
+        channels: bool,
+    ) -> anyhow::Result<(SdpOffer, SdpPendingOffer)> {
+        let mut api = self.rtc.sdp_api();
+        self.video_mid = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        self.audio_mid = Some(api.add_media(MediaKind::Audio, dir, None, None, None));
+        if channels {
+            self.control = Some(api.add_channel_with_config(ChannelConfig {
+                label: "control".into(),
+                ordered: false,
+                reliability: Reliability::MaxRetransmits { retransmits: 0 },
+                ..Default::default()
+            }));
+            self.events_channel = Some(api.add_channel("events".into()));
+        }
+        api.apply()
+            .ok_or_else(|| anyhow::anyhow!("nothing to offer"))
+    }
+
+    pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) -> anyhow::Result<()> {
+        let answer = SdpAnswer::from_sdp_string(sdp)?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        Ok(())
+    }
+
+    /// Accept a remote offer (Janus offering to a subscriber); returns our answer.
+    pub fn accept_offer(&mut self, sdp: &str) -> anyhow::Result<String> {
+        let offer = SdpOffer::from_sdp_string(sdp)?;
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// The payload type negotiated for a codec.
+    pub fn pt_for(&self, codec: Codec) -> Option<u8> {
+        self.rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| *p.pt())
+    }
+
+    /// Poll str0m until only a timeout is left: send what it transmits, pass on what it says.
+    pub fn drain(&mut self, h: &mut impl Handler, rx_ns: u64) -> Instant {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break self.flush_events(h, rx_ns, t),
+                Ok(Output::Transmit(t)) => {
+                    h.transmit(&t.contents);
+                    // UDP on loopback either takes it now or it is lost like on the wire.
+                    let _ = self.sock.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => self.events.push(e),
+                Err(_) => {
+                    break self.flush_events(h, rx_ns, Instant::now() + Duration::from_secs(1))
+                }
+            }
+        }
+    }
+
+    fn flush_events(&mut self, h: &mut impl Handler, rx_ns: u64, t: Instant) -> Instant {
+        for e in self.events.drain(..) {
+            h.event(&mut self.rtc, e, rx_ns);
+        }
+        t
+    }
+
+    /// Read everything queued on the socket, feeding str0m one datagram at a time so each event
+    /// is attributed to the datagram that caused it.
+    pub fn read_all(&mut self, h: &mut impl Handler) -> std::io::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = match self.batch.recv(&self.sock) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) => return Err(e),
+            };
+            total += n;
+            for i in 0..n {
+                let Some(d) = self.batch.get(i) else { continue };
+                if !h.datagram(&d) {
+                    continue;
+                }
+                let rx_ns = d.rx_ns;
+                let now = Instant::now();
+                if let Ok(r) = Receive::new(Protocol::Udp, d.src, self.local, d.data) {
+                    // A datagram str0m refuses is not ours to surface.
+                    let _ = self.rtc.handle_input(Input::Receive(now, r));
+                }
+                loop {
+                    match self.rtc.poll_output() {
+                        Ok(Output::Timeout(_)) | Err(_) => break,
+                        Ok(Output::Transmit(t)) => {
+                            h.transmit(&t.contents);
+                            let _ = self.sock.try_send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(e)) => h.event(&mut self.rtc, e, rx_ns),
+                    }
+                }
+            }
+            if n < udp::BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Drain, then wait for a datagram, str0m's next timeout, `until`, or `stop`.
+    pub async fn step(
+        &mut self,
+        h: &mut impl Handler,
+        until: Instant,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Woke {
+        let t = self.drain(h, udp::now_ns()).min(until);
+        if t != self.sleep_at {
+            self.sleep.as_mut().reset(t.into());
+            self.sleep_at = t;
+        }
+        if *stop.borrow() {
+            return Woke::Stop;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => Woke::Stop,
+            r = self.sock.readable() => {
+                if r.is_ok() {
+                    let _ = self.read_all(h);
+                }
+                Woke::Io
+            }
+            _ = &mut self.sleep => {
+                let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                Woke::Timer
+            }
+        }
+    }
+}
