@@ -117,7 +117,7 @@ pub async fn start(
 
 /// What a WHIP/WHEP POST gave back.
 pub struct Session {
-    pub location: String,
+    /// The participant id others see in `events` (`X-Bedside-Session`).
     pub id: String,
 }
 
@@ -153,14 +153,13 @@ impl Bedside {
                 .unwrap_or_default()
                 .to_string()
         };
-        let location = header("location");
         let id = header("x-bedside-session");
         let body = resp.text().await?;
         if status != 201 {
             bail!("{path} answered {status}: {body}");
         }
         peer.accept_answer(pending, &body)?;
-        Ok(Session { location, id })
+        Ok(Session { id })
     }
 
     pub async fn metrics(&self, http: &reqwest::Client) -> anyhow::Result<String> {

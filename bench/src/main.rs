@@ -15,6 +15,7 @@
 
 mod bedside;
 mod fixture;
+mod floor;
 mod janus;
 mod netns;
 mod peer;
@@ -51,6 +52,25 @@ enum Command {
     Run(RunArgs),
     /// Only make the video fixture (ffmpeg) into OUT/fixtures.
     Fixture(FixtureArgs),
+    /// The kernel's floor: sender CPU per datagram for an SFU-shaped UDP fan-out, no WebRTC.
+    UdpFloor {
+        /// Receiving sockets (viewers).
+        #[arg(long, value_delimiter = ',', default_value = "100,250,500")]
+        sockets: Vec<usize>,
+        /// Fan-outs per second (the robot's packet rate).
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Datagram size (a full SRTP video packet is about 1150 bytes).
+        #[arg(long, default_value_t = 1150)]
+        size: usize,
+        /// Datagrams per syscall: 1 = sendto, more = sendmmsg.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch: Vec<usize>,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[arg(long, default_value_os_t = default_out())]
+        out: PathBuf,
+    },
     /// Re-render results.md and results.png from OUT/results.json.
     Report {
         #[arg(long, default_value_os_t = default_out())]
@@ -149,6 +169,12 @@ struct RunArgs {
     /// Viewers joining at the same time.
     #[arg(long, default_value_t = 8)]
     join_concurrency: usize,
+    /// Single joins timed after each window (one at a time, under the run's load).
+    #[arg(long, default_value_t = 5)]
+    probe_joins: usize,
+    /// Record a `perf` profile of the server during each window (OUT/runs/*/perf.data).
+    #[arg(long)]
+    perf: bool,
     /// Seconds with only the robot and controller (idle control latency, RSS baseline).
     #[arg(long, default_value_t = 3.0)]
     idle_seconds: f64,
@@ -220,6 +246,43 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(a) => run(a),
+        Command::UdpFloor {
+            sockets,
+            rate,
+            size,
+            batch,
+            seconds,
+            out,
+        } => {
+            let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let mut rows = Vec::new();
+            println!("| sockets | datagrams/s | syscall | sender CPU us per datagram | received |");
+            println!("|---:|---:|---|---:|---:|");
+            for &n in &sockets {
+                for &b in &batch {
+                    let f = floor::run(ip, n, rate, size, b, seconds, 0, 1)?;
+                    println!(
+                        "| {} | {} | {} | {:.2} | {:.1}% |",
+                        n,
+                        n as u64 * rate as u64,
+                        if b <= 1 {
+                            "sendto".to_string()
+                        } else {
+                            format!("sendmmsg x{b}")
+                        },
+                        f.sender_us_per_datagram,
+                        f.received as f64 * 100.0 / f.datagrams.max(1) as f64
+                    );
+                    rows.push(f);
+                }
+            }
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(
+                out.join("udp-floor.json"),
+                serde_json::to_string_pretty(&rows)?,
+            )?;
+            Ok(())
+        }
     }
 }
 
@@ -315,6 +378,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         settle_seconds: a.settle_seconds,
         join_concurrency: a.join_concurrency,
         light: a.viewer_mode == ViewerMode::Light,
+        probe_joins: a.probe_joins,
+        perf: a.perf,
         ip,
         server_cpu: a.server_cpu,
         generator_cpu: a.generator_cpu,
@@ -374,7 +439,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 match &r.error {
                     Some(e) => eprintln!("   failed after {:.0} s: {e}", t.elapsed().as_secs_f64()),
                     None => eprintln!(
-                        "   {} s: {}/{} with video, {:.0} pkt/s fwd, loss max {:.3}%, latency p50 {:.2} p99 {:.2} ms, CPU {:.1}% = {:.2} us/pkt, RSS/viewer {:.0} KiB, join p50 {:.0} ms, generator {:.0}%",
+                        "   {} s: {}/{} with video, {:.0} pkt/s fwd, loss max {:.3}%, latency p50 {:.2} p99 {:.2} ms, CPU {:.1}% = {:.2} us/pkt, RSS/viewer {:.0} KiB, join p50 {:.0} ms (single {:.0} ms), generator {:.0}%",
                         t.elapsed().as_secs(),
                         r.viewers_with_video,
                         n,
@@ -386,6 +451,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                         r.cpu_us_per_packet_schedstat,
                         r.rss_per_viewer_kib,
                         r.join_ms.p50,
+                        r.join_single_ms.p50,
                         r.generator_cpu_pct
                     ),
                 }

@@ -17,7 +17,6 @@ use anyhow::Context;
 pub struct Server {
     child: Option<Child>,
     pub pid: u32,
-    pub name: &'static str,
 }
 
 impl Server {
@@ -48,7 +47,6 @@ impl Server {
         Ok(Server {
             child: Some(child),
             pid,
-            name,
         })
     }
 
@@ -187,7 +185,10 @@ pub fn core_busy_s(cpu: usize) -> f64 {
         return 0.0;
     };
     let tag = format!("cpu{cpu}");
-    let Some(line) = s.lines().find(|l| l.split_whitespace().next() == Some(tag.as_str())) else {
+    let Some(line) = s
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(tag.as_str()))
+    else {
         return 0.0;
     };
     let v: Vec<f64> = line

@@ -131,8 +131,10 @@ pub fn markdown(rep: &Report) -> String {
         rep.machine.kernel, rep.network, rep.fixture, rep.fixture_kbps, rep.fps, rep.pacing,
         rep.seconds, rep.viewer_mode, rep.duration_s
     ));
-    s.push_str("| server | viewers | with video | fwd pkt/s | loss mean / max % | fwd latency p50 / p99 / max ms | server CPU % | CPU us/pkt (stat) | CPU us/pkt (schedstat) | RSS before -> after MiB | RSS/viewer KiB | join p50 / p99 ms | control idle p50 / p99 ms | control load p50 / p99 ms | generator CPU % | other load on server / generator core % |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| server | viewers | with video | fwd pkt/s | loss mean / max % | fwd latency p50 / p99 / max ms | server CPU % | CPU us/pkt (stat) | CPU us/pkt (schedstat) | RSS before -> after MiB | RSS/viewer KiB | join ramp p50 / p99 ms | join single p50 / p99 ms | control idle p50 / p99 ms | control load p50 / p99 ms | generator CPU % | other load on server / generator core % |\n");
+    s.push_str(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for r in &rep.runs {
         if let Some(e) = &r.error {
             s.push_str(&format!(
@@ -144,7 +146,7 @@ pub fn markdown(rep: &Report) -> String {
             continue;
         }
         s.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.3} / {:.3} | {:.2} / {:.2} / {:.2} | {:.1} | {:.2} | {:.2} | {:.1} -> {:.1} | {:.0} | {} | {} | {} | {:.0}{} | {:.0} / {:.0} |\n",
+            "| {} | {} | {} | {:.0} | {:.3} / {:.3} | {:.2} / {:.2} / {:.2} | {:.1} | {:.2} | {:.2} | {:.1} -> {:.1} | {:.0} | {} | {} | {} | {} | {:.0}{} | {:.0} / {:.0} |\n",
             r.server,
             r.viewers,
             r.viewers_with_video,
@@ -161,6 +163,7 @@ pub fn markdown(rep: &Report) -> String {
             r.rss_after_kib as f64 / 1024.0,
             r.rss_per_viewer_kib,
             join(&r.join_ms),
+            join(&r.join_single_ms),
             opt_ms(&r.control_idle_us),
             opt_ms(&r.control_load_us),
             r.generator_cpu_pct,
@@ -249,15 +252,11 @@ fn targets(rep: &Report) -> String {
             ok(added <= 1000.0 && full)
         ));
     }
-    let join_p50 = rep
-        .runs
-        .iter()
-        .filter(|r| r.server == "bedside" && r.error.is_none())
-        .map(|r| r.join_ms.p50)
-        .fold(0.0, f64::max);
     s.push_str(&format!(
-        "| join p50 <= 150 ms (worst run) | {join_p50:.0} ms | {} |\n",
-        ok(join_p50 <= 150.0)
+        "| join p50 <= 150 ms (single joins under this load) | {:.0} ms (ramp: {:.0} ms) | {} |\n",
+        b.join_single_ms.p50,
+        b.join_ms.p50,
+        ok(b.join_single_ms.n > 0 && b.join_single_ms.p50 <= 150.0)
     ));
     s.push_str(&format!(
         "| memory <= 150 KiB per viewer | {:.0} KiB | {} |\n",
@@ -316,7 +315,14 @@ pub fn plot(rep: &Report, path: &Path) -> anyhow::Result<()> {
             .map(|r| pick(r))
             .fold(0.0, f64::max)
             .max(1e-3)
-            * 1.15;
+            * 1.3;
+        let ymin = ok_runs
+            .iter()
+            .map(|r| pick(r))
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min)
+            .min(ymax / 2.0)
+            * 0.7;
         let mut b = ChartBuilder::on(area);
         b.margin(20);
         if text {
@@ -324,12 +330,24 @@ pub fn plot(rep: &Report, path: &Path) -> anyhow::Result<()> {
                 .x_label_area_size(45)
                 .y_label_area_size(60);
         }
-        let mut chart = b.build_cartesian_2d((0.8f64..max_n * 1.25).log_scale(), 0f64..ymax)?;
+        // Both axes logarithmic: the figures span orders of magnitude once a server saturates.
+        let mut chart =
+            b.build_cartesian_2d((0.8f64..max_n * 1.25).log_scale(), (ymin..ymax).log_scale())?;
         let mut mesh = chart.configure_mesh();
         if text {
             mesh.x_desc("viewers (log scale)")
+                .y_desc("log scale")
                 .label_style(("sans-serif", 15))
-                .x_label_formatter(&|v| format!("{v:.0}"));
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| {
+                    if *v >= 10.0 {
+                        format!("{v:.0}")
+                    } else if *v >= 1.0 {
+                        format!("{v:.1}")
+                    } else {
+                        format!("{v:.2}")
+                    }
+                });
         } else {
             mesh.disable_x_mesh().disable_y_mesh();
         }

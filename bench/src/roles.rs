@@ -61,6 +61,10 @@ pub struct RobotStats {
     pub keyframe_requests: AtomicU64,
     pub connected: AtomicBool,
     pub control_stops: AtomicU64,
+    /// When keyframe requests arrived (kernel receive time, ns).
+    pub keyframe_request_ns: std::sync::Mutex<Vec<u64>>,
+    /// When a keyframe's first packet left the robot (ns).
+    pub keyframe_sent_ns: std::sync::Mutex<Vec<u64>>,
 }
 
 struct RobotH {
@@ -80,6 +84,9 @@ impl Handler for RobotH {
             Event::KeyframeRequest(_) => {
                 self.keyframe_wanted = true;
                 self.stats.keyframe_requests.fetch_add(1, Relaxed);
+                if let Ok(mut v) = self.stats.keyframe_request_ns.lock() {
+                    v.push(rx_ns);
+                }
             }
             Event::ChannelData(d) if Some(d.id) == self.control => {
                 if let Ok(f) = ControlFrame::decode(&d.data) {
@@ -108,6 +115,7 @@ impl Handler for RobotH {
 }
 
 /// Connect the robot and publish until `stop`. Marks `stats.connected` once media flows.
+#[allow(clippy::too_many_arguments)]
 pub async fn robot(
     target: Target,
     ip: IpAddr,
@@ -178,6 +186,11 @@ pub async fn robot(
                 source.restart_at_keyframe();
             }
             if let Some(frame) = source.next_frame() {
+                if frame.keyframe {
+                    if let Ok(mut v) = stats.keyframe_sent_ns.lock() {
+                        v.push(now_ns());
+                    }
+                }
                 let packets = crate::fixture::packetize_vp8(&frame.data, picture_id);
                 let n = packets.len();
                 let mut due = now.max(last_due);
@@ -402,16 +415,14 @@ impl Handler for ViewerH {
 
     fn event(&mut self, _rtc: &mut Rtc, ev: Event, rx_ns: u64) {
         match ev {
-            Event::RtpPacket(p) => {
-                if Some(*p.header.payload_type) == self.video_pt {
-                    self.track.video_payload(
-                        *p.header.ssrc,
-                        p.header.sequence_number,
-                        &p.payload,
-                        rx_ns,
-                        &self.robot.log,
-                    );
-                }
+            Event::RtpPacket(p) if Some(*p.header.payload_type) == self.video_pt => {
+                self.track.video_payload(
+                    *p.header.ssrc,
+                    p.header.sequence_number,
+                    &p.payload,
+                    rx_ns,
+                    &self.robot.log,
+                );
             }
             Event::Connected => self.track.connected_ns = Some(now_ns()),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {

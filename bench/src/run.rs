@@ -58,6 +58,8 @@ pub struct Settings {
     pub settle_seconds: f64,
     pub join_concurrency: usize,
     pub light: bool,
+    pub probe_joins: usize,
+    pub perf: bool,
     pub ip: IpAddr,
     pub server_cpu: usize,
     pub generator_cpu: usize,
@@ -121,7 +123,15 @@ pub struct RunResult {
     pub rss_after_kib: u64,
     pub rss_per_viewer_kib: f64,
     pub server_threads: usize,
+    /// Joins during the ramp (several at once, sharing the keyframe coalescing window).
     pub join_ms: Pcts,
+    /// Single joins after the window, one at a time, with all N viewers still receiving.
+    pub join_single_ms: Pcts,
+    /// Medians of the single joins' phases, ms: signalling (HTTP until the answer), ICE + DTLS
+    /// (answer until connected), waiting for the keyframe (connected until its first packet).
+    pub join_single_phases_ms: [f64; 3],
+    /// A `perf record` ran during the window (its cost is in the CPU figures).
+    pub profiled: bool,
     pub control_idle_us: Option<Pcts>,
     pub control_load_us: Option<Pcts>,
     pub control_load_sent: u64,
@@ -309,8 +319,15 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     let sem = Arc::new(Semaphore::new(s.join_concurrency.max(1)));
     let joined = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::with_capacity(n);
+    // Bounded whatever the server does: joins stop being started after this.
+    let join_deadline =
+        Instant::now() + Duration::from_secs(60) + Duration::from_millis(200 * n as u64);
     for _ in 0..n {
-        let permit = sem.clone().acquire_owned().await?;
+        let left = join_deadline.saturating_duration_since(Instant::now());
+        let Ok(permit) = tokio::time::timeout(left, sem.clone().acquire_owned()).await else {
+            break;
+        };
+        let permit = permit?;
         handles.push(tokio::spawn(roles::viewer(
             target.clone(),
             feed,
@@ -324,8 +341,9 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             stop_rx.clone(),
         )));
     }
-    let join_deadline = Instant::now() + Duration::from_secs(40);
-    while (joined.load(Relaxed) as usize) < n && Instant::now() < join_deadline {
+    let started = handles.len();
+    let join_deadline = join_deadline.min(Instant::now() + Duration::from_secs(40));
+    while (joined.load(Relaxed) as usize) < started && Instant::now() < join_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     r.join_phase_s = join_t0.elapsed().as_secs_f64();
@@ -341,16 +359,48 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     let m0_at = Instant::now();
     let udp0 = UdpCounters::read();
     let gen0 = Cpu::this_process();
-    let core0 = (procs::core_busy_s(s.server_cpu), procs::core_busy_s(s.generator_cpu));
+    let core0 = (
+        procs::core_busy_s(s.server_cpu),
+        procs::core_busy_s(s.generator_cpu),
+    );
     let t0 = now_ns();
     let cpu0 = server.cpu();
     let dur_ns = (s.seconds * 1e9) as u64;
+    let mut perf = if s.perf {
+        std::process::Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "499",
+                "-e",
+                "cpu-clock",
+                "--call-graph",
+                "dwarf,16384",
+            ])
+            .arg("-p")
+            .arg(server.pid.to_string())
+            .arg("-o")
+            .arg(dir.join("perf.data"))
+            .args(["--", "sleep"])
+            .arg(format!("{}", s.seconds))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()
+    } else {
+        None
+    };
+    r.profiled = perf.is_some();
     window.t1.store(t0 + dur_ns, Relaxed);
     window.t0.store(t0, Relaxed);
     tokio::time::sleep(Duration::from_nanos(dur_ns)).await;
     let cpu1 = server.cpu();
     let t1 = now_ns();
-    let core1 = (procs::core_busy_s(s.server_cpu), procs::core_busy_s(s.generator_cpu));
+    let core1 = (
+        procs::core_busy_s(s.server_cpu),
+        procs::core_busy_s(s.generator_cpu),
+    );
     let gen1 = Cpu::this_process();
     let udp1 = UdpCounters::read();
     let metrics1 = match &target {
@@ -359,8 +409,44 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     };
     let m_secs = m0_at.elapsed().as_secs_f64();
     let newest = robot_stats.newest_seq.load(Relaxed);
-    // Let the last packets of the window arrive before the viewers stop.
+    if let Some(p) = perf.as_mut() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(p.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = p.kill();
+    }
+    // Let the last packets of the window arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Single joins under load: one at a time, 0.3-1.3 s apart.
+    let mut probes = Vec::new();
+    for _ in 0..s.probe_joins {
+        let sem = Arc::new(Semaphore::new(1));
+        let permit = sem.clone().acquire_owned().await?;
+        let done = Arc::new(AtomicU64::new(0));
+        let h = tokio::spawn(roles::viewer(
+            target.clone(),
+            feed,
+            s.ip,
+            robot_stats.clone(),
+            Arc::new(Window::default()),
+            s.light,
+            http.clone(),
+            permit,
+            done.clone(),
+            stop_rx.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done.load(Relaxed) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        probes.push(h);
+        // A random gap, so the joins land at random phases of the server's keyframe
+        // coalescing window, as real joins do.
+        let gap = 300 + rand::random::<u64>() % 1000;
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+    }
     stop_all(&stop_tx);
 
     let mut results: Vec<ViewerResult> = Vec::with_capacity(n);
@@ -368,6 +454,56 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
         if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(10), h).await {
             results.push(v);
         }
+    }
+    let mut single: Vec<u64> = Vec::new();
+    let mut phases: [Vec<u64>; 3] = Default::default();
+    for h in probes {
+        if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(10), h).await {
+            if let (Some(k), Some(sig), Some(con)) = (
+                v.track.first_keyframe_ns,
+                v.signalled_ns,
+                v.track.connected_ns,
+            ) {
+                single.push(k.saturating_sub(v.start_ns) / 1000);
+                phases[0].push(sig.saturating_sub(v.start_ns) / 1000);
+                phases[1].push(con.saturating_sub(sig) / 1000);
+                phases[2].push(k.saturating_sub(con) / 1000);
+                if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {
+                    let after = |v: &std::sync::Mutex<Vec<u64>>| {
+                        v.lock()
+                            .ok()
+                            .and_then(|v| {
+                                v.iter()
+                                    .find(|t| **t >= v.first().map(|_| con).unwrap_or(0))
+                                    .copied()
+                            })
+                            .map(|t| (t as i64 - con as i64) / 1000)
+                    };
+                    eprintln!(
+                        "   single join: signalled +{} us, connected +{} us, PLI at robot {:?} us after connect, keyframe queued {:?} us after connect, first keyframe packet +{} us",
+                        (sig - v.start_ns) / 1000,
+                        (con - v.start_ns) / 1000,
+                        after(&robot_stats.keyframe_request_ns),
+                        after(&robot_stats.keyframe_sent_ns),
+                        (k - v.start_ns) / 1000
+                    );
+                }
+            }
+        }
+    }
+    r.join_single_ms = Pcts::of(&mut single, 1e-3);
+    if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {
+        if let Ok(v) = robot_stats.keyframe_request_ns.lock() {
+            let gaps: Vec<u64> = v.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
+            eprintln!(
+                "   keyframe requests at the robot: {}, gaps ms {:?}",
+                v.len(),
+                gaps
+            );
+        }
+    }
+    for (i, p) in phases.iter_mut().enumerate() {
+        r.join_single_phases_ms[i] = Pcts::of(p, 1e-3).p50;
     }
     let robot_outcome = tokio::task::spawn_blocking(move || robot_thread.join()).await;
     server.stop();

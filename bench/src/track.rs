@@ -168,10 +168,7 @@ impl RxTrack {
         let robot_seq = ext.wrapping_add(seq_off);
         match log.get(robot_seq) {
             Some((ts, sent)) if ts == h.ts.wrapping_add(ts_off) => {
-                if w.contains(sent) {
-                    let lat = rx_ns.saturating_sub(sent).min(u32::MAX as u64) as u32;
-                    self.samples.push((robot_seq, lat));
-                }
+                self.matched(robot_seq, sent, rx_ns, w)
             }
             Some(_) => {
                 self.mismatches += 1;
@@ -181,6 +178,13 @@ impl RxTrack {
             None => {}
         }
         true
+    }
+
+    fn matched(&mut self, robot_seq: u64, sent: u64, rx_ns: u64, w: &Window) {
+        if w.contains(sent) {
+            let lat = rx_ns.saturating_sub(sent).min(u32::MAX as u64) as u32;
+            self.samples.push((robot_seq, lat));
+        }
     }
 
     /// A decrypted video packet (from str0m) for the datagram last passed to [`datagram`].
@@ -300,7 +304,6 @@ mod tests {
 
     fn head(seq: u16, ts: u32) -> Option<RtpHead> {
         Some(RtpHead {
-            marker: false,
             pt: 96,
             seq,
             ts,
@@ -343,5 +346,18 @@ mod tests {
         assert_eq!(v.mismatches, 1);
         assert_eq!(v.received_in(1000, 1005), 1);
         assert_eq!(log.seq_range(2_001, 2_004, 1004), Some((1001, 1004)));
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// Printed for docs/benchmarks.md: the SFU's per-viewer retransmission cache holds one of
+    /// these per packet sent (str0m keeps up to 2000 or 3 s per video stream).
+    #[test]
+    fn rtp_packet_size() {
+        println!(
+            "size_of::<str0m::rtp::RtpPacket>() = {}",
+            std::mem::size_of::<str0m::rtp::RtpPacket>()
+        );
     }
 }

@@ -173,14 +173,6 @@ impl RecvBatch {
         Ok(n)
     }
 
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
     pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.n {
             return None;
@@ -231,7 +223,6 @@ fn sockaddr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// in the clear). `None` for STUN, DTLS, RTCP or anything short.
 #[derive(Debug, Clone, Copy)]
 pub struct RtpHead {
-    pub marker: bool,
     pub pt: u8,
     pub seq: u16,
     pub ts: u32,
@@ -247,7 +238,6 @@ pub fn rtp_head(d: &[u8]) -> Option<RtpHead> {
         return None;
     }
     Some(RtpHead {
-        marker: d[1] & 0x80 != 0,
         pt: d[1] & 0x7f,
         seq: u16::from_be_bytes([d[2], d[3]]),
         ts: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
@@ -298,7 +288,6 @@ mod tests {
         p[1] = 0x80 | 96;
         p[2..4].copy_from_slice(&7u16.to_be_bytes());
         let h = rtp_head(&p).unwrap();
-        assert!(h.marker);
         assert_eq!((h.pt, h.seq), (96, 7));
         p[1] = 200; // sender report
         assert!(rtp_head(&p).is_none());

@@ -126,6 +126,11 @@ impl KeyframeCoalescer {
         }
     }
 
+    /// A keyframe went by: a deferred request has nothing left to ask for.
+    pub fn satisfied(&mut self) {
+        self.pending = false;
+    }
+
     /// Forget history (the publisher changed; its encoder owes us nothing).
     pub fn reset(&mut self) {
         self.last_sent = None;
@@ -191,5 +196,16 @@ mod tests {
         assert!(c.poll(t0 + Duration::from_millis(300)));
         assert!(!c.poll(t0 + Duration::from_millis(700)));
         assert!(c.request(t0 + Duration::from_millis(700)));
+    }
+
+    #[test]
+    fn a_keyframe_cancels_the_deferred_request() {
+        let t0 = Instant::now();
+        let mut c = KeyframeCoalescer::new(Duration::from_millis(300));
+        assert!(c.request(t0));
+        assert!(!c.request(t0 + Duration::from_millis(10)));
+        c.satisfied();
+        assert_eq!(c.next_deadline(), None);
+        assert!(!c.poll(t0 + Duration::from_millis(300)));
     }
 }

@@ -88,6 +88,8 @@ pub struct Peer {
     pending_events: VecDeque<Arc<str>>,
     pub down_video: DownTrack,
     pub down_audio: DownTrack,
+    /// RTP was written and awaits the worker's end-of-batch flush.
+    pub dirty: bool,
     /// Payload type on this session for each source codec seen so far (a handful at most).
     pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
@@ -120,6 +122,7 @@ impl Peer {
             pending_events: VecDeque::new(),
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
+            dirty: false,
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
             closed: None,

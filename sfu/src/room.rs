@@ -340,6 +340,9 @@ impl Room {
                 }
                 if keyframe_start {
                     self.video_live.append(&mut self.video_waiting);
+                    // Whoever was waiting has it now: a deferred request would only make the
+                    // encoder spend bits on a keyframe nobody needs.
+                    self.keyframes.satisfied();
                 } else if !self.video_waiting.is_empty() {
                     self.request_keyframe(now);
                 }

@@ -69,6 +69,10 @@ pub(crate) struct Worker {
     wake: Instant,
     queue: VecDeque<(SessionId, PeerEvent)>,
     scratch: Vec<PeerEvent>,
+    /// Viewers with RTP written but not yet sent (see [`Worker::flush_dirty`]).
+    dirty: Vec<SessionId>,
+    /// Receive times of forwarded packets not yet sent, for the latency histogram.
+    unsent: Vec<Instant>,
 }
 
 impl Worker {
@@ -94,6 +98,8 @@ impl Worker {
             wake: Instant::now(),
             queue: VecDeque::new(),
             scratch: Vec::new(),
+            dirty: Vec::new(),
+            unsent: Vec::new(),
         }
     }
 
@@ -121,6 +127,7 @@ impl Worker {
                             Err(_) => break,
                         }
                     }
+                    self.flush_dirty(Instant::now());
                 }
                 _ = sleep => {}
             }
@@ -128,6 +135,9 @@ impl Worker {
             if now >= self.wake {
                 self.handle_timeouts(now);
             }
+            // Anything routed by commands or timers (str0m can release a buffered packet
+            // on a timeout) goes out now too.
+            self.flush_dirty(Instant::now());
         }
         for (_, peer) in self.peers.iter_mut() {
             peer.disconnect();
@@ -196,6 +206,10 @@ impl Worker {
             .enable_opus(true, false)
             // Stats carry the NACK counts for /metrics; every 2 s is cheap.
             .set_stats_interval(Some(Duration::from_secs(2)))
+            // Retransmission history per viewer: 512 packets is ~1.5 s of 2.5 Mbit/s video,
+            // far beyond a hospital LAN's NACK round trip; str0m's 1000 costs ~250 KiB more
+            // per viewer (measured in docs/benchmarks.md).
+            .set_send_buffer_video(512)
             .build(now);
         let candidate = Candidate::host(self.local, "udp")
             .map_err(|e| SfuError::Internal(format!("candidate: {e}")))?;
@@ -348,6 +362,37 @@ impl Worker {
         self.process_queue(now);
     }
 
+    /// Send what was written to viewers during this receive batch. str0m releases written RTP
+    /// on its next timeout, so each dirty viewer gets one `Timeout(now)`.
+    fn flush_dirty(&mut self, now: Instant) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let (socket, metrics) = (&self.socket, &self.shared.metrics);
+        let mut out = std::mem::take(&mut self.scratch);
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            peer.dirty = false;
+            peer.handle_input(
+                Input::Timeout(now),
+                &mut |t| send(socket, metrics, t),
+                &mut out,
+            );
+            self.wake = self.wake.min(peer.next_timeout);
+            self.queue.extend(out.drain(..).map(|e| (id, e)));
+        }
+        self.scratch = out;
+        let done = Instant::now();
+        for t in self.unsent.drain(..) {
+            metrics
+                .forward_latency
+                .observe(done.saturating_duration_since(t).as_secs_f64());
+        }
+        self.process_queue(now);
+    }
+
     /// Route everything sessions produced, including what routing itself produces.
     fn process_queue(&mut self, now: Instant) {
         while let Some((from, ev)) = self.queue.pop_front() {
@@ -391,8 +436,6 @@ impl Worker {
                 let Some(fan) = room.on_rtp(from, input, now) else {
                     return;
                 };
-                let (socket, metrics) = (&self.socket, &self.shared.metrics);
-                let mut out = std::mem::take(&mut self.scratch);
                 let mut sent = 0u64;
                 for target in fan.targets {
                     let Some(peer) = self.peers.get_mut(target) else {
@@ -400,16 +443,20 @@ impl Worker {
                     };
                     if peer.write_rtp(kind, &packet, &codec, fan.seq, fan.ts, now) {
                         sent += 1;
+                        // Sent when the receive batch is done: one str0m pass per viewer per
+                        // batch instead of one per packet (a video frame is several packets).
+                        if !peer.dirty {
+                            peer.dirty = true;
+                            self.dirty.push(*target);
+                        }
                     }
-                    peer.drain(&mut |t| send(socket, metrics, t), &mut out);
-                    self.wake = self.wake.min(peer.next_timeout);
-                    self.queue.extend(out.drain(..).map(|e| (*target, e)));
                 }
-                self.scratch = out;
-                metrics.packets_out.with_label_values(&[label]).inc_by(sent);
-                metrics
-                    .forward_latency
-                    .observe(packet.timestamp.elapsed().as_secs_f64());
+                self.shared
+                    .metrics
+                    .packets_out
+                    .with_label_values(&[label])
+                    .inc_by(sent);
+                self.unsent.push(packet.timestamp);
                 // Room outputs (a keyframe request for waiting viewers) go out now.
                 self.flush_room(&room_id);
             }
