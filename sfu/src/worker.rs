@@ -52,6 +52,31 @@ pub(crate) struct Joined {
 /// Datagrams read per wake-up before looking at timers again.
 const RECV_BATCH: usize = 64;
 
+/// One wake-up's worth of datagrams, read before any is handled so they can be prioritised.
+struct Batch {
+    bufs: Vec<[u8; 2048]>,
+    meta: Vec<(usize, SocketAddr)>,
+    from_publisher: Vec<bool>,
+    len: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Batch {
+            bufs: vec![[0u8; 2048]; RECV_BATCH],
+            meta: vec![(0, unspecified); RECV_BATCH],
+            from_publisher: vec![false; RECV_BATCH],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, n: usize, src: SocketAddr) {
+        self.meta[self.len] = (n, src);
+        self.len += 1;
+    }
+}
+
 pub(crate) struct Worker {
     index: usize,
     socket: UdpSocket,
@@ -104,7 +129,7 @@ impl Worker {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut buf = vec![0u8; 2048];
+        let mut batch = Batch::new();
         loop {
             let sleep = tokio::time::sleep_until(self.wake.into());
             tokio::select! {
@@ -113,21 +138,22 @@ impl Worker {
                     Some(cmd) => self.handle_command(cmd),
                     None => break,
                 },
-                r = self.socket.recv_from(&mut buf) => {
+                r = self.socket.recv_from(&mut batch.bufs[0]) => {
                     match r {
-                        Ok((n, src)) => self.handle_datagram(&buf[..n], src, Instant::now()),
+                        Ok((n, src)) => batch.push(n, src),
                         Err(e) => {
                             // ICMP port unreachable and the like surface here; never fatal.
                             tracing::debug!(error = %e, "udp receive error");
                         }
                     }
-                    for _ in 1..RECV_BATCH {
-                        match self.socket.try_recv_from(&mut buf) {
-                            Ok((n, src)) => self.handle_datagram(&buf[..n], src, Instant::now()),
+                    while batch.len < RECV_BATCH {
+                        let slot = batch.len;
+                        match self.socket.try_recv_from(&mut batch.bufs[slot]) {
+                            Ok((n, src)) => batch.push(n, src),
                             Err(_) => break,
                         }
                     }
-                    self.flush_dirty(Instant::now());
+                    self.handle_batch(&mut batch);
                 }
                 _ = sleep => {}
             }
@@ -142,6 +168,32 @@ impl Worker {
         for (_, peer) in self.peers.iter_mut() {
             peer.disconnect();
         }
+    }
+
+    /// Viewers' datagrams first (the lease holder's joystick frames, e-stops, RTCP), then the
+    /// robots' media, whose fan-out is the expensive part: a control frame read in the same
+    /// batch as a video frame reaches the robot before the video reaches 500 viewers.
+    fn handle_batch(&mut self, batch: &mut Batch) {
+        let now = Instant::now();
+        // Classify before handling anything: handling a STUN request can map a new address.
+        for i in 0..batch.len {
+            let src = batch.meta[i].1;
+            batch.from_publisher[i] = self
+                .by_addr
+                .get(&src)
+                .and_then(|id| self.peers.get(id))
+                .is_some_and(|p| p.role == Role::Robot);
+        }
+        for publisher_pass in [false, true] {
+            for i in 0..batch.len {
+                if batch.from_publisher[i] == publisher_pass {
+                    let (n, src) = batch.meta[i];
+                    self.handle_datagram(&batch.bufs[i][..n], src, now);
+                }
+            }
+        }
+        batch.len = 0;
+        self.flush_dirty(Instant::now());
     }
 
     fn handle_command(&mut self, cmd: Command) {
