@@ -98,6 +98,24 @@ pub(crate) struct Worker {
     dirty: Vec<SessionId>,
     /// Receive times of forwarded packets not yet sent, for the latency histogram.
     unsent: Vec<Instant>,
+    /// Per-packet counters for audio [0] and video [1], resolved once: a label lookup hashes.
+    counters: [TrackCounters; 2],
+}
+
+struct TrackCounters {
+    packets_in: prometheus::IntCounter,
+    bytes_in: prometheus::IntCounter,
+    packets_out: prometheus::IntCounter,
+}
+
+impl TrackCounters {
+    fn new(m: &crate::metrics::Metrics, kind: &str) -> Self {
+        TrackCounters {
+            packets_in: m.packets_in.with_label_values(&[kind]),
+            bytes_in: m.bytes_in.with_label_values(&[kind]),
+            packets_out: m.packets_out.with_label_values(&[kind]),
+        }
+    }
 }
 
 impl Worker {
@@ -108,6 +126,10 @@ impl Worker {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
+        let counters = [
+            TrackCounters::new(&shared.metrics, "audio"),
+            TrackCounters::new(&shared.metrics, "video"),
+        ];
         Worker {
             index,
             socket,
@@ -125,6 +147,7 @@ impl Worker {
             scratch: Vec::new(),
             dirty: Vec::new(),
             unsent: Vec::new(),
+            counters,
         }
     }
 
@@ -464,16 +487,12 @@ impl Worker {
                 packet,
                 codec,
             } => {
-                let label = match kind {
-                    TrackKind::Audio => "audio",
-                    TrackKind::Video => "video",
+                let counters = match kind {
+                    TrackKind::Audio => &self.counters[0],
+                    TrackKind::Video => &self.counters[1],
                 };
-                let metrics = &self.shared.metrics;
-                metrics.packets_in.with_label_values(&[label]).inc();
-                metrics
-                    .bytes_in
-                    .with_label_values(&[label])
-                    .inc_by(packet.payload.len() as u64);
+                counters.packets_in.inc();
+                counters.bytes_in.inc_by(packet.payload.len() as u64);
                 let Some(codec) = codec else { return };
                 let Some(room) = self.rooms.get_mut(&room_id) else {
                     return;
@@ -503,11 +522,11 @@ impl Worker {
                         }
                     }
                 }
-                self.shared
-                    .metrics
-                    .packets_out
-                    .with_label_values(&[label])
-                    .inc_by(sent);
+                let counters = match kind {
+                    TrackKind::Audio => &self.counters[0],
+                    TrackKind::Video => &self.counters[1],
+                };
+                counters.packets_out.inc_by(sent);
                 self.unsent.push(packet.timestamp);
                 // Room outputs (a keyframe request for waiting viewers) go out now.
                 self.flush_room(&room_id);
