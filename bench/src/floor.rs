@@ -28,6 +28,8 @@ pub struct Floor {
     pub packet_rate: u32,
     pub size: usize,
     pub batch: usize,
+    /// Datagrams per destination handed over in one `sendmsg` with `UDP_SEGMENT` (1 = no GSO).
+    pub gso: usize,
     pub datagrams: u64,
     pub received: u64,
     pub sender_us_per_datagram: f64,
@@ -44,7 +46,9 @@ fn thread_cpu_s() -> f64 {
 }
 
 /// Fan out `rate` packets per second to `n` sockets for `secs`, `batch` datagrams per syscall
-/// (1 = `sendto`).
+/// (1 = `sendto`). With `gso` > 1, every `gso` packets are sent to each socket together, as one
+/// `sendmsg` carrying `gso` segments (what an SFU can do when a receive batch holds several
+/// packets of a frame); the datagram rate stays the same.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     ip: IpAddr,
@@ -52,6 +56,7 @@ pub fn run(
     rate: u32,
     size: usize,
     batch: usize,
+    gso: usize,
     secs: f64,
     sender_cpu: usize,
     receiver_cpu: usize,
@@ -101,8 +106,10 @@ pub fn run(
     pin_to_cpu(sender_cpu)?;
     let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
     let fd = sock.as_raw_fd();
+    let gso = gso.max(1);
     let payload = vec![0x80u8; size];
-    let gap = Duration::from_secs_f64(1.0 / rate as f64);
+    let segments = vec![0x80u8; size * gso];
+    let gap = Duration::from_secs_f64(gso as f64 / rate as f64);
     let start = Instant::now();
     let cpu0 = thread_cpu_s();
     let mut sent = 0u64;
@@ -127,7 +134,13 @@ pub fn run(
             std::thread::sleep(next - now);
         }
         next += gap;
-        if batch <= 1 {
+        if gso > 1 {
+            for a in addrs.iter_mut() {
+                if send_segments(fd, a, &segments, size) {
+                    sent += gso as u64;
+                }
+            }
+        } else if batch <= 1 {
             for d in &dests {
                 if sock.send_to(&payload, d).is_ok() {
                     sent += 1;
@@ -170,8 +183,38 @@ pub fn run(
         packet_rate: rate,
         size,
         batch,
+        gso,
         datagrams: sent,
         received: received.load(Relaxed),
         sender_us_per_datagram: cpu * 1e6 / sent.max(1) as f64,
     })
+}
+
+/// One `sendmsg` whose payload the kernel cuts into `seg`-byte datagrams (`UDP_SEGMENT`).
+fn send_segments(fd: i32, to: &mut libc::sockaddr_in, data: &[u8], seg: usize) -> bool {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one cmsg carrying a u16, aligned as the kernel wants.
+    let mut control = [0u64; 4];
+    // SAFETY: all-zero is a valid msghdr; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = to as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+    // SAFETY: the control buffer is large enough for one cmsg of two bytes (checked above).
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg as u16);
+    }
+    // SAFETY: msg points at live buffers for the duration of the call.
+    unsafe { libc::sendmsg(fd, &msg, 0) > 0 }
 }

@@ -66,6 +66,9 @@ enum Command {
         /// Datagrams per syscall: 1 = sendto, more = sendmmsg.
         #[arg(long, value_delimiter = ',', default_value = "1,32")]
         batch: Vec<usize>,
+        /// Also send with GSO, this many datagrams per destination per `sendmsg` (0 = skip).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        gso: Vec<usize>,
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
         #[arg(long, default_value_os_t = default_out())]
@@ -251,21 +254,29 @@ fn main() -> anyhow::Result<()> {
             rate,
             size,
             batch,
+            gso,
             seconds,
             out,
         } => {
             let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
             let mut rows = Vec::new();
+            let modes: Vec<(usize, usize)> = batch
+                .iter()
+                .map(|&b| (b, 1))
+                .chain(gso.iter().filter(|&&g| g > 1).map(|&g| (1, g)))
+                .collect();
             println!("| sockets | datagrams/s | syscall | sender CPU us per datagram | received |");
             println!("|---:|---:|---|---:|---:|");
             for &n in &sockets {
-                for &b in &batch {
-                    let f = floor::run(ip, n, rate, size, b, seconds, 0, 1)?;
+                for &(b, g) in &modes {
+                    let f = floor::run(ip, n, rate, size, b, g, seconds, 0, 1)?;
                     println!(
                         "| {} | {} | {} | {:.2} | {:.1}% |",
                         n,
                         n as u64 * rate as u64,
-                        if b <= 1 {
+                        if g > 1 {
+                            format!("sendmsg GSO x{g}")
+                        } else if b <= 1 {
                             "sendto".to_string()
                         } else {
                             format!("sendmmsg x{b}")

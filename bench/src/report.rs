@@ -131,14 +131,14 @@ pub fn markdown(rep: &Report) -> String {
         rep.machine.kernel, rep.network, rep.fixture, rep.fixture_kbps, rep.fps, rep.pacing,
         rep.seconds, rep.viewer_mode, rep.duration_s
     ));
-    s.push_str("| server | viewers | with video | fwd pkt/s | loss mean / max % | fwd latency p50 / p99 / max ms | server CPU % | CPU us/pkt (stat) | CPU us/pkt (schedstat) | RSS before -> after MiB | RSS/viewer KiB | join ramp p50 / p99 ms | join single p50 / p99 ms | control idle p50 / p99 ms | control load p50 / p99 ms | generator CPU % | other load on server / generator core % |\n");
+    s.push_str("| server | viewers | with video | fwd pkt/s | loss mean / max % | fwd latency p50 / p99 / max ms | server CPU % | CPU us/pkt (stat) | CPU us/pkt (schedstat) | datagrams per send | RSS before -> after MiB | RSS/viewer KiB | join ramp p50 / p99 ms | join single p50 / p99 ms | control idle p50 / p99 ms | control load p50 / p99 ms | generator CPU % | other load on server / generator core % |\n");
     s.push_str(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rep.runs {
         if let Some(e) = &r.error {
             s.push_str(&format!(
-                "| {} | {} | failed: {} |||||||||||||\n",
+                "| {} | {} | failed: {} ||||||||||||||\n",
                 r.server,
                 r.viewers,
                 e.replace('|', "/").replace('\n', " ")
@@ -146,7 +146,7 @@ pub fn markdown(rep: &Report) -> String {
             continue;
         }
         s.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.3} / {:.3} | {:.2} / {:.2} / {:.2} | {:.1} | {:.2} | {:.2} | {:.1} -> {:.1} | {:.0} | {} | {} | {} | {} | {:.0}{} | {:.0} / {:.0} |\n",
+            "| {} | {} | {} | {:.0} | {:.3} / {:.3} | {:.2} / {:.2} / {:.2} | {:.1} | {:.2} | {:.2} | {} | {:.1} -> {:.1} | {:.0} | {} | {} | {} | {} | {:.0}{} | {:.0} / {:.0} |\n",
             r.server,
             r.viewers,
             r.viewers_with_video,
@@ -159,6 +159,8 @@ pub fn markdown(rep: &Report) -> String {
             r.server_cpu_pct,
             r.cpu_us_per_packet,
             r.cpu_us_per_packet_schedstat,
+            r.datagrams_per_send
+                .map_or_else(|| "n/a".to_string(), |d| format!("{d:.2}")),
             r.rss_before_kib as f64 / 1024.0,
             r.rss_after_kib as f64 / 1024.0,
             r.rss_per_viewer_kib,

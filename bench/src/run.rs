@@ -110,6 +110,9 @@ pub struct RunResult {
     pub forwarded_pps: f64,
     /// The server's own count, where it has one (Bedside's /metrics).
     pub server_reported_pps: Option<f64>,
+    /// UDP datagrams per send syscall in the window (Bedside's /metrics; above 1 with GSO).
+    #[serde(default)]
+    pub datagrams_per_send: Option<f64>,
     pub expected_per_viewer: u64,
     pub loss_mean_pct: f64,
     pub loss_max_pct: f64,
@@ -582,6 +585,13 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
         let d = metric_sum(&b, "bedside_rtp_packets_out_total")
             - metric_sum(&a, "bedside_rtp_packets_out_total");
         r.server_reported_pps = Some(d / m_secs);
+        let sends = metric_sum(&b, "bedside_udp_send_calls_total")
+            - metric_sum(&a, "bedside_udp_send_calls_total");
+        let datagrams = metric_sum(&b, "bedside_udp_datagrams_out_total")
+            - metric_sum(&a, "bedside_udp_datagrams_out_total");
+        if sends > 0.0 {
+            r.datagrams_per_send = Some(datagrams / sends);
+        }
     }
     if n > 0 {
         r.rss_per_viewer_kib = (r.rss_after_kib as f64 - r.rss_before_kib as f64) / n as f64;

@@ -22,6 +22,7 @@ pub mod room;
 pub mod session_id;
 pub mod sfu;
 pub mod signalling;
+mod socket;
 mod worker;
 
 pub use config::SfuConfig;

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub bytes_in: IntCounterVec,
     pub packets_out: IntCounterVec,
     pub bytes_out: IntCounter,
+    /// Send syscalls and the datagrams they carried: their ratio is how much GSO batches.
+    pub udp_sends: IntCounter,
+    pub datagrams_out: IntCounter,
     pub datagrams_dropped: IntCounterVec,
     pub keyframe_requests: IntCounter,
     pub nacks: IntCounterVec,
@@ -60,6 +63,16 @@ impl Metrics {
             ),
             bytes_out: IntCounter::new("bedside_udp_bytes_out_total", "UDP bytes sent")
                 .unwrap_or_else(unreachable),
+            udp_sends: IntCounter::new(
+                "bedside_udp_send_calls_total",
+                "UDP send syscalls (one may carry several datagrams with GSO)",
+            )
+            .unwrap_or_else(unreachable),
+            datagrams_out: IntCounter::new(
+                "bedside_udp_datagrams_out_total",
+                "UDP datagrams handed to the kernel",
+            )
+            .unwrap_or_else(unreachable),
             datagrams_dropped: counter_vec(
                 "bedside_datagrams_dropped_total",
                 "UDP datagrams dropped before reaching a session, by reason",
@@ -132,6 +145,8 @@ impl Metrics {
             Box::new(self.bytes_in.clone()),
             Box::new(self.packets_out.clone()),
             Box::new(self.bytes_out.clone()),
+            Box::new(self.udp_sends.clone()),
+            Box::new(self.datagrams_out.clone()),
             Box::new(self.datagrams_dropped.clone()),
             Box::new(self.keyframe_requests.clone()),
             Box::new(self.nacks.clone()),

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
 use str0m::channel::ChannelId;
@@ -29,6 +29,16 @@ use crate::SessionId;
 
 /// At most this many events wait for a data channel to open; beyond it the oldest go.
 const MAX_PENDING_EVENTS: usize = 256;
+
+/// How far back a viewer's NACK can reach: several round trips even for a doctor on a VPN
+/// (Janus's default NACK queue is the same 500 ms). str0m keeps up to 3 s / 512 packets
+/// otherwise, a 432-byte entry each (the payload is shared): ~216 KiB per viewer against
+/// ~65 KiB for 500 ms of a 2.5 Mbit/s stream. The cap only matters above ~8 Mbit/s.
+const NACK_HISTORY: Duration = Duration::from_millis(500);
+const NACK_HISTORY_PACKETS: usize = 512;
+/// Resends may not exceed this share of what a viewer is sent (str0m's default): a viewer
+/// that NACKs everything gets a keyframe's worth, not a copy of the stream.
+const RESEND_RATIO_CAP: f32 = 0.15;
 
 /// What a peer produced that the worker must route.
 // Packets are the common case and move once; boxing them would allocate per packet.
@@ -90,6 +100,8 @@ pub struct Peer {
     pub down_audio: DownTrack,
     /// RTP was written and awaits the worker's end-of-batch flush.
     pub dirty: bool,
+    /// The video send stream's resend history has been sized ([`NACK_HISTORY`]).
+    rtx_sized: bool,
     /// Payload type on this session for each source codec seen so far (a handful at most).
     pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
@@ -123,6 +135,7 @@ impl Peer {
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
             dirty: false,
+            rtx_sized: false,
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
             closed: None,
@@ -338,10 +351,19 @@ impl Peer {
         let rtc = &mut self.rtc;
         let payload = source.payload.clone();
         let marker = source.header.marker;
+        let size_rtx = kind == TrackKind::Video && !self.rtx_sized;
         let wrote = catch_unwind(AssertUnwindSafe(|| {
             let mut api = rtc.direct_api();
             match api.stream_tx_by_mid(mid, None) {
                 Some(tx) => {
+                    if size_rtx {
+                        // Before the first packet: this replaces (empties) the history.
+                        tx.set_rtx_cache(
+                            NACK_HISTORY_PACKETS,
+                            NACK_HISTORY,
+                            Some(RESEND_RATIO_CAP),
+                        );
+                    }
                     tx.write_rtp(
                         RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
                             .marker(marker)
@@ -354,7 +376,10 @@ impl Peer {
             }
         }));
         match wrote {
-            Ok(w) => w,
+            Ok(w) => {
+                self.rtx_sized |= w && size_rtx;
+                w
+            }
             Err(_) => {
                 self.closed = Some("panic");
                 false

@@ -102,6 +102,7 @@ impl Sfu {
             let socket = UdpSocket::bind(SocketAddr::new(config.bind_ip, port)).await?;
             let local = SocketAddr::new(advertised, socket.local_addr()?.port());
             let (tx, rx) = mpsc::channel(256);
+            let socket = crate::socket::MediaSocket::new(socket)?;
             tokio::spawn(Worker::new(i, socket, local, shared.clone(), rx).run());
             tracing::info!(worker = i, candidate = %local, "media worker listening");
             workers.push(tx);

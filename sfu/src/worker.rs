@@ -16,14 +16,15 @@ use bedside_proto::{Claims, Role};
 use str0m::change::SdpOffer;
 use str0m::ice::StunMessage;
 use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Input, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SfuError;
 use crate::peer::{Peer, PeerEvent};
 use crate::room::{Member, Output, Recipients, Room, RtpIn, TrackKind};
 use crate::sfu::{RoomEvent, Shared};
+use crate::socket::{Fit, MediaSocket, RecvBatch, SendBatch};
 use crate::SessionId;
 
 /// Requests from the HTTP side to a worker.
@@ -49,37 +50,15 @@ pub(crate) struct Joined {
     pub answer: String,
 }
 
-/// Datagrams read per wake-up before looking at timers again.
-const RECV_BATCH: usize = 64;
-
-/// One wake-up's worth of datagrams, read before any is handled so they can be prioritised.
-struct Batch {
-    bufs: Vec<[u8; 2048]>,
-    meta: Vec<(usize, SocketAddr)>,
-    from_publisher: Vec<bool>,
-    len: usize,
-}
-
-impl Batch {
-    fn new() -> Self {
-        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        Batch {
-            bufs: vec![[0u8; 2048]; RECV_BATCH],
-            meta: vec![(0, unspecified); RECV_BATCH],
-            from_publisher: vec![false; RECV_BATCH],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, n: usize, src: SocketAddr) {
-        self.meta[self.len] = (n, src);
-        self.len += 1;
-    }
-}
+/// During a flush, look for viewers' datagrams after every this many viewers (each viewer's
+/// pass costs a few microseconds per packet, so this is a fraction of a millisecond).
+const URGENT_EVERY: usize = 32;
+/// Receive buffers for those mid-flush reads.
+const URGENT_BUFFERS: usize = 8;
 
 pub(crate) struct Worker {
     index: usize,
-    socket: UdpSocket,
+    socket: MediaSocket,
     local: SocketAddr,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
@@ -100,6 +79,14 @@ pub(crate) struct Worker {
     unsent: Vec<Instant>,
     /// Per-packet counters for audio [0] and video [1], resolved once: a label lookup hashes.
     counters: [TrackCounters; 2],
+    /// Which datagrams of the current receive batch came from a robot.
+    from_publisher: Vec<bool>,
+    /// A viewer's datagrams of one flush, gathered for one GSO send.
+    gso: SendBatch,
+    /// Buffers for reads in the middle of a flush ([`Worker::serve_urgent`]).
+    urgent: RecvBatch,
+    /// Robot datagrams read mid-flush, handled after it.
+    deferred: Vec<(Vec<u8>, SocketAddr)>,
 }
 
 struct TrackCounters {
@@ -121,7 +108,7 @@ impl TrackCounters {
 impl Worker {
     pub(crate) fn new(
         index: usize,
-        socket: UdpSocket,
+        socket: MediaSocket,
         local: SocketAddr,
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
@@ -148,11 +135,15 @@ impl Worker {
             dirty: Vec::new(),
             unsent: Vec::new(),
             counters,
+            from_publisher: Vec::new(),
+            gso: SendBatch::default(),
+            urgent: RecvBatch::with_buffers(URGENT_BUFFERS),
+            deferred: Vec::new(),
         }
     }
 
     pub(crate) async fn run(mut self) {
-        let mut batch = Batch::new();
+        let mut batch = RecvBatch::with_buffers(quinn_udp::BATCH_SIZE);
         loop {
             let sleep = tokio::time::sleep_until(self.wake.into());
             tokio::select! {
@@ -161,20 +152,19 @@ impl Worker {
                     Some(cmd) => self.handle_command(cmd),
                     None => break,
                 },
-                r = self.socket.recv_from(&mut batch.bufs[0]) => {
-                    match r {
-                        Ok((n, src)) => batch.push(n, src),
-                        Err(e) => {
-                            // ICMP port unreachable and the like surface here; never fatal.
-                            tracing::debug!(error = %e, "udp receive error");
-                        }
+                // Robot media read mid-flush is next in line, before anything newer.
+                _ = std::future::ready(()), if !self.deferred.is_empty() => self.handle_deferred(),
+                r = self.socket.readable() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "udp readiness error");
                     }
-                    while batch.len < RECV_BATCH {
-                        let slot = batch.len;
-                        match self.socket.try_recv_from(&mut batch.bufs[slot]) {
-                            Ok((n, src)) => batch.push(n, src),
-                            Err(_) => break,
-                        }
+                    // One `recvmmsg` per wake-up (up to quinn-udp's batch of datagrams), then
+                    // timers get their turn.
+                    match self.socket.try_recv(&mut batch) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // ICMP port unreachable and the like surface here; never fatal.
+                        Err(e) => tracing::debug!(error = %e, "udp receive error"),
                     }
                     self.handle_batch(&mut batch);
                 }
@@ -196,26 +186,29 @@ impl Worker {
     /// Viewers' datagrams first (the lease holder's joystick frames, e-stops, RTCP), then the
     /// robots' media, whose fan-out is the expensive part: a control frame read in the same
     /// batch as a video frame reaches the robot before the video reaches 500 viewers.
-    fn handle_batch(&mut self, batch: &mut Batch) {
+    fn handle_batch(&mut self, batch: &mut RecvBatch) {
         let now = Instant::now();
         // Classify before handling anything: handling a STUN request can map a new address.
-        for i in 0..batch.len {
-            let src = batch.meta[i].1;
-            batch.from_publisher[i] = self
-                .by_addr
-                .get(&src)
-                .and_then(|id| self.peers.get(id))
-                .is_some_and(|p| p.role == Role::Robot);
+        self.from_publisher.clear();
+        for d in &batch.datagrams {
+            let robot = self.is_publisher(d.src);
+            self.from_publisher.push(robot);
         }
         for publisher_pass in [false, true] {
-            for i in 0..batch.len {
-                if batch.from_publisher[i] == publisher_pass {
-                    let (n, src) = batch.meta[i];
-                    self.handle_datagram(&batch.bufs[i][..n], src, now);
+            if publisher_pass {
+                // Robot media read during the previous flush is older than this batch's.
+                for (bytes, src) in std::mem::take(&mut self.deferred) {
+                    self.handle_datagram(&bytes, src, now);
+                }
+            }
+            for i in 0..batch.datagrams.len() {
+                if self.from_publisher[i] == publisher_pass {
+                    let d = batch.datagrams[i];
+                    self.handle_datagram(batch.bytes(&d), d.src, now);
                 }
             }
         }
-        batch.len = 0;
+        batch.clear();
         self.flush_dirty(Instant::now());
     }
 
@@ -270,7 +263,15 @@ impl Worker {
         }
         let now = Instant::now();
         let creds = IceCreds::new();
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder();
+        if claims.role != Role::Robot {
+            // Viewers get one stream and no bandwidth estimation (there is no lower layer to
+            // switch them to), so no transport-wide-cc or abs-send-time: per viewer that saves
+            // str0m's 1000-packet TWCC send register (~88 KiB), an extension write per packet,
+            // and the feedback packets a browser would send back ten times a second.
+            builder = builder.set_extension_map(viewer_extensions());
+        }
+        let mut rtc = builder
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_dtls_cert(self.shared.dtls_cert.clone())
@@ -281,9 +282,8 @@ impl Worker {
             .enable_opus(true, false)
             // Stats carry the NACK counts for /metrics; every 2 s is cheap.
             .set_stats_interval(Some(Duration::from_secs(2)))
-            // Retransmission history per viewer: 512 packets is ~1.5 s of 2.5 Mbit/s video,
-            // far beyond a hospital LAN's NACK round trip; str0m's 1000 costs ~250 KiB more
-            // per viewer (measured in docs/benchmarks.md).
+            // Viewers' retransmission history is set per stream by age (`Peer::write_rtp`);
+            // this caps it for streams that never get there.
             .set_send_buffer_video(512)
             .build(now);
         let candidate = Candidate::host(self.local, "udp")
@@ -443,29 +443,79 @@ impl Worker {
         if self.dirty.is_empty() {
             return;
         }
-        let (socket, metrics) = (&self.socket, &self.shared.metrics);
+        let max_segments = self.socket.max_segments();
         let mut out = std::mem::take(&mut self.scratch);
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(peer) = self.peers.get_mut(&id) else {
+        let dirty = std::mem::take(&mut self.dirty);
+        for (n, id) in dirty.iter().enumerate() {
+            if n > 0 && n % URGENT_EVERY == 0 {
+                // A big room's flush takes milliseconds: a joystick frame or an e-stop that
+                // arrived meanwhile must not wait for the last viewer.
+                self.serve_urgent(now);
+            }
+            let (socket, metrics, gso) = (&self.socket, &self.shared.metrics, &mut self.gso);
+            let Some(peer) = self.peers.get_mut(id) else {
                 continue;
             };
             peer.dirty = false;
+            // The viewer's packets of this batch leave together: one send per run of
+            // equal-sized datagrams instead of one per datagram.
             peer.handle_input(
                 Input::Timeout(now),
-                &mut |t| send(socket, metrics, t),
+                &mut |t| {
+                    if gso.fits(t.destination, t.contents.len(), max_segments) == Fit::FlushFirst {
+                        flush_gso(gso, socket, metrics);
+                    }
+                    gso.push(t.destination, &t.contents);
+                },
                 &mut out,
             );
+            flush_gso(gso, socket, metrics);
             self.wake = self.wake.min(peer.next_timeout);
-            self.queue.extend(out.drain(..).map(|e| (id, e)));
+            self.queue.extend(out.drain(..).map(|e| (*id, e)));
         }
         self.scratch = out;
         let done = Instant::now();
         for t in self.unsent.drain(..) {
-            metrics
+            self.shared
+                .metrics
                 .forward_latency
                 .observe(done.saturating_duration_since(t).as_secs_f64());
         }
         self.process_queue(now);
+    }
+
+    /// Mid-flush: read what has arrived and handle the viewers' datagrams now (control frames,
+    /// e-stops, RTCP); the robots' media waits in `deferred` for the next batch, so a flush
+    /// never starts another fan-out.
+    fn serve_urgent(&mut self, now: Instant) {
+        let mut urgent = std::mem::replace(&mut self.urgent, RecvBatch::with_buffers(0));
+        if self.socket.try_recv(&mut urgent).is_ok() {
+            for d in &urgent.datagrams {
+                if self.is_publisher(d.src) {
+                    self.deferred.push((urgent.bytes(d).to_vec(), d.src));
+                } else {
+                    self.handle_datagram(urgent.bytes(d), d.src, now);
+                }
+            }
+        }
+        urgent.clear();
+        self.urgent = urgent;
+    }
+
+    /// Robot media held back by [`serve_urgent`](Self::serve_urgent), handled as a batch.
+    fn handle_deferred(&mut self) {
+        let now = Instant::now();
+        for (bytes, src) in std::mem::take(&mut self.deferred) {
+            self.handle_datagram(&bytes, src, now);
+        }
+        self.flush_dirty(Instant::now());
+    }
+
+    fn is_publisher(&self, src: SocketAddr) -> bool {
+        self.by_addr
+            .get(&src)
+            .and_then(|id| self.peers.get(id))
+            .is_some_and(|p| p.role == Role::Robot)
     }
 
     /// Route everything sessions produced, including what routing itself produces.
@@ -712,6 +762,15 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Header extensions a viewer session negotiates: what the forwarded packets carry.
+fn viewer_extensions() -> ExtensionMap {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(4, Extension::RtpMid);
+    exts.set(13, Extension::VideoOrientation);
+    exts
+}
+
 fn new_session_key() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
@@ -720,12 +779,34 @@ fn new_session_key() -> String {
 }
 
 /// Send one datagram without waiting: UDP either takes it now or it is lost like on the wire.
-fn send(socket: &UdpSocket, metrics: &crate::metrics::Metrics, t: &Transmit) {
-    match socket.try_send_to(&t.contents, t.destination) {
-        Ok(n) => metrics.bytes_out.inc_by(n as u64),
+fn send(socket: &MediaSocket, metrics: &crate::metrics::Metrics, t: &Transmit) {
+    metrics.udp_sends.inc();
+    match socket.send_one(t.destination, &t.contents) {
+        Ok(()) => {
+            metrics.bytes_out.inc_by(t.contents.len() as u64);
+            metrics.datagrams_out.inc();
+        }
         Err(_) => metrics
             .datagrams_dropped
             .with_label_values(&["send_failed"])
             .inc(),
+    }
+}
+
+/// Send a viewer's gathered datagrams (one syscall), same accounting as [`send`].
+fn flush_gso(gso: &mut SendBatch, socket: &MediaSocket, metrics: &crate::metrics::Metrics) {
+    if gso.count() == 0 {
+        return;
+    }
+    metrics.udp_sends.inc();
+    match gso.flush(socket) {
+        Ok((datagrams, bytes)) => {
+            metrics.bytes_out.inc_by(bytes as u64);
+            metrics.datagrams_out.inc_by(datagrams as u64);
+        }
+        Err(lost) => metrics
+            .datagrams_dropped
+            .with_label_values(&["send_failed"])
+            .inc_by(lost as u64),
     }
 }
