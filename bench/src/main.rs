@@ -167,6 +167,11 @@ struct RunArgs {
     delay: Option<String>,
     #[arg(long, value_enum, default_value_t = NetnsMode::Auto)]
     netns: NetnsMode,
+    /// Steer the namespace's loopback receive processing to the generator's core (RPS). On
+    /// loopback the receivers' half of the UDP stack otherwise runs on the sending server's
+    /// core and is billed to it; on a real network it runs on the viewers' machines.
+    #[arg(long)]
+    rps: bool,
     #[arg(long, value_enum, default_value_t = ViewerMode::Full)]
     viewer_mode: ViewerMode,
     /// Viewers joining at the same time.
@@ -303,11 +308,19 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     if inside.is_none() && a.netns != NetnsMode::Off {
         match netns::Namespace::create() {
             Ok(ns) => {
-                let note = if a.loss.is_some() || a.delay.is_some() {
+                let mut note = if a.loss.is_some() || a.delay.is_some() {
                     ns.impair(a.loss.as_deref(), a.delay.as_deref())
                 } else {
                     String::new()
                 };
+                if a.rps {
+                    let rps = ns.steer_receive(a.generator_cpu);
+                    note = if note.is_empty() {
+                        rps
+                    } else {
+                        format!("{note}; {rps}")
+                    };
+                }
                 if !note.is_empty() {
                     eprintln!("{note}");
                 }
@@ -326,7 +339,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            Err(e) if a.netns == NetnsMode::On => bail!("cannot make a network namespace: {e}"),
+            Err(e) if a.netns == NetnsMode::On || a.rps => {
+                bail!("cannot make a network namespace: {e}")
+            }
             Err(e) => eprintln!("no network namespace ({e}); running on the host's addresses"),
         }
     }

@@ -83,6 +83,22 @@ impl Namespace {
     }
 }
 
+impl Namespace {
+    /// Process the namespace's loopback receive path on `cpu` (RPS), not on the sender's core.
+    /// Returns a note saying what happened.
+    pub fn steer_receive(&self, cpu: usize) -> String {
+        let mask = format!("{:x}", 1u64 << cpu.min(63));
+        let script = format!("echo {mask} > /sys/class/net/lo/queues/rx-0/rps_cpus");
+        match ip(&["netns", "exec", &self.name, "sh", "-c", &script]) {
+            Ok(()) => format!(
+                "RPS: loopback receive processing steered to core {cpu} (the receivers' half of \
+                 the UDP stack is billed to the generator's core, as on a real network)"
+            ),
+            Err(e) => format!("RPS requested but NOT applied ({e})"),
+        }
+    }
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.name]);

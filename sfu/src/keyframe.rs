@@ -126,9 +126,18 @@ impl KeyframeCoalescer {
         }
     }
 
-    /// A keyframe went by: a deferred request has nothing left to ask for.
-    pub fn satisfied(&mut self) {
+    /// A keyframe went by: a deferred request has nothing left to ask for. If it answers our
+    /// last request, the window restarts now: a browser's encoder ignores requests that reach
+    /// it within 300 ms of the last one it honoured (WebRTC's `EncoderRtcpFeedback`), and
+    /// counting from the answer rather than from our send keeps the next request outside that
+    /// window by the request's trip time, instead of a coin toss on network jitter.
+    pub fn satisfied(&mut self, now: Instant) {
         self.pending = false;
+        if let Some(t) = self.last_sent {
+            if now.saturating_duration_since(t) < self.interval {
+                self.last_sent = Some(now);
+            }
+        }
     }
 
     /// Forget history (the publisher changed; its encoder owes us nothing).
@@ -204,8 +213,26 @@ mod tests {
         let mut c = KeyframeCoalescer::new(Duration::from_millis(300));
         assert!(c.request(t0));
         assert!(!c.request(t0 + Duration::from_millis(10)));
-        c.satisfied();
+        c.satisfied(t0 + Duration::from_millis(30));
         assert_eq!(c.next_deadline(), None);
         assert!(!c.poll(t0 + Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn the_window_counts_from_the_keyframe_that_answered() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = KeyframeCoalescer::new(ms(300));
+        assert!(c.request(t0));
+        // The robot's keyframe arrives 40 ms later (trip + encode).
+        c.satisfied(t0 + ms(40));
+        // A viewer joining 300 ms after our request would reach a browser robot inside its
+        // 300 ms window and be ignored: deferred to 300 ms after the answer instead.
+        assert!(!c.request(t0 + ms(300)));
+        assert_eq!(c.next_deadline(), Some(t0 + ms(340)));
+        assert!(c.poll(t0 + ms(340)));
+        // A keyframe long after the window (the encoder's own) does not hold anything back.
+        c.satisfied(t0 + ms(2000));
+        assert!(c.request(t0 + ms(2010)));
     }
 }

@@ -342,7 +342,7 @@ impl Room {
                     self.video_live.append(&mut self.video_waiting);
                     // Whoever was waiting has it now: a deferred request would only make the
                     // encoder spend bits on a keyframe nobody needs.
-                    self.keyframes.satisfied();
+                    self.keyframes.satisfied(now);
                 } else if !self.video_waiting.is_empty() {
                     self.request_keyframe(now);
                 }

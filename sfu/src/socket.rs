@@ -44,6 +44,19 @@ impl MediaSocket {
     /// Read what is queued, up to one `recvmmsg` worth, into `batch`, replacing what it held.
     /// `WouldBlock` when nothing was queued.
     pub(crate) fn try_recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        self.recv_into(batch, true)
+    }
+
+    /// Like [`try_recv`](Self::try_recv), but asks the kernel even when tokio believes the
+    /// socket is drained. In the middle of a long synchronous pass the runtime's readiness is
+    /// stale (it learns of new datagrams only when the task yields), and this is how a pass
+    /// looks for urgent datagrams without yielding. Readiness stays tokio's business: a
+    /// datagram left queued was announced by epoll and wakes the task as usual.
+    pub(crate) fn try_recv_now(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        self.recv_into(batch, false)
+    }
+
+    fn recv_into(&self, batch: &mut RecvBatch, via_tokio: bool) -> io::Result<()> {
         let RecvBatch {
             bufs,
             meta,
@@ -55,10 +68,15 @@ impl MediaSocket {
                 .iter_mut()
                 .map(|b| IoSliceMut::new(&mut b[..]))
                 .collect();
-            self.io.try_io(Interest::READABLE, || {
+            let mut recv = || {
                 self.state
                     .recv(UdpSockRef::from(&self.io), &mut slices, meta)
-            })?
+            };
+            if via_tokio {
+                self.io.try_io(Interest::READABLE, recv)?
+            } else {
+                recv()?
+            }
         };
         for (i, m) in meta.iter().take(n).enumerate() {
             let stride = m.stride.max(1);

@@ -489,7 +489,7 @@ impl Worker {
     /// never starts another fan-out.
     fn serve_urgent(&mut self, now: Instant) {
         let mut urgent = std::mem::replace(&mut self.urgent, RecvBatch::with_buffers(0));
-        if self.socket.try_recv(&mut urgent).is_ok() {
+        if self.socket.try_recv_now(&mut urgent).is_ok() {
             for d in &urgent.datagrams {
                 if self.is_publisher(d.src) {
                     self.deferred.push((urgent.bytes(d).to_vec(), d.src));
