@@ -599,19 +599,17 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     if kind == Kind::Bedside {
         let mut idle: Vec<u64> = control_log.between(idle_t0, idle_t1);
         r.control_idle_us = Some(Pcts::of(&mut idle, 1e-3));
-        if std::env::var_os("BENCH_DUMP_SLOW_CONTROL").is_some() {
-            if let Ok(samples) = control_log.samples.lock() {
-                for (sent, l) in samples
-                    .iter()
-                    .filter(|(s, l)| *s >= t0 && *s < t0 + dur_ns && *l > 2_000_000)
-                {
-                    eprintln!(
-                        "slow control: at {:.3} s latency {:.2} ms",
-                        (*sent - t0) as f64 / 1e9,
-                        *l as f64 / 1e6
-                    );
-                }
+        // Every window sample, for looking at a tail's pattern (when in the window, how late).
+        if let Ok(samples) = control_log.samples.lock() {
+            let mut csv = String::from("sent_s,latency_ms\n");
+            for (sent, l) in samples.iter().filter(|(s, _)| *s >= t0 && *s < t0 + dur_ns) {
+                csv.push_str(&format!(
+                    "{:.4},{:.3}\n",
+                    (*sent - t0) as f64 / 1e9,
+                    *l as f64 / 1e6
+                ));
             }
+            let _ = std::fs::write(dir.join("control-latency.csv"), csv);
         }
         let mut load: Vec<u64> = control_log.between(t0, t0 + dur_ns);
         r.control_load_us = Some(Pcts::of(&mut load, 1e-3));

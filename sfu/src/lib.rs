@@ -17,6 +17,7 @@ pub mod forwarder;
 pub mod keyframe;
 pub mod lease;
 pub mod metrics;
+pub mod nack_history;
 mod peer;
 pub mod room;
 pub mod session_id;

@@ -24,17 +24,15 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::forwarder::DownTrack;
 use crate::keyframe::VideoCodec;
+use crate::nack_history::NackHistory;
 use crate::room::TrackKind;
 use crate::SessionId;
 
 /// At most this many events wait for a data channel to open; beyond it the oldest go.
 const MAX_PENDING_EVENTS: usize = 256;
 
-/// How far back a viewer's NACK can reach: several round trips even for a doctor on a VPN
-/// (Janus's default NACK queue is the same 500 ms). str0m keeps up to 3 s / 512 packets
-/// otherwise, a 432-byte entry each (the payload is shared): ~216 KiB per viewer against
-/// ~65 KiB for 500 ms of a 2.5 Mbit/s stream. The cap only matters above ~8 Mbit/s.
-const NACK_HISTORY: Duration = Duration::from_millis(500);
+/// A cap on a viewer's retransmission history in packets, whatever its age (see
+/// [`NackHistory`] for the age): only reached above ~4 Mbit/s with the longest history.
 const NACK_HISTORY_PACKETS: usize = 512;
 /// Resends may not exceed this share of what a viewer is sent (str0m's default): a viewer
 /// that NACKs everything gets a keyframe's worth, not a copy of the stream.
@@ -100,8 +98,9 @@ pub struct Peer {
     pub down_audio: DownTrack,
     /// RTP was written and awaits the worker's end-of-batch flush.
     pub dirty: bool,
-    /// The video send stream's resend history has been sized ([`NACK_HISTORY`]).
+    /// The video send stream's resend history has been sized ([`NackHistory`]).
     rtx_sized: bool,
+    nack_history: NackHistory,
     /// Payload type on this session for each source codec seen so far (a handful at most).
     pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
@@ -136,6 +135,7 @@ impl Peer {
             down_audio: DownTrack::default(),
             dirty: false,
             rtx_sized: false,
+            nack_history: NackHistory::default(),
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
             closed: None,
@@ -262,6 +262,9 @@ impl Peer {
             }
             Event::KeyframeRequest(_) => out.push(PeerEvent::KeyframeRequest),
             Event::MediaEgressStats(st) => {
+                if let Some(rtt) = st.rtt {
+                    self.resize_nack_history(st.mid, rtt);
+                }
                 let received = self.nack_delta(st.mid, true, st.nacks);
                 if received > 0 {
                     out.push(PeerEvent::Nacks { received, sent: 0 });
@@ -352,17 +355,14 @@ impl Peer {
         let payload = source.payload.clone();
         let marker = source.header.marker;
         let size_rtx = kind == TrackKind::Video && !self.rtx_sized;
+        let history = self.nack_history.current();
         let wrote = catch_unwind(AssertUnwindSafe(|| {
             let mut api = rtc.direct_api();
             match api.stream_tx_by_mid(mid, None) {
                 Some(tx) => {
                     if size_rtx {
                         // Before the first packet: this replaces (empties) the history.
-                        tx.set_rtx_cache(
-                            NACK_HISTORY_PACKETS,
-                            NACK_HISTORY,
-                            Some(RESEND_RATIO_CAP),
-                        );
+                        tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RESEND_RATIO_CAP));
                     }
                     tx.write_rtp(
                         RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
@@ -384,6 +384,26 @@ impl Peer {
                 self.closed = Some("panic");
                 false
             }
+        }
+    }
+
+    /// Keep as much video history as this viewer's round trip needs (see `nack_history.rs`).
+    fn resize_nack_history(&mut self, mid: Mid, rtt: Duration) {
+        if !self.rtx_sized || self.mids.get(&mid) != Some(&TrackKind::Video) {
+            return;
+        }
+        let Some(history) = self.nack_history.on_rtt(rtt) else {
+            return;
+        };
+        tracing::debug!(session = self.id.0, ?rtt, ?history, "resizing NACK history");
+        let rtc = &mut self.rtc;
+        let resized = catch_unwind(AssertUnwindSafe(|| {
+            if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RESEND_RATIO_CAP));
+            }
+        }));
+        if resized.is_err() {
+            self.closed = Some("panic");
         }
     }
 

@@ -87,6 +87,8 @@ pub(crate) struct Worker {
     urgent: RecvBatch,
     /// Robot datagrams read mid-flush, handled after it.
     deferred: Vec<(Vec<u8>, SocketAddr)>,
+    /// Peers whose timers are due (reused between passes).
+    due: Vec<SessionId>,
 }
 
 struct TrackCounters {
@@ -139,6 +141,7 @@ impl Worker {
             gso: SendBatch::default(),
             urgent: RecvBatch::with_buffers(URGENT_BUFFERS),
             deferred: Vec::new(),
+            due: Vec::new(),
         }
     }
 
@@ -388,9 +391,8 @@ impl Worker {
     fn handle_timeouts(&mut self, now: Instant) {
         let mut wake = now + Duration::from_secs(1);
         let mut expired = Vec::new();
-        let mut out = std::mem::take(&mut self.scratch);
-        let (socket, metrics) = (&self.socket, &self.shared.metrics);
-        for (id, peer) in self.peers.iter_mut() {
+        let mut due = std::mem::take(&mut self.due);
+        for (id, peer) in self.peers.iter() {
             if !peer.connected
                 && now.saturating_duration_since(peer.created) > self.shared.config.connect_timeout
             {
@@ -398,40 +400,60 @@ impl Worker {
                 continue;
             }
             if peer.next_timeout <= now {
-                peer.handle_input(
-                    Input::Timeout(now),
-                    &mut |t| send(socket, metrics, t),
-                    &mut out,
-                );
-                self.queue.extend(out.drain(..).map(|e| (*id, e)));
+                due.push(*id);
+            } else {
+                wake = wake.min(peer.next_timeout);
             }
-            wake = wake.min(peer.next_timeout);
             if !peer.connected {
                 wake = wake.min(peer.created + self.shared.config.connect_timeout);
             }
         }
+        // Datagrams handled mid-pass lower this as they go.
+        self.wake = wake;
+        let mut out = std::mem::take(&mut self.scratch);
+        for (n, id) in due.iter().enumerate() {
+            if n > 0 && n % URGENT_EVERY == 0 {
+                // Timers of a big room come due together (str0m's stats and reports line up
+                // once a room's viewers are flushed in one pass): same rule as the fan-out.
+                self.serve_urgent(now);
+            }
+            let (socket, metrics) = (&self.socket, &self.shared.metrics);
+            let Some(peer) = self.peers.get_mut(id) else {
+                continue;
+            };
+            peer.handle_input(
+                Input::Timeout(now),
+                &mut |t| send(socket, metrics, t),
+                &mut out,
+            );
+            self.wake = self.wake.min(peer.next_timeout);
+            self.queue.extend(out.drain(..).map(|e| (*id, e)));
+        }
         self.scratch = out;
+        due.clear();
+        self.due = due;
         for id in expired {
             self.remove_peer(id, "connect_timeout");
         }
         let unix_ms = unix_ms();
-        let mut due = Vec::new();
+        let mut due_rooms = Vec::new();
         for (name, room) in self.rooms.iter_mut() {
             let (mono, wall) = room.next_deadline();
             if mono.is_some_and(|d| d <= now) || wall.is_some_and(|d| d <= unix_ms) {
                 room.handle_timeout(now, unix_ms);
-                due.push(name.clone());
+                due_rooms.push(name.clone());
             }
             let (mono, wall) = room.next_deadline();
             if let Some(d) = mono {
-                wake = wake.min(d);
+                self.wake = self.wake.min(d);
             }
             if let Some(d) = wall {
-                wake = wake.min(now + Duration::from_millis(d.saturating_sub(unix_ms)));
+                self.wake = self
+                    .wake
+                    .min(now + Duration::from_millis(d.saturating_sub(unix_ms)));
             }
         }
-        self.wake = wake;
-        for name in due {
+        for name in due_rooms {
             self.flush_room(&name);
         }
         self.process_queue(now);
