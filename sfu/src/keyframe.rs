@@ -126,8 +126,8 @@ impl KeyframeCoalescer {
         }
     }
 
-    /// A keyframe went by: a deferred request has nothing left to ask for. If it answers our
-    /// last request, the window restarts now: a browser's encoder ignores requests that reach
+    /// A keyframe went by: a deferred request has nothing left to ask for. If it came within
+    /// the window of our last request (most likely its answer), the window restarts now: a browser's encoder ignores requests that reach
     /// it within 300 ms of the last one it honoured (WebRTC's `EncoderRtcpFeedback`), and
     /// counting from the answer rather than from our send keeps the next request outside that
     /// window by the request's trip time, instead of a coin toss on network jitter.

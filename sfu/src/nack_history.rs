@@ -3,10 +3,10 @@
 //! A NACK can only be answered while the packet is still in the sender's history, and the
 //! history is the biggest thing a viewer costs the SFU (str0m keeps a ~430-byte entry per
 //! packet and viewer; the payload itself is shared). A viewer on the hospital LAN NACKs within
-//! a few milliseconds, a doctor on a VPN within a couple of hundred: so the history is four
+//! a few milliseconds, a doctor on a VPN within a couple of hundred: so the history aims at four
 //! round trips (a NACK, and retries if the resend is lost too), never under 100 ms, never over
-//! a second, and changes only when the round trip moves by a factor of two, because str0m
-//! empties the history when it is resized.
+//! a second, and changes only when that aim moves by a factor of two, because str0m empties
+//! the history when it is resized (so in between it holds two to eight round trips).
 //!
 //! Not here: the resending itself (str0m) or measuring the round trip (str0m, from RTCP).
 

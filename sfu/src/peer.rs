@@ -106,6 +106,9 @@ pub struct Peer {
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
     nack_totals: Vec<((Mid, bool), u64)>,
     closed: Option<&'static str>,
+    /// `Closed` has been handed to the worker (a panic inside `write_rtp` has no event queue
+    /// at hand; the next input reports it).
+    close_reported: bool,
 }
 
 impl Peer {
@@ -139,6 +142,7 @@ impl Peer {
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
             closed: None,
+            close_reported: false,
         }
     }
 
@@ -150,7 +154,7 @@ impl Peer {
         out: &mut Vec<PeerEvent>,
     ) {
         if self.closed.is_some() {
-            return;
+            return self.report_closed(out);
         }
         let rtc = &mut self.rtc;
         let r = catch_unwind(AssertUnwindSafe(|| rtc.handle_input(input)));
@@ -167,7 +171,7 @@ impl Peer {
     pub fn drain(&mut self, send: &mut dyn FnMut(&Transmit), out: &mut Vec<PeerEvent>) {
         loop {
             if self.closed.is_some() {
-                return;
+                return self.report_closed(out);
             }
             let rtc = &mut self.rtc;
             let polled = match catch_unwind(AssertUnwindSafe(|| rtc.poll_output())) {
@@ -263,7 +267,7 @@ impl Peer {
             Event::KeyframeRequest(_) => out.push(PeerEvent::KeyframeRequest),
             Event::MediaEgressStats(st) => {
                 if let Some(rtt) = st.rtt {
-                    self.resize_nack_history(st.mid, rtt);
+                    self.resize_nack_history(st.mid, rtt, out);
                 }
                 let received = self.nack_delta(st.mid, true, st.nacks);
                 if received > 0 {
@@ -308,6 +312,13 @@ impl Peer {
     fn fail(&mut self, reason: &'static str, out: &mut Vec<PeerEvent>) {
         if self.closed.is_none() {
             self.closed = Some(reason);
+        }
+        self.report_closed(out);
+    }
+
+    fn report_closed(&mut self, out: &mut Vec<PeerEvent>) {
+        if let (Some(reason), false) = (self.closed, self.close_reported) {
+            self.close_reported = true;
             out.push(PeerEvent::Closed(reason));
         }
     }
@@ -388,7 +399,7 @@ impl Peer {
     }
 
     /// Keep as much video history as this viewer's round trip needs (see `nack_history.rs`).
-    fn resize_nack_history(&mut self, mid: Mid, rtt: Duration) {
+    fn resize_nack_history(&mut self, mid: Mid, rtt: Duration, out: &mut Vec<PeerEvent>) {
         if !self.rtx_sized || self.mids.get(&mid) != Some(&TrackKind::Video) {
             return;
         }
@@ -403,7 +414,7 @@ impl Peer {
             }
         }));
         if resized.is_err() {
-            self.closed = Some("panic");
+            self.fail("panic", out);
         }
     }
 

@@ -23,8 +23,8 @@ use tokio::net::UdpSocket;
 /// Largest payload one GSO send may carry (an IPv4 datagram's 65,535 less headers, rounded).
 const MAX_GSO_BYTES: usize = 65_000;
 
-/// Room for one receive buffer: a full GRO train of maximum-size datagrams.
-const RECV_BUF: usize = 64 * 1024;
+/// Largest datagram a receive buffer must hold one of (an Ethernet MTU's worth).
+const MAX_DATAGRAM: usize = 1500;
 
 pub(crate) struct MediaSocket {
     io: UdpSocket,
@@ -111,9 +111,16 @@ impl MediaSocket {
         self.state.try_send(UdpSockRef::from(&self.io), &t)
     }
 
-    /// Datagrams the kernel takes per GSO send here (1: no GSO on this machine).
+    /// Datagrams the kernel takes per GSO send here (1: no GSO on this machine, or it was
+    /// refused once and quinn-udp turned it off).
     pub(crate) fn max_segments(&self) -> usize {
         self.state.max_gso_segments()
+    }
+
+    /// Receive buffers that can hold a whole GRO train (quinn-udp reports nothing if one is
+    /// cut short).
+    pub(crate) fn recv_batch(&self, buffers: usize) -> RecvBatch {
+        RecvBatch::with_buffers(buffers, self.state.gro_segments().max(1) * MAX_DATAGRAM)
     }
 }
 
@@ -134,13 +141,12 @@ pub(crate) struct RecvBatch {
 }
 
 impl RecvBatch {
-    /// Room for `n` receive buffers (quinn-udp reads at most [`BATCH_SIZE`] per call).
-    pub(crate) fn with_buffers(n: usize) -> Self {
+    /// Room for `n` receive buffers of `size` bytes (quinn-udp reads at most [`BATCH_SIZE`]
+    /// per call).
+    pub(crate) fn with_buffers(n: usize, size: usize) -> Self {
         let n = n.min(BATCH_SIZE);
         RecvBatch {
-            bufs: (0..n)
-                .map(|_| vec![0u8; RECV_BUF].into_boxed_slice())
-                .collect(),
+            bufs: (0..n).map(|_| vec![0u8; size].into_boxed_slice()).collect(),
             meta: vec![RecvMeta::default(); n],
             datagrams: Vec::with_capacity(n),
         }
@@ -167,6 +173,15 @@ pub(crate) struct SendBatch {
     segment: usize,
     count: usize,
     closed: bool,
+}
+
+/// What one [`SendBatch::flush`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flushed {
+    pub calls: usize,
+    pub datagrams: usize,
+    pub bytes: usize,
+    pub lost: usize,
 }
 
 /// What the caller must do before [`SendBatch::push`] can take a datagram.
@@ -210,22 +225,43 @@ impl SendBatch {
         self.count
     }
 
-    /// Hand the group to the socket (one syscall) and start over. Returns the datagrams and
-    /// bytes sent, or the datagrams lost.
-    pub(crate) fn flush(&mut self, socket: &MediaSocket) -> Result<(usize, usize), usize> {
+    /// Hand the group to the socket (one syscall, or one per datagram if the kernel refuses
+    /// the GSO send) and start over. Returns what was sent: syscalls, datagrams, bytes; and
+    /// how many datagrams were lost.
+    pub(crate) fn flush(&mut self, socket: &MediaSocket) -> Flushed {
+        let mut done = Flushed::default();
         let Some(dest) = self.dest.take() else {
-            return Ok((0, 0));
+            return done;
         };
         let segment = (self.count > 1).then_some(self.segment);
-        let r = socket.send(dest, &self.buf, segment);
-        let (count, bytes) = (self.count, self.buf.len());
+        done.calls = 1;
+        match socket.send(dest, &self.buf, segment) {
+            Ok(()) => {
+                done.datagrams = self.count;
+                done.bytes = self.buf.len();
+            }
+            // A full socket buffer: lost like on the wire, and retrying now would not help.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => done.lost = self.count,
+            // The kernel or the NIC refused segmentation (quinn-udp has now turned it off for
+            // the next groups): this group still goes, one datagram at a time.
+            Err(_) if segment.is_some() => {
+                for d in self.buf.chunks(self.segment) {
+                    done.calls += 1;
+                    match socket.send_one(dest, d) {
+                        Ok(()) => {
+                            done.datagrams += 1;
+                            done.bytes += d.len();
+                        }
+                        Err(_) => done.lost += 1,
+                    }
+                }
+            }
+            Err(_) => done.lost = self.count,
+        }
         self.buf.clear();
         self.count = 0;
         self.closed = false;
-        match r {
-            Ok(()) => Ok((count, bytes)),
-            Err(_) => Err(count),
-        }
+        done
     }
 }
 
@@ -289,18 +325,19 @@ mod tests {
             let mut b = SendBatch::default();
             for d in &datagrams {
                 if b.fits(to, d.len(), tx.max_segments()) == Fit::FlushFirst {
-                    b.flush(&tx).unwrap();
+                    assert_eq!(b.flush(&tx).lost, 0);
                 }
                 b.push(to, d);
             }
-            b.flush(&tx).unwrap();
+            let done = b.flush(&tx);
+            assert_eq!((done.lost, done.datagrams), (0, datagrams.len()));
         }
         let mut buf = [0u8; 2048];
         for d in &datagrams {
             let n = plain.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &d[..]);
         }
-        let mut batch = RecvBatch::with_buffers(BATCH_SIZE);
+        let mut batch = rx.recv_batch(BATCH_SIZE);
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while got.len() < datagrams.len() && tokio::time::Instant::now() < deadline {

@@ -61,6 +61,9 @@ const URGENT_EVERY: usize = 16;
 const MAX_PACKETS_PER_FLUSH: usize = 8;
 /// Receive buffers for those mid-flush reads.
 const URGENT_BUFFERS: usize = 8;
+/// Robot datagrams held back by mid-flush reads, at most. Past it the reads stop and the
+/// socket's own buffer takes the overload, as it did before there were mid-flush reads.
+const MAX_DEFERRED: usize = 256;
 
 pub(crate) struct Worker {
     index: usize,
@@ -91,7 +94,8 @@ pub(crate) struct Worker {
     gso: SendBatch,
     /// Buffers for reads in the middle of a flush ([`Worker::serve_urgent`]).
     urgent: RecvBatch,
-    /// Robot datagrams read mid-flush, handled after it.
+    /// Robot datagrams read mid-flush or mid-timer-pass; the loop handles them next, before
+    /// anything newer.
     deferred: Vec<(Vec<u8>, SocketAddr)>,
     /// Peers whose timers are due (reused between passes).
     due: Vec<SessionId>,
@@ -121,6 +125,7 @@ impl Worker {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
+        let urgent = socket.recv_batch(URGENT_BUFFERS);
         let counters = [
             TrackCounters::new(&shared.metrics, "audio"),
             TrackCounters::new(&shared.metrics, "video"),
@@ -145,14 +150,14 @@ impl Worker {
             counters,
             from_publisher: Vec::new(),
             gso: SendBatch::default(),
-            urgent: RecvBatch::with_buffers(URGENT_BUFFERS),
+            urgent,
             deferred: Vec::new(),
             due: Vec::new(),
         }
     }
 
     pub(crate) async fn run(mut self) {
-        let mut batch = RecvBatch::with_buffers(quinn_udp::BATCH_SIZE);
+        let mut batch = self.socket.recv_batch(quinn_udp::BATCH_SIZE);
         loop {
             let sleep = tokio::time::sleep_until(self.wake.into());
             tokio::select! {
@@ -468,13 +473,13 @@ impl Worker {
         self.process_queue(now);
     }
 
-    /// Send what was written to viewers during this receive batch. str0m releases written RTP
-    /// on its next timeout, so each dirty viewer gets one `Timeout(now)`.
+    /// Send what was written to viewers since the last flush (a receive batch, or a slice of
+    /// [`MAX_PACKETS_PER_FLUSH`] robot packets). str0m releases written RTP on its next
+    /// timeout, so each dirty viewer gets one `Timeout(now)`.
     fn flush_dirty(&mut self, now: Instant) {
         if self.dirty.is_empty() {
             return;
         }
-        let max_segments = self.socket.max_segments();
         let mut out = std::mem::take(&mut self.scratch);
         let dirty = std::mem::take(&mut self.dirty);
         for (n, id) in dirty.iter().enumerate() {
@@ -493,6 +498,8 @@ impl Worker {
             peer.handle_input(
                 Input::Timeout(now),
                 &mut |t| {
+                    // Read each time: quinn-udp turns GSO off if the kernel refuses it once.
+                    let max_segments = socket.max_segments();
                     if gso.fits(t.destination, t.contents.len(), max_segments) == Fit::FlushFirst {
                         flush_gso(gso, socket, metrics);
                     }
@@ -515,11 +522,14 @@ impl Worker {
         self.process_queue(now);
     }
 
-    /// Mid-flush: read what has arrived and handle the viewers' datagrams now (control frames,
-    /// e-stops, RTCP); the robots' media waits in `deferred` for the next batch, so a flush
-    /// never starts another fan-out.
+    /// In the middle of a long pass: read what has arrived and handle the viewers' datagrams
+    /// now (control frames, e-stops, RTCP); the robots' media waits in `deferred` (handled by
+    /// the loop next, before anything newer), so a pass never starts another fan-out.
     fn serve_urgent(&mut self, now: Instant) {
-        let mut urgent = std::mem::replace(&mut self.urgent, RecvBatch::with_buffers(0));
+        if self.deferred.len() >= MAX_DEFERRED {
+            return;
+        }
+        let mut urgent = std::mem::replace(&mut self.urgent, RecvBatch::with_buffers(0, 0));
         if self.socket.try_recv_now(&mut urgent).is_ok() {
             for d in &urgent.datagrams {
                 if self.is_publisher(d.src) {
@@ -839,15 +849,14 @@ fn flush_gso(gso: &mut SendBatch, socket: &MediaSocket, metrics: &crate::metrics
     if gso.count() == 0 {
         return;
     }
-    metrics.udp_sends.inc();
-    match gso.flush(socket) {
-        Ok((datagrams, bytes)) => {
-            metrics.bytes_out.inc_by(bytes as u64);
-            metrics.datagrams_out.inc_by(datagrams as u64);
-        }
-        Err(lost) => metrics
+    let done = gso.flush(socket);
+    metrics.udp_sends.inc_by(done.calls as u64);
+    metrics.bytes_out.inc_by(done.bytes as u64);
+    metrics.datagrams_out.inc_by(done.datagrams as u64);
+    if done.lost > 0 {
+        metrics
             .datagrams_dropped
             .with_label_values(&["send_failed"])
-            .inc_by(lost as u64),
+            .inc_by(done.lost as u64);
     }
 }
