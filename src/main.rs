@@ -88,6 +88,10 @@ struct ServeArgs {
     /// Media workers (one UDP socket each); defaults to the number of cores.
     #[arg(long, env = "BEDSIDE_WORKERS")]
     workers: Option<usize>,
+    /// Watching sessions one media worker accepts before answering 503 (robots and the
+    /// doctor who may drive are always let in); see docs/operations.md.
+    #[arg(long, env = "BEDSIDE_MAX_VIEWERS_PER_WORKER", default_value_t = bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER)]
+    max_viewers_per_worker: usize,
     /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
     #[arg(long, env = "BEDSIDE_PUBLIC_URL")]
     public_url: Option<String>,
@@ -106,6 +110,10 @@ struct SfuArgs {
     udp_port: u16,
     #[arg(long, env = "BEDSIDE_WORKERS")]
     workers: Option<usize>,
+    /// Watching sessions one media worker accepts before answering 503 (robots and the
+    /// doctor who may drive are always let in); see docs/operations.md.
+    #[arg(long, env = "BEDSIDE_MAX_VIEWERS_PER_WORKER", default_value_t = bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER)]
+    max_viewers_per_worker: usize,
     /// The API's JWKS document, e.g. http://bedside-api:8080/.well-known/jwks.json
     #[arg(long, env = "BEDSIDE_JWKS_URL")]
     jwks_url: String,
@@ -192,6 +200,7 @@ async fn main() -> anyhow::Result<()> {
                 public_ip: a.public_ip,
                 udp_port: a.udp_port,
                 workers: a.workers.unwrap_or_else(cores),
+                max_viewers_per_worker: a.max_viewers_per_worker,
                 jwks_url: a.jwks_url,
                 jwks_refresh: Duration::from_secs(a.jwks_refresh_secs.max(10)),
             })
@@ -261,6 +270,7 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
             public_ip: a.public_ip,
             udp_port: a.udp_port,
             workers: a.workers.unwrap_or_else(cores),
+            max_viewers_per_worker: a.max_viewers_per_worker,
             data_dir: a.data.data_dir,
             public_url: a.public_url,
         },

@@ -22,6 +22,8 @@ pub struct MediaNodeOptions {
     pub public_ip: Option<IpAddr>,
     pub udp_port: u16,
     pub workers: usize,
+    /// See `SfuConfig::max_viewers_per_worker`.
+    pub max_viewers_per_worker: usize,
     pub jwks_url: String,
     pub jwks_refresh: Duration,
 }
@@ -44,6 +46,7 @@ pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
         public_ip: opts.public_ip,
         udp_port: opts.udp_port,
         workers: opts.workers.max(1),
+        max_viewers_per_worker: opts.max_viewers_per_worker,
         ..SfuConfig::default()
     };
     let sfu = Sfu::start(config, verifier, Metrics::new(), None).await?;

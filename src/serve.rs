@@ -22,6 +22,8 @@ pub struct ServeOptions {
     pub public_ip: Option<IpAddr>,
     pub udp_port: u16,
     pub workers: usize,
+    /// See `SfuConfig::max_viewers_per_worker`.
+    pub max_viewers_per_worker: usize,
     pub data_dir: PathBuf,
     /// Base URL clients use; defaults to `http://{http}`.
     pub public_url: Option<String>,
@@ -94,6 +96,7 @@ pub async fn start_configured(
         public_ip: opts.public_ip,
         udp_port: opts.udp_port,
         workers: opts.workers.max(1),
+        max_viewers_per_worker: opts.max_viewers_per_worker,
         ..SfuConfig::default()
     };
     let sfu = match parts {

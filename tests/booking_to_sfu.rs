@@ -33,6 +33,7 @@ impl Server {
                 public_ip: None,
                 udp_port: 0,
                 workers: 1,
+                max_viewers_per_worker: bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER,
                 data_dir: dir.path().to_path_buf(),
                 public_url: None,
             },

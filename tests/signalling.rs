@@ -147,10 +147,16 @@ async fn malformed_requests_are_4xx() {
             400,
         ),
         (
-            "huge body",
-            post(vec![b'a'; 1 << 20], "application/sdp", bearer.clone())
-                .await
-                .unwrap(),
+            // Just over the limit: a body far bigger than the kernel's socket buffers races
+            // the server's early 413 and close against the client's write (broken pipe).
+            "oversized body",
+            post(
+                vec![b'a'; bedside_sfu::signalling::MAX_OFFER_BYTES + 4096],
+                "application/sdp",
+                bearer.clone(),
+            )
+            .await
+            .unwrap(),
             413,
         ),
     ];
@@ -199,6 +205,51 @@ async fn second_robot_is_409_but_the_same_robot_may_reconnect() {
     robot.vanish().await;
     again.stop().await;
     viewer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_worker_refuses_watchers_but_never_the_robot_or_the_driver() {
+    let sfu = TestSfu::start_with(bedside_sfu::config::SfuConfig {
+        max_viewers_per_worker: 2,
+        ..Default::default()
+    })
+    .await;
+    let room = room();
+    let observer = |n: u32| sfu.token(&room, Role::Observer, &format!("student-{n}"));
+    let mut watching = Vec::new();
+    for n in 0..2 {
+        let c = WebRtcClient::connect(&sfu.base, Endpoint::Whep, &room, &observer(n), LOCALHOST)
+            .await
+            .expect("under the cap");
+        watching.push(c);
+    }
+    assert_eq!(
+        status_of(&sfu, Endpoint::Whep, &room, &observer(3)).await,
+        503
+    );
+    let mut consultant = Claims::new("consultant", &room, Role::Doctor, 600);
+    consultant.can_control = false;
+    assert_eq!(
+        status_of(&sfu, Endpoint::Whep, &room, &sfu.sign(&consultant)).await,
+        503,
+        "a doctor who may not drive is a watcher"
+    );
+    // The booking doctor and the robot always get in.
+    let driver = sfu.token(&room, Role::Doctor, "driver");
+    assert_eq!(status_of(&sfu, Endpoint::Whep, &room, &driver).await, 201);
+    let robot = sfu.token(&room, Role::Robot, "robot-1");
+    assert_eq!(status_of(&sfu, Endpoint::Whip, &room, &robot).await, 201);
+    // A watcher leaving frees its place.
+    let first = watching.remove(0);
+    first.close().await.expect("DELETE");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status_of(&sfu, Endpoint::Whep, &room, &observer(4)).await,
+        201
+    );
+    for c in watching {
+        let _ = c.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::room::RoomConfig;
 
+/// See [`SfuConfig::max_viewers_per_worker`].
+pub const DEFAULT_MAX_VIEWERS_PER_WORKER: usize = 500;
+
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
     /// Address the UDP sockets bind to (e.g. 0.0.0.0 or 127.0.0.1).
@@ -20,6 +23,13 @@ pub struct SfuConfig {
     pub workers: usize,
     /// A session that does not complete ICE+DTLS in this time is dropped.
     pub connect_timeout: Duration,
+    /// Watching sessions (observers, and doctors who may not drive) one worker accepts; past
+    /// it a join gets 503. A worker is one core, and a saturated core delays the lease
+    /// holder's joystick frames and e-stops along with the video, so the cap keeps it below
+    /// saturation. Robots and the doctor whose token may drive are always let in. Default:
+    /// 500, which one core of the benchmark machine forwards at ~65% (`docs/benchmarks.md`);
+    /// lower it on slower hardware or for higher bitrates.
+    pub max_viewers_per_worker: usize,
     pub room: RoomConfig,
 }
 
@@ -31,6 +41,7 @@ impl Default for SfuConfig {
             udp_port: 0,
             workers: 1,
             connect_timeout: Duration::from_secs(15),
+            max_viewers_per_worker: DEFAULT_MAX_VIEWERS_PER_WORKER,
             room: RoomConfig::default(),
         }
     }

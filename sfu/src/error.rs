@@ -15,6 +15,10 @@ pub enum SfuError {
     BadRequest(String),
     #[error("another robot is already publishing in this room")]
     RoomBusy,
+    #[error(
+        "this media server is full ({0} viewers on the worker serving this room); try again later"
+    )]
+    Full(usize),
     #[error("no such session")]
     NoSession,
     #[error("the media server is shutting down")]

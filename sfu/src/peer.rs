@@ -98,6 +98,8 @@ pub struct Peer {
     pub down_audio: DownTrack,
     /// RTP was written and awaits the worker's end-of-batch flush.
     pub dirty: bool,
+    /// Counted against the worker's viewer cap.
+    pub capped: bool,
     /// The video send stream's resend history has been sized ([`NackHistory`]).
     rtx_sized: bool,
     nack_history: NackHistory,
@@ -137,6 +139,7 @@ impl Peer {
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
             dirty: false,
+            capped: false,
             rtx_sized: false,
             nack_history: NackHistory::default(),
             pt_cache: Vec::new(),

@@ -211,7 +211,7 @@ fn status_of(e: &SfuError) -> StatusCode {
         SfuError::BadSdp(_) | SfuError::BadRequest(_) => StatusCode::BAD_REQUEST,
         SfuError::RoomBusy => StatusCode::CONFLICT,
         SfuError::NoSession => StatusCode::NOT_FOUND,
-        SfuError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        SfuError::ShuttingDown | SfuError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
         SfuError::Internal(_) | SfuError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -99,6 +99,8 @@ pub(crate) struct Worker {
     deferred: Vec<(Vec<u8>, SocketAddr)>,
     /// Peers whose timers are due (reused between passes).
     due: Vec<SessionId>,
+    /// Sessions counted against `max_viewers_per_worker`.
+    viewers: usize,
 }
 
 struct TrackCounters {
@@ -153,6 +155,7 @@ impl Worker {
             urgent,
             deferred: Vec::new(),
             due: Vec::new(),
+            viewers: 0,
         }
     }
 
@@ -278,6 +281,10 @@ impl Worker {
                 }
             }
         }
+        let claims_caps = (claims.role, claims.can_control);
+        if is_capped(&claims_caps) && self.viewers >= self.shared.config.max_viewers_per_worker {
+            return Err(SfuError::Full(self.viewers));
+        }
         let now = Instant::now();
         let creds = IceCreds::new();
         let mut builder = Rtc::builder();
@@ -336,6 +343,8 @@ impl Worker {
             .sessions
             .with_label_values(&[member.role.as_str()])
             .inc();
+        peer.capped = is_capped(&claims_caps);
+        self.viewers += usize::from(peer.capped);
         self.pending_members.insert(id, member);
         self.peers.insert(id, peer);
         self.rooms.entry(room).or_insert_with(|| {
@@ -769,6 +778,7 @@ impl Worker {
         let Some(peer) = self.peers.remove(&id) else {
             return;
         };
+        self.viewers -= usize::from(peer.capped);
         tracing::info!(session = %id, role = peer.role.as_str(), reason, "session closed");
         if !matches!(reason, "goodbye" | "replaced") {
             self.shared
@@ -811,6 +821,16 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Does a session with this (role, may drive) count against the worker's viewer cap? Robots
+/// and the doctor who may drive never do: the cap must not lock out the robot or its driver.
+fn is_capped(&(role, can_control): &(Role, bool)) -> bool {
+    match role {
+        Role::Robot => false,
+        Role::Doctor => !can_control,
+        Role::Observer => true,
+    }
 }
 
 /// Header extensions a viewer session negotiates: what the forwarded packets carry.

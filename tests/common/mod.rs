@@ -29,8 +29,12 @@ pub struct TestSfu {
 
 impl TestSfu {
     pub async fn start() -> TestSfu {
+        Self::start_with(SfuConfig::default()).await
+    }
+
+    pub async fn start_with(config: SfuConfig) -> TestSfu {
         let keys = KeyPair::generate().expect("key pair");
-        let sfu = Sfu::start(SfuConfig::default(), keys.verifier(), Metrics::new(), None)
+        let sfu = Sfu::start(config, keys.verifier(), Metrics::new(), None)
             .await
             .expect("sfu starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
