@@ -69,13 +69,9 @@ struct DataDir {
     data_dir: PathBuf,
 }
 
+/// Media-plane flags, the same for `serve` and `sfu`.
 #[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    data: DataDir,
-    /// HTTP address (API, WHIP/WHEP, web client, /metrics).
-    #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
+struct MediaArgs {
     /// Address the media UDP sockets bind to.
     #[arg(long, env = "BEDSIDE_BIND_IP", default_value = "127.0.0.1")]
     bind_ip: IpAddr,
@@ -92,6 +88,17 @@ struct ServeArgs {
     /// doctor who may drive are always let in); see docs/operations.md.
     #[arg(long, env = "BEDSIDE_MAX_VIEWERS_PER_WORKER", default_value_t = bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER)]
     max_viewers_per_worker: usize,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// HTTP address (API, WHIP/WHEP, web client, /metrics).
+    #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    #[command(flatten)]
+    media: MediaArgs,
     /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
     #[arg(long, env = "BEDSIDE_PUBLIC_URL")]
     public_url: Option<String>,
@@ -102,18 +109,8 @@ struct SfuArgs {
     /// HTTP address for WHIP/WHEP, /metrics and /healthz.
     #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8090")]
     http: SocketAddr,
-    #[arg(long, env = "BEDSIDE_BIND_IP", default_value = "127.0.0.1")]
-    bind_ip: IpAddr,
-    #[arg(long, env = "BEDSIDE_PUBLIC_IP")]
-    public_ip: Option<IpAddr>,
-    #[arg(long, env = "BEDSIDE_UDP_PORT", default_value_t = 50000)]
-    udp_port: u16,
-    #[arg(long, env = "BEDSIDE_WORKERS")]
-    workers: Option<usize>,
-    /// Watching sessions one media worker accepts before answering 503 (robots and the
-    /// doctor who may drive are always let in); see docs/operations.md.
-    #[arg(long, env = "BEDSIDE_MAX_VIEWERS_PER_WORKER", default_value_t = bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER)]
-    max_viewers_per_worker: usize,
+    #[command(flatten)]
+    media: MediaArgs,
     /// The API's JWKS document, e.g. http://bedside-api:8080/.well-known/jwks.json
     #[arg(long, env = "BEDSIDE_JWKS_URL")]
     jwks_url: String,
@@ -196,11 +193,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Sfu(a) => {
             bedside::media_node::run_media_node(MediaNodeOptions {
                 http: a.http,
-                bind_ip: a.bind_ip,
-                public_ip: a.public_ip,
-                udp_port: a.udp_port,
-                workers: a.workers.unwrap_or_else(cores),
-                max_viewers_per_worker: a.max_viewers_per_worker,
+                bind_ip: a.media.bind_ip,
+                public_ip: a.media.public_ip,
+                udp_port: a.media.udp_port,
+                workers: a.media.workers.unwrap_or_else(cores),
+                max_viewers_per_worker: a.media.max_viewers_per_worker,
                 jwks_url: a.jwks_url,
                 jwks_refresh: Duration::from_secs(a.jwks_refresh_secs.max(10)),
             })
@@ -266,11 +263,11 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
     let running = bedside::serve::start_parts(
         ServeOptions {
             http: a.http,
-            bind_ip: a.bind_ip,
-            public_ip: a.public_ip,
-            udp_port: a.udp_port,
-            workers: a.workers.unwrap_or_else(cores),
-            max_viewers_per_worker: a.max_viewers_per_worker,
+            bind_ip: a.media.bind_ip,
+            public_ip: a.media.public_ip,
+            udp_port: a.media.udp_port,
+            workers: a.media.workers.unwrap_or_else(cores),
+            max_viewers_per_worker: a.media.max_viewers_per_worker,
             data_dir: a.data.data_dir,
             public_url: a.public_url,
         },
