@@ -15,13 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
+use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
+use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::Transmit;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
+use crate::error::SfuError;
 use crate::forwarder::DownTrack;
 use crate::keyframe::VideoCodec;
 use crate::nack_history::NackHistory;
@@ -79,27 +82,39 @@ impl CodecKey {
     }
 }
 
-pub struct Peer {
+/// What a new session is, for [`Peer::accept`].
+pub struct PeerSetup<'a> {
     pub id: SessionId,
     pub room: Arc<str>,
     pub role: Role,
-    pub rtc: Rtc,
-    pub next_timeout: Instant,
-    pub created: Instant,
-    pub connected: bool,
-    /// Remote addresses this session was seen at (for the worker's address map).
-    pub addrs: Vec<SocketAddr>,
+    /// The worker's advertised address: our one ICE host candidate.
+    pub candidate: SocketAddr,
+    pub cert: &'a DtlsCert,
+    pub now: Instant,
+}
+
+/// A peer built from an offer, with what the signalling answer and the session table need.
+pub struct Accepted {
+    pub peer: Peer,
+    /// Our ICE username fragment: a STUN request naming it finds this session.
     pub ufrag: String,
+    pub answer: String,
+}
+
+pub struct Peer {
+    id: SessionId,
+    room: Arc<str>,
+    role: Role,
+    rtc: Rtc,
+    next_timeout: Instant,
+    created: Instant,
+    connected: bool,
     mids: HashMap<Mid, TrackKind>,
     control: Option<ChannelId>,
     events: Option<ChannelId>,
     pending_events: VecDeque<Arc<str>>,
-    pub down_video: DownTrack,
-    pub down_audio: DownTrack,
-    /// RTP was written and awaits the worker's end-of-batch flush.
-    pub dirty: bool,
-    /// Counted against the worker's viewer cap.
-    pub capped: bool,
+    down_video: DownTrack,
+    down_audio: DownTrack,
     /// The video send stream's resend history has been sized ([`NackHistory`]).
     rtx_sized: bool,
     nack_history: NackHistory,
@@ -114,14 +129,48 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(
-        id: SessionId,
-        room: Arc<str>,
-        role: Role,
-        rtc: Rtc,
-        ufrag: String,
-        now: Instant,
-    ) -> Self {
+    /// Build a session's `Rtc` (ICE-lite, RTP mode, our codecs and certificate) and answer the
+    /// offer. str0m's SDP handling is wrapped like every other call: a str0m bug on a crafted
+    /// offer is a 400, not a crashed task.
+    pub fn accept(setup: PeerSetup<'_>, offer: SdpOffer) -> Result<Accepted, SfuError> {
+        let creds = IceCreds::new();
+        let mut builder = Rtc::builder();
+        if setup.role != Role::Robot {
+            // Viewers get one stream and no bandwidth estimation (there is no lower layer to
+            // switch them to), so no transport-wide-cc or abs-send-time: per viewer that saves
+            // str0m's 1000-packet TWCC send register (~88 KiB), an extension write per packet,
+            // and the feedback packets a browser would send back ten times a second.
+            builder = builder.set_extension_map(viewer_extensions());
+        }
+        let mut rtc = builder
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_dtls_cert(setup.cert.clone())
+            .set_local_ice_credentials(creds.clone())
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            // Stats carry the NACK counts for /metrics; every 2 s is cheap.
+            .set_stats_interval(Some(Duration::from_secs(2)))
+            // Viewers' retransmission history is set per stream by age (`Peer::write_rtp`);
+            // this caps it for streams that never get there.
+            .set_send_buffer_video(512)
+            .build(setup.now);
+        let candidate = Candidate::host(setup.candidate, "udp")
+            .map_err(|e| SfuError::Internal(format!("candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+            .map_err(|_| SfuError::BadSdp("offer could not be processed".into()))?
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        Ok(Accepted {
+            peer: Peer::new(setup.id, setup.room, setup.role, rtc, setup.now),
+            ufrag: creds.ufrag,
+            answer: answer.to_sdp_string(),
+        })
+    }
+
+    fn new(id: SessionId, room: Arc<str>, role: Role, rtc: Rtc, now: Instant) -> Self {
         Peer {
             id,
             room,
@@ -130,16 +179,12 @@ impl Peer {
             next_timeout: now,
             created: now,
             connected: false,
-            addrs: Vec::new(),
-            ufrag,
             mids: HashMap::new(),
             control: None,
             events: None,
             pending_events: VecDeque::new(),
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
-            dirty: false,
-            capped: false,
             rtx_sized: false,
             nack_history: NackHistory::default(),
             pt_cache: Vec::new(),
@@ -147,6 +192,34 @@ impl Peer {
             closed: None,
             close_reported: false,
         }
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The room this session belongs to.
+    pub fn room(&self) -> &Arc<str> {
+        &self.room
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// When str0m next wants a timeout.
+    pub fn next_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    /// When the session was admitted.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// ICE and DTLS completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
     }
 
     /// Feed one input and drain outputs. Transmits go to `send`; events to `out`.
@@ -495,6 +568,15 @@ impl Peer {
         let rtc = &mut self.rtc;
         let _ = catch_unwind(AssertUnwindSafe(|| rtc.disconnect()));
     }
+}
+
+/// Header extensions a viewer session negotiates: what the forwarded packets carry.
+fn viewer_extensions() -> ExtensionMap {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(4, Extension::RtpMid);
+    exts.set(13, Extension::VideoOrientation);
+    exts
 }
 
 fn video_codec(c: Codec) -> VideoCodec {

@@ -24,6 +24,7 @@ use crate::estop::Estop;
 use crate::forwarder::{Source, TrackForwarder};
 use crate::keyframe::KeyframeCoalescer;
 use crate::lease::{Lease, LeaseInput, LeaseOutput, Member as LeaseMember};
+use crate::room_event::RoomAudit;
 use crate::SessionId;
 
 /// Audio or video; a room forwards one of each from its robot.
@@ -95,11 +96,7 @@ pub enum Output {
         reason: &'static str,
     },
     /// For metrics and the audit log: the lease changed or the e-stop latched/cleared.
-    Audit {
-        kind: &'static str,
-        actor: Option<String>,
-        detail: serde_json::Value,
-    },
+    Audit(RoomAudit),
 }
 
 /// What the room needs to know of one publisher packet.
@@ -156,11 +153,16 @@ pub struct Room {
     estop: Estop,
     /// The soonest token expiry among members, unix ms.
     earliest_expiry: Option<u64>,
+    /// The current lease holder's `sub`, for the "previous holder" of the next audit record.
+    holder_sub: Option<String>,
+    /// Stop frames carry milliseconds since this instant (the room's creation).
+    origin: Instant,
     outputs: VecDeque<Output>,
 }
 
 impl Room {
-    pub fn new(config: RoomConfig) -> Self {
+    /// An empty room created at `now`.
+    pub fn new(config: RoomConfig, now: Instant) -> Self {
         Room {
             members: HashMap::new(),
             order: Vec::new(),
@@ -175,6 +177,8 @@ impl Room {
             gate: ControlGate::new(config.gate),
             estop: Estop::new(),
             earliest_expiry: None,
+            holder_sub: None,
+            origin: now,
             outputs: VecDeque::new(),
         }
     }
@@ -563,16 +567,19 @@ impl Room {
                 } => {
                     // The robot hears "stop" before anybody hears who drives next.
                     if let Some(robot) = self.publisher {
-                        let frame = self.gate.stop_frame(epoch, now_ms(now));
+                        let frame = self.gate.stop_frame(epoch, self.ms_since_origin(now));
                         self.outputs.push_back(Output::Control { to: robot, frame });
                     }
-                    self.outputs.push_back(Output::Audit {
-                        kind: "lease_changed",
-                        actor: holder
-                            .and_then(|h| self.members.get(&h))
-                            .map(|m| m.sub.clone()),
-                        detail: serde_json::json!({"epoch": epoch, "reason": reason}),
-                    });
+                    let holder_sub = holder
+                        .and_then(|h| self.members.get(&h))
+                        .map(|m| m.sub.clone());
+                    let previous = std::mem::replace(&mut self.holder_sub, holder_sub.clone());
+                    self.outputs.push_back(Output::Audit(RoomAudit::LeaseChanged {
+                        holder: holder_sub,
+                        previous,
+                        epoch,
+                        reason,
+                    }));
                     self.send(
                         Target::All,
                         ServerEvent::Lease {
@@ -601,19 +608,18 @@ impl Room {
     fn estop_changed(&mut self, latched: bool, by: SessionId, now: Instant) {
         if latched {
             if let Some(robot) = self.publisher {
-                let frame = self.gate.stop_frame(self.lease.epoch(), now_ms(now));
+                let frame = self
+                    .gate
+                    .stop_frame(self.lease.epoch(), self.ms_since_origin(now));
                 self.outputs.push_back(Output::Control { to: robot, frame });
             }
         }
-        self.outputs.push_back(Output::Audit {
-            kind: if latched {
-                "estop_latched"
-            } else {
-                "estop_cleared"
-            },
-            actor: self.members.get(&by).map(|m| m.sub.clone()),
-            detail: serde_json::json!({}),
-        });
+        let by_sub = self.members.get(&by).map(|m| m.sub.clone());
+        self.outputs.push_back(Output::Audit(if latched {
+            RoomAudit::EstopLatched { by: by_sub }
+        } else {
+            RoomAudit::EstopCleared { by: by_sub }
+        }));
         self.send(
             Target::All,
             ServerEvent::Estop {
@@ -668,6 +674,11 @@ impl Room {
     pub fn member_ids(&self) -> &[SessionId] {
         &self.order
     }
+
+    /// A wrapping millisecond clock for stop-frame timestamps, from the room's creation.
+    fn ms_since_origin(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.origin).as_millis() as u32
+    }
 }
 
 fn participant(id: SessionId, m: &Member) -> Participant {
@@ -679,13 +690,6 @@ fn participant(id: SessionId, m: &Member) -> Participant {
     }
 }
 
-/// A wrapping millisecond clock for stop-frame timestamps.
-fn now_ms(now: Instant) -> u32 {
-    use std::sync::OnceLock;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    now.saturating_duration_since(origin).as_millis() as u32
-}
 
 #[cfg(test)]
 mod tests {
@@ -710,7 +714,7 @@ mod tests {
     const STUDENT: SessionId = SessionId(4);
 
     fn full_room(now: Instant) -> Room {
-        let mut r = Room::new(RoomConfig::default());
+        let mut r = Room::new(RoomConfig::default(), now);
         r.join(ROBOT, member(Role::Robot, "robot", false), now);
         r.join(DOC, member(Role::Doctor, "doc", true), now);
         r.join(CONSULT, member(Role::Doctor, "consultant", false), now);

@@ -7,48 +7,32 @@
 //! Not here: HTTP parsing (`signalling.rs`) or anything about rooms' contents (`room.rs`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-use bedside_proto::{Claims, TokenVerifier};
-use dashmap::DashMap;
+use bedside_proto::{Claims, Role, TokenVerifier};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SfuConfig;
+use crate::directory::Directory;
 use crate::error::SfuError;
 use crate::metrics::Metrics;
-use crate::worker::{Command, Joined, Worker};
+use crate::peer::{Peer, PeerSetup};
+use crate::room::Member;
+use crate::room_event::RoomEventHook;
+use crate::switchboard::{Admit, Switchboard};
+use crate::worker::{Command, Worker};
 use crate::SessionId;
 
-/// Something that happened in a room worth an audit record (lease change, e-stop).
-#[derive(Debug, Clone)]
-pub struct RoomEvent {
-    pub room: String,
-    pub kind: &'static str,
-    /// Opaque subject of the participant concerned, if any.
-    pub actor: Option<String>,
-    pub detail: serde_json::Value,
-}
-
-pub type RoomEventHook = Arc<dyn Fn(RoomEvent) + Send + Sync>;
-
-/// State every worker and handler reads.
-pub(crate) struct Shared {
-    pub config: SfuConfig,
-    pub metrics: Metrics,
-    pub dtls_cert: DtlsCert,
-    pub sessions: DashMap<String, (usize, SessionId)>,
-    pub room_events: Option<RoomEventHook>,
-    next_id: AtomicU64,
-}
-
-impl Shared {
-    pub fn next_session_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
+/// A session just created by [`Sfu::join`].
+pub(crate) struct Joined {
+    pub id: SessionId,
+    /// The secret of its `Location` URL.
+    pub key: String,
+    pub answer: String,
 }
 
 /// Handle to the running media server. Cheap to clone.
@@ -58,11 +42,11 @@ pub struct Sfu {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    metrics: Metrics,
+    dtls_cert: DtlsCert,
+    directory: Arc<Directory>,
     workers: Vec<mpsc::Sender<Command>>,
     addrs: Vec<SocketAddr>,
-    rooms: DashMap<String, usize>,
-    next_worker: AtomicUsize,
     verifier: RwLock<TokenVerifier>,
 }
 
@@ -83,17 +67,11 @@ impl Sfu {
         provider.install_process_default();
 
         let advertised = config.advertised_ip();
-        let shared = Arc::new(Shared {
-            config: config.clone(),
-            metrics,
-            dtls_cert,
-            sessions: DashMap::new(),
-            room_events,
-            next_id: AtomicU64::new(1),
-        });
+        let count = config.workers.max(1);
+        let directory = Arc::new(Directory::new(count));
         let mut workers = Vec::new();
         let mut addrs = Vec::new();
-        for i in 0..config.workers.max(1) {
+        for i in 0..count {
             let port = if config.udp_port == 0 {
                 0
             } else {
@@ -103,18 +81,27 @@ impl Sfu {
             let local = SocketAddr::new(advertised, socket.local_addr()?.port());
             let (tx, rx) = mpsc::channel(256);
             let socket = crate::socket::MediaSocket::new(socket)?;
-            tokio::spawn(Worker::new(i, socket, local, shared.clone(), rx).run());
+            let board = Switchboard::new(config.clone(), local, metrics.clone(), Instant::now());
+            let worker = Worker::new(
+                socket,
+                board,
+                metrics.clone(),
+                rx,
+                directory.clone(),
+                room_events.clone(),
+            );
+            tokio::spawn(worker.run());
             tracing::info!(worker = i, candidate = %local, "media worker listening");
             workers.push(tx);
             addrs.push(local);
         }
         Ok(Sfu {
             inner: Arc::new(Inner {
-                shared,
+                metrics,
+                dtls_cert,
+                directory,
                 workers,
                 addrs,
-                rooms: DashMap::new(),
-                next_worker: AtomicUsize::new(0),
                 verifier: RwLock::new(verifier),
             }),
         })
@@ -126,7 +113,7 @@ impl Sfu {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.inner.shared.metrics
+        &self.inner.metrics
     }
 
     /// Replace the keys tokens are checked with (key rotation, JWKS refresh).
@@ -145,38 +132,66 @@ impl Sfu {
         Ok(v.verify(token, room)?)
     }
 
-    /// The worker a room lives on; new rooms go round-robin. Entries are never removed: room ids
-    /// are robot ids from signed tokens, so the map is bounded by the robot fleet, and a stable
-    /// mapping means a room can never be split across workers by a race with its teardown.
-    fn worker_for(&self, room: &str) -> usize {
-        *self.inner.rooms.entry(room.to_string()).or_insert_with(|| {
-            self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % self.inner.workers.len()
-        })
-    }
-
-    /// Admit a participant with verified `claims` and answer its SDP offer.
+    /// Admit a participant with verified `claims` and answer its SDP offer. The session's
+    /// `Rtc` is built here, on the signalling task, so that a burst of offers costs the
+    /// worker's media loop only the insertion.
     pub(crate) async fn join(&self, claims: Claims, offer: SdpOffer) -> Result<Joined, SfuError> {
-        let w = self.worker_for(&claims.room);
-        let (reply, rx) = oneshot::channel();
-        self.inner.workers[w]
-            .send(Command::Join {
+        let w = self.inner.directory.worker_for(&claims.room);
+        let id = self.inner.directory.next_session_id();
+        let accepted = Peer::accept(
+            PeerSetup {
+                id,
                 room: claims.room.as_str().into(),
-                claims,
-                offer: Box::new(offer),
+                role: claims.role,
+                candidate: self.inner.addrs[w],
+                cert: &self.inner.dtls_cert,
+                now: Instant::now(),
+            },
+            offer,
+        )?;
+        let answer = accepted.answer.clone();
+        let key = new_session_key();
+        let member = Member {
+            can_control: claims.can_control && claims.role == Role::Doctor,
+            expires_at_ms: claims.exp.saturating_mul(1000),
+            sub: claims.sub,
+            role: claims.role,
+        };
+        // Known before the worker sees the session, so that a session ending at once cannot
+        // leave its key behind.
+        self.inner.directory.register_session(key.clone(), w, id);
+        let (reply, rx) = oneshot::channel();
+        let admit = Admit {
+            accepted,
+            key: key.clone(),
+            member,
+        };
+        let sent = self.inner.workers[w]
+            .send(Command::Join {
+                admit: Box::new(admit),
                 reply,
             })
-            .await
-            .map_err(|_| SfuError::ShuttingDown)?;
-        rx.await.map_err(|_| SfuError::ShuttingDown)?
+            .await;
+        let admitted = match sent {
+            Ok(()) => rx.await.unwrap_or(Err(SfuError::ShuttingDown)),
+            Err(_) => Err(SfuError::ShuttingDown),
+        };
+        match admitted {
+            Ok(_) => Ok(Joined { id, key, answer }),
+            Err(e) => {
+                self.inner.directory.forget_session(&key);
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn has_session(&self, key: &str) -> bool {
-        self.inner.shared.sessions.contains_key(key)
+        self.inner.directory.session(key).is_some()
     }
 
     /// End the session behind a `Location` key. False if there is none.
     pub(crate) async fn leave(&self, key: &str) -> bool {
-        let Some((_, (w, id))) = self.inner.shared.sessions.remove(key) else {
+        let Some((w, id)) = self.inner.directory.take_session(key) else {
             return false;
         };
         self.inner.workers[w]
@@ -187,7 +202,7 @@ impl Sfu {
 
     /// Take the control lease away in a room (admin action). False if the room is not active.
     pub async fn revoke_lease(&self, room: &str) -> bool {
-        let Some(w) = self.inner.rooms.get(room).map(|w| *w) else {
+        let Some(w) = self.inner.directory.existing_worker(room) else {
             return false;
         };
         let (reply, rx) = oneshot::channel();
@@ -203,4 +218,11 @@ impl Sfu {
         }
         rx.await.unwrap_or(false)
     }
+}
+
+fn new_session_key() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -10,17 +10,20 @@
 //! (the caller's loop does that with [`WebRtcClient::next_event`]).
 
 pub mod media;
+mod offer;
+
+pub use offer::Offering;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
 use tokio::net::UdpSocket;
 
@@ -117,33 +120,16 @@ impl WebRtcClient {
     ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
         let local = socket.local_addr()?;
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
-        rtc.add_local_candidate(cand);
-        let dir = match endpoint {
-            Endpoint::Whip => Direction::SendOnly,
-            Endpoint::Whep => Direction::RecvOnly,
-        };
-        let mut api = rtc.sdp_api();
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
-        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let control = api.add_channel_with_config(ChannelConfig {
-            label: "control".into(),
-            ordered: false,
-            reliability: Reliability::MaxRetransmits { retransmits: 0 },
-            ..Default::default()
-        });
-        let events = api.add_channel("events".into());
-        let (offer, pending): (_, SdpPendingOffer) = api
-            .apply()
-            .ok_or_else(|| ClientError::Rtc("nothing to offer".into()))?;
+        let Offering {
+            rtc,
+            offer,
+            pending,
+            video_mid,
+            audio_mid,
+            control,
+            events,
+        } = Offering::new(local, endpoint, Instant::now())?;
+        let mut rtc = rtc;
 
         let http = reqwest::Client::new();
         let path = match endpoint {
@@ -186,8 +172,8 @@ impl WebRtcClient {
             session_url: location,
             session_id,
             http,
-            video_mid: Some(video_mid),
-            audio_mid: Some(audio_mid),
+            video_mid,
+            audio_mid,
             control,
             events,
             open: Vec::new(),

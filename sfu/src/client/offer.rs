@@ -1,0 +1,77 @@
+//! The client's side of a WHIP/WHEP offer, sans-IO: an `Rtc` with the protocol's media and data
+//! channels, and the offer to POST.
+//!
+//! The socket-owning [`WebRtcClient`](super::WebRtcClient), the bench's load generator and the
+//! switchboard's in-memory tests all start a peer connection the same way, here.
+//!
+//! Not here: HTTP (the caller POSTs the offer) or running the connection.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::{SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::{Candidate, Rtc};
+
+use super::{ClientError, Endpoint};
+
+/// A new peer connection and its offer. Accept the server's answer with
+/// `rtc.sdp_api().accept_answer(pending, answer)`.
+pub struct Offering {
+    /// The peer connection (full ICE, RTP mode, VP8/H.264/Opus).
+    pub rtc: Rtc,
+    /// What to POST.
+    pub offer: SdpOffer,
+    /// What `accept_answer` needs.
+    pub pending: SdpPendingOffer,
+    /// The video m-line: sendonly for a robot (WHIP), recvonly for a viewer (WHEP).
+    pub video_mid: Option<Mid>,
+    /// The audio m-line, likewise.
+    pub audio_mid: Option<Mid>,
+    /// `control`: unordered, no retransmits (joystick frames).
+    pub control: ChannelId,
+    /// `events`: reliable, ordered JSON.
+    pub events: ChannelId,
+}
+
+impl Offering {
+    /// A peer reachable at `local` offering what `endpoint` means.
+    pub fn new(local: SocketAddr, endpoint: Endpoint, now: Instant) -> Result<Self, ClientError> {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(now);
+        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+        rtc.add_local_candidate(cand);
+        let dir = match endpoint {
+            Endpoint::Whip => Direction::SendOnly,
+            Endpoint::Whep => Direction::RecvOnly,
+        };
+        let mut api = rtc.sdp_api();
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let control = api.add_channel_with_config(ChannelConfig {
+            label: "control".into(),
+            ordered: false,
+            reliability: Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        let events = api.add_channel("events".into());
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| ClientError::Rtc("nothing to offer".into()))?;
+        Ok(Offering {
+            rtc,
+            offer,
+            pending,
+            video_mid: Some(video_mid),
+            audio_mid: Some(audio_mid),
+            control,
+            events,
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! What a room reports for the audit log and the metrics: lease changes and e-stops, typed.
+//!
+//! Rooms produce [`RoomAudit`] values; the switchboard counts them and hands each one, with the
+//! room id, to the process's [`RoomEventHook`] as a [`RoomEvent`] (the all-in-one binary writes
+//! it to the API's audit log). Participants appear only by their token's opaque `sub`.
+//!
+//! Not here: writing the log (the API does that) or deciding when something is worth a record
+//! (the room does that).
+
+use std::sync::Arc;
+
+use bedside_proto::events::LeaseReason;
+
+/// One auditable thing that happened in a room.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomAudit {
+    /// The lease moved (or was freed).
+    LeaseChanged {
+        /// The new holder's `sub`, if anybody holds it now.
+        holder: Option<String>,
+        /// The previous holder's `sub`, if anybody held it.
+        previous: Option<String>,
+        /// The new epoch.
+        epoch: u32,
+        /// Why it moved.
+        reason: LeaseReason,
+    },
+    /// A doctor latched the e-stop through the SFU.
+    EstopLatched {
+        /// The doctor's `sub`.
+        by: Option<String>,
+    },
+    /// The lease holder cleared the e-stop.
+    EstopCleared {
+        /// The holder's `sub`.
+        by: Option<String>,
+    },
+}
+
+impl RoomAudit {
+    /// The audit log's kind for this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RoomAudit::LeaseChanged { .. } => "lease_changed",
+            RoomAudit::EstopLatched { .. } => "estop_latched",
+            RoomAudit::EstopCleared { .. } => "estop_cleared",
+        }
+    }
+
+    /// The participant the event is about (its `sub`), if any.
+    pub fn actor(&self) -> Option<&str> {
+        match self {
+            RoomAudit::LeaseChanged { holder, .. } => holder.as_deref(),
+            RoomAudit::EstopLatched { by } | RoomAudit::EstopCleared { by } => by.as_deref(),
+        }
+    }
+
+    /// The rest, as the audit row's JSON detail.
+    pub fn detail(&self) -> serde_json::Value {
+        match self {
+            RoomAudit::LeaseChanged {
+                previous,
+                epoch,
+                reason,
+                ..
+            } => serde_json::json!({"epoch": epoch, "reason": reason, "previous": previous}),
+            RoomAudit::EstopLatched { .. } | RoomAudit::EstopCleared { .. } => {
+                serde_json::json!({})
+            }
+        }
+    }
+}
+
+/// Something that happened in a room worth an audit record, as the hook receives it.
+#[derive(Debug, Clone)]
+pub struct RoomEvent {
+    /// The room (robot id).
+    pub room: String,
+    /// The audit log's kind ([`RoomAudit::kind`]).
+    pub kind: &'static str,
+    /// Opaque subject of the participant concerned, if any.
+    pub actor: Option<String>,
+    /// Everything else, as JSON.
+    pub detail: serde_json::Value,
+}
+
+impl RoomEvent {
+    /// The hook's view of `audit` in `room`.
+    pub fn new(room: &str, audit: &RoomAudit) -> Self {
+        RoomEvent {
+            room: room.to_string(),
+            kind: audit.kind(),
+            actor: audit.actor().map(str::to_string),
+            detail: audit.detail(),
+        }
+    }
+}
+
+/// Where the media plane reports room events (the API's audit sink, in one process).
+pub type RoomEventHook = Arc<dyn Fn(RoomEvent) + Send + Sync>;

@@ -1,0 +1,720 @@
+//! The switchboard: the sans-IO core of one worker. Sessions, rooms, and the order things happen.
+//!
+//! It is fed what the shell sees (a batch of datagrams, the time, a command from signalling) and
+//! does its sending through the shell's [`Io`]. It owns the worker's [`Sessions`] (peers and the
+//! indexes that find them), the [`Room`]s pinned to the worker, and every policy that is about
+//! more than one session:
+//!
+//! - **Admission**: a new remote address is mapped only through a STUN binding request naming a
+//!   session's ufrag; anything else from an unknown address is dropped and counted.
+//! - **The viewer cap**: at most `max_viewers_per_worker` watching sessions; robots and doctors
+//!   whose token may drive are never refused (a saturated core delays the driver's joystick).
+//! - **Priority**: in every batch the urgent datagrams (STUN, DTLS: the data channels, RTCP) are
+//!   handled before media (RTP), and media fans out in slices of [`MAX_PACKETS_PER_FLUSH`];
+//!   during a long flush the switchboard reads again every [`URGENT_EVERY`] viewers and handles
+//!   urgent datagrams on the spot, deferring the media it read to the front of the next turn.
+//! - **Routing**: what a peer produces (connected, RTP, keyframe requests, data-channel bytes,
+//!   closed) goes through its room, and the room's outputs are carried out in order (the stop
+//!   frame before the lease event).
+//! - **Lifecycle**: a room is created with its first session and dropped with its last; a
+//!   session that does not connect within `connect_timeout` is removed.
+//!
+//! Time is always an input. Nothing here blocks, spawns or touches a socket, so it is tested
+//! with plain calls against in-memory str0m peers (see the tests at the end).
+//!
+//! Not here: sockets, GSO and the tokio loop (`worker.rs`), str0m details (`peer.rs`), room rules
+//! (`room.rs`).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedside_proto::Role;
+use str0m::net::{Protocol, Receive};
+use str0m::Input;
+
+use crate::config::SfuConfig;
+use crate::demux::PacketKind;
+use crate::error::SfuError;
+use crate::io::{Arrived, Io};
+use crate::metrics::Metrics;
+use crate::peer::{Accepted, Peer, PeerEvent};
+use crate::room::{Admission, Member, Output, Recipients, Room, RtpIn};
+use crate::room_event::RoomEvent;
+use crate::sessions::{Lookup, Sessions};
+use crate::SessionId;
+
+/// During a flush, look for viewers' datagrams after every this many viewers (each viewer's
+/// pass costs a few microseconds per packet: at 500 viewers this bounds a joystick frame's
+/// wait to ~0.2 ms; 32 measured twice that tail, 0.9-2.1 ms p99 against 0.5-0.6).
+pub const URGENT_EVERY: usize = 16;
+/// Media packets written to viewers before they are flushed: a big batch (after a stall) is
+/// sent in slices, so its first packets do not wait for its last and str0m's per-viewer send
+/// queue never grows past this (its capacity is never given back). GSO still gets up to this
+/// many datagrams per send.
+pub const MAX_PACKETS_PER_FLUSH: usize = 8;
+/// Media datagrams held back by mid-flush reads, at most. Past it the reads stop and the
+/// socket's own buffer takes the overload, as it did before there were mid-flush reads.
+pub const MAX_DEFERRED: usize = 256;
+
+/// A batch of received datagrams, however the shell stores them.
+pub trait Datagrams {
+    /// How many.
+    fn len(&self) -> usize;
+    /// The `i`th: sender and bytes.
+    fn get(&self, i: usize) -> (SocketAddr, &[u8]);
+    /// None at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Datagrams for [Arrived] {
+    fn len(&self) -> usize {
+        <[Arrived]>::len(self)
+    }
+    fn get(&self, i: usize) -> (SocketAddr, &[u8]) {
+        (self[i].src, &self[i].data)
+    }
+}
+
+/// A session ready to be admitted: its peer built from the offer, and its token's member.
+pub struct Admit {
+    /// The peer and its ICE ufrag, from [`Peer::accept`].
+    pub accepted: Accepted,
+    /// The secret of its `Location` URL.
+    pub key: String,
+    /// Who it is, from the join token.
+    pub member: Member,
+}
+
+/// What the shell must carry out besides sending datagrams.
+#[derive(Debug)]
+pub enum Event {
+    /// Report this to the audit hook.
+    Audit(RoomEvent),
+    /// This session is gone: forget its `Location` key.
+    SessionClosed {
+        /// The closed session.
+        id: SessionId,
+        /// Its `Location` key.
+        key: String,
+        /// Why it closed (a metric label).
+        reason: &'static str,
+    },
+}
+
+/// Per-packet counters resolved once: a label lookup hashes.
+struct TrackCounters {
+    packets_in: prometheus::IntCounter,
+    bytes_in: prometheus::IntCounter,
+    packets_out: prometheus::IntCounter,
+}
+
+impl TrackCounters {
+    fn new(m: &Metrics, kind: &str) -> Self {
+        TrackCounters {
+            packets_in: m.packets_in.with_label_values(&[kind]),
+            bytes_in: m.bytes_in.with_label_values(&[kind]),
+            packets_out: m.packets_out.with_label_values(&[kind]),
+        }
+    }
+}
+
+/// See the module docs.
+pub struct Switchboard {
+    config: SfuConfig,
+    /// Our ICE candidate: the local address of every datagram we receive.
+    local: SocketAddr,
+    metrics: Metrics,
+    /// For audio [0] and video [1].
+    counters: [TrackCounters; 2],
+    sessions: Sessions,
+    rooms: HashMap<Arc<str>, Room>,
+    /// Earliest time any peer or room wants a timeout.
+    wake: Instant,
+    queue: VecDeque<(SessionId, PeerEvent)>,
+    scratch: Vec<PeerEvent>,
+    /// Sessions with RTP written but not yet sent (see [`Switchboard::flush`]).
+    dirty: Vec<SessionId>,
+    /// Receive times of forwarded packets not yet sent, for the latency histogram.
+    unsent: Vec<Instant>,
+    /// Media read mid-pass; handled next, before anything newer.
+    deferred: Vec<Arrived>,
+    /// Reused buffer for mid-pass reads.
+    arrived: Vec<Arrived>,
+    /// Peers whose timers are due (reused between passes).
+    due: Vec<SessionId>,
+    events: VecDeque<Event>,
+}
+
+impl Switchboard {
+    /// An empty switchboard whose sessions are reached at `local`.
+    pub fn new(config: SfuConfig, local: SocketAddr, metrics: Metrics, now: Instant) -> Self {
+        let counters = [
+            TrackCounters::new(&metrics, "audio"),
+            TrackCounters::new(&metrics, "video"),
+        ];
+        Switchboard {
+            config,
+            local,
+            metrics,
+            counters,
+            sessions: Sessions::default(),
+            rooms: HashMap::new(),
+            wake: now,
+            queue: VecDeque::new(),
+            scratch: Vec::new(),
+            dirty: Vec::new(),
+            unsent: Vec::new(),
+            deferred: Vec::new(),
+            arrived: Vec::new(),
+            due: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.wake
+    }
+
+    /// The next thing the shell must do besides sending.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Media read during the last pass waits to be handled ([`handle_deferred`](Self::handle_deferred)).
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Sessions counted against the viewer cap.
+    pub fn watchers(&self) -> usize {
+        self.sessions.capped()
+    }
+
+    /// The room `id` if it is live on this worker.
+    pub fn room(&self, id: &str) -> Option<&Room> {
+        self.rooms.get(id)
+    }
+
+    /// Admit a session whose token was verified and whose offer was answered. It joins its
+    /// room once ICE and DTLS complete.
+    pub fn admit(&mut self, now: Instant, admit: Admit) -> Result<SessionId, SfuError> {
+        let Admit {
+            accepted,
+            key,
+            member,
+        } = admit;
+        let room_id = accepted.peer.room().clone();
+        if member.role == Role::Robot {
+            if let Some(r) = self.rooms.get(&room_id) {
+                if r.admit_publisher(&member.sub) == Admission::Conflict {
+                    return Err(SfuError::RoomBusy);
+                }
+            }
+        }
+        let capped = is_capped(member.role, member.can_control);
+        if capped && self.sessions.capped() >= self.config.max_viewers_per_worker {
+            return Err(SfuError::Full(self.sessions.capped()));
+        }
+        let role = member.role;
+        let mut peer = accepted.peer;
+        let mut out = std::mem::take(&mut self.scratch);
+        peer.drain(&mut |_| {}, &mut out);
+        out.clear();
+        self.scratch = out;
+        self.wake = self
+            .wake
+            .min(peer.next_timeout())
+            .min(now + self.config.connect_timeout);
+        let id = self
+            .sessions
+            .insert(peer, key, accepted.ufrag, member, capped);
+        self.metrics
+            .sessions
+            .with_label_values(&[role.as_str()])
+            .inc();
+        let (rooms, metrics, config) = (&mut self.rooms, &self.metrics, &self.config);
+        rooms.entry(room_id).or_insert_with(|| {
+            metrics.rooms.inc();
+            Room::new(config.room, now)
+        });
+        Ok(id)
+    }
+
+    /// End a session on its owner's request (WHIP/WHEP `DELETE`): say goodbye, then remove it.
+    pub fn leave(&mut self, now: Instant, id: SessionId, io: &mut dyn Io) {
+        if let Some(peer) = self.sessions.peer_mut(id) {
+            peer.disconnect();
+            let mut out = Vec::new();
+            peer.drain(&mut |t| io.send(t), &mut out);
+        }
+        self.remove(now, id, "goodbye", io);
+    }
+
+    /// An administrator takes the lease away in `room`. False if the room is not live here.
+    pub fn revoke_lease(&mut self, now: Instant, room: &str, io: &mut dyn Io) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        r.admin_revoke(now);
+        let room: Arc<str> = room.into();
+        self.flush_room(now, &room, io);
+        self.process_queue(now, io);
+        true
+    }
+
+    /// Say goodbye to every session (the worker is stopping).
+    pub fn shutdown(&mut self, io: &mut dyn Io) {
+        for s in self.sessions.iter_mut() {
+            s.peer.disconnect();
+            s.peer.drain(&mut |t| io.send(t), &mut Vec::new());
+        }
+    }
+
+    /// One receive batch: urgent datagrams first, then media read earlier, then this batch's
+    /// media in slices; then everything written goes out.
+    pub fn handle_batch(&mut self, now: Instant, batch: &(impl Datagrams + ?Sized), io: &mut dyn Io) {
+        for i in 0..batch.len() {
+            let (src, data) = batch.get(i);
+            if !PacketKind::of(data).is_media() {
+                self.handle_datagram(now, src, data, io);
+            }
+        }
+        // Media read during the previous flush is older than this batch's.
+        let mut written = 0;
+        let deferred = std::mem::take(&mut self.deferred);
+        for d in &deferred {
+            self.handle_media(now, d.src, &d.data, &mut written, io);
+        }
+        self.recycle(deferred);
+        for i in 0..batch.len() {
+            let (src, data) = batch.get(i);
+            if PacketKind::of(data).is_media() {
+                self.handle_media(now, src, data, &mut written, io);
+            }
+        }
+        self.flush(now, io);
+    }
+
+    /// Media held back by a mid-pass read, handled as a batch of its own.
+    pub fn handle_deferred(&mut self, now: Instant, io: &mut dyn Io) {
+        let mut written = 0;
+        let deferred = std::mem::take(&mut self.deferred);
+        for d in &deferred {
+            self.handle_media(now, d.src, &d.data, &mut written, io);
+        }
+        self.recycle(deferred);
+        self.flush(now, io);
+    }
+
+    fn recycle(&mut self, mut v: Vec<Arrived>) {
+        // New media may have been deferred while the old was handled: keep it, in order.
+        v.clear();
+        if self.deferred.is_empty() {
+            self.deferred = v;
+        }
+    }
+
+    /// A media datagram, flushing the fan-out every [`MAX_PACKETS_PER_FLUSH`] of them.
+    fn handle_media(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        data: &[u8],
+        written: &mut usize,
+        io: &mut dyn Io,
+    ) {
+        if *written == MAX_PACKETS_PER_FLUSH {
+            self.flush(now, io);
+            *written = 0;
+        }
+        self.handle_datagram(now, src, data, io);
+        *written += 1;
+    }
+
+    /// One datagram from `src`, whatever it is.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8], io: &mut dyn Io) {
+        let id = match self.sessions.find(src, data) {
+            Lookup::Known(id) => id,
+            Lookup::Stun(id) => {
+                self.sessions.learn(id, src);
+                id
+            }
+            Lookup::Unknown => return self.dropped("unknown_source"),
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, src, self.local, data) else {
+            return self.dropped("unparseable");
+        };
+        let Some(peer) = self.sessions.peer_mut(id) else {
+            return self.dropped("unknown_source");
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        peer.handle_input(Input::Receive(now, receive), &mut |t| io.send(t), &mut out);
+        self.wake = self.wake.min(peer.next_timeout());
+        self.queue.extend(out.drain(..).map(|e| (id, e)));
+        self.scratch = out;
+        self.process_queue(now, io);
+    }
+
+    fn dropped(&self, reason: &str) {
+        self.metrics
+            .datagrams_dropped
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// Time passed: str0m timers, connect timeouts, rooms' deadlines.
+    pub fn handle_timeout(&mut self, now: Instant, unix_ms: u64, io: &mut dyn Io) {
+        let mut wake = now + Duration::from_secs(1);
+        let mut expired = Vec::new();
+        let mut due = std::mem::take(&mut self.due);
+        let connect_timeout = self.config.connect_timeout;
+        for s in self.sessions.iter() {
+            let p = &s.peer;
+            if !p.is_connected() && now.saturating_duration_since(p.created()) > connect_timeout {
+                expired.push(p.id());
+                continue;
+            }
+            if p.next_timeout() <= now {
+                due.push(p.id());
+            } else {
+                wake = wake.min(p.next_timeout());
+            }
+            if !p.is_connected() {
+                wake = wake.min(p.created() + connect_timeout);
+            }
+        }
+        // Datagrams handled mid-pass lower this as they go.
+        self.wake = wake;
+        let mut out = std::mem::take(&mut self.scratch);
+        for (n, id) in due.iter().enumerate() {
+            if n > 0 && n % URGENT_EVERY == 0 {
+                // Timers of a big room come due together (str0m's stats and reports line up
+                // once a room's viewers are flushed in one pass): same rule as the fan-out.
+                self.serve_urgent(now, io);
+            }
+            let Some(peer) = self.sessions.peer_mut(*id) else {
+                continue;
+            };
+            peer.handle_input(Input::Timeout(now), &mut |t| io.send(t), &mut out);
+            self.wake = self.wake.min(peer.next_timeout());
+            self.queue.extend(out.drain(..).map(|e| (*id, e)));
+        }
+        self.scratch = out;
+        due.clear();
+        self.due = due;
+        for id in expired {
+            self.remove(now, id, "connect_timeout", io);
+        }
+        let mut due_rooms = Vec::new();
+        for (name, room) in self.rooms.iter_mut() {
+            let (mono, wall) = room.next_deadline();
+            if mono.is_some_and(|d| d <= now) || wall.is_some_and(|d| d <= unix_ms) {
+                room.handle_timeout(now, unix_ms);
+                due_rooms.push(name.clone());
+            }
+            let (mono, wall) = room.next_deadline();
+            if let Some(d) = mono {
+                self.wake = self.wake.min(d);
+            }
+            if let Some(d) = wall {
+                self.wake = self
+                    .wake
+                    .min(now + Duration::from_millis(d.saturating_sub(unix_ms)));
+            }
+        }
+        for name in due_rooms {
+            self.flush_room(now, &name, io);
+        }
+        self.process_queue(now, io);
+    }
+
+    /// Send what was written to viewers since the last flush (a receive batch, or a slice of
+    /// [`MAX_PACKETS_PER_FLUSH`] media packets). str0m releases written RTP on its next
+    /// timeout, so each dirty viewer gets one `Timeout(now)`, and its datagrams leave together
+    /// (one GSO send per run of equal-sized datagrams).
+    pub fn flush(&mut self, now: Instant, io: &mut dyn Io) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        let dirty = std::mem::take(&mut self.dirty);
+        for (n, id) in dirty.iter().enumerate() {
+            if n > 0 && n % URGENT_EVERY == 0 {
+                // A big room's flush takes milliseconds: a joystick frame or an e-stop that
+                // arrived meanwhile must not wait for the last viewer.
+                self.serve_urgent(now, io);
+            }
+            let Some(s) = self.sessions.get_mut(*id) else {
+                continue;
+            };
+            s.clear_dirty();
+            s.peer
+                .handle_input(Input::Timeout(now), &mut |t| io.gather(t), &mut out);
+            io.flush();
+            self.wake = self.wake.min(s.peer.next_timeout());
+            self.queue.extend(out.drain(..).map(|e| (*id, e)));
+        }
+        self.scratch = out;
+        let done = Instant::now();
+        for t in self.unsent.drain(..) {
+            self.metrics
+                .forward_latency
+                .observe(done.saturating_duration_since(t).as_secs_f64());
+        }
+        self.process_queue(now, io);
+    }
+
+    /// In the middle of a long pass: read what has arrived and handle the urgent datagrams now
+    /// (control frames, e-stops, RTCP); media waits in `deferred` (handled next, before
+    /// anything newer), so a pass never starts another fan-out.
+    fn serve_urgent(&mut self, now: Instant, io: &mut dyn Io) {
+        if self.deferred.len() >= MAX_DEFERRED {
+            return;
+        }
+        let mut arrived = std::mem::take(&mut self.arrived);
+        io.read_now(&mut arrived);
+        for d in arrived.drain(..) {
+            if PacketKind::of(&d.data).is_media() {
+                self.deferred.push(d);
+            } else {
+                self.handle_datagram(now, d.src, &d.data, io);
+            }
+        }
+        self.arrived = arrived;
+    }
+
+    /// Route everything sessions produced, including what routing itself produces.
+    fn process_queue(&mut self, now: Instant, io: &mut dyn Io) {
+        while let Some((from, ev)) = self.queue.pop_front() {
+            self.route(now, from, ev, io);
+        }
+    }
+
+    fn route(&mut self, now: Instant, from: SessionId, ev: PeerEvent, io: &mut dyn Io) {
+        let Some(room_id) = self.sessions.get(from).map(|s| s.peer.room().clone()) else {
+            return;
+        };
+        match ev {
+            PeerEvent::Connected => self.connected(now, from, &room_id, io),
+            PeerEvent::Rtp {
+                kind,
+                keyframe_start,
+                packet,
+                codec,
+            } => {
+                let counters = &self.counters[kind as usize];
+                counters.packets_in.inc();
+                counters.bytes_in.inc_by(packet.payload.len() as u64);
+                let Some(codec) = codec else { return };
+                let Some(room) = self.rooms.get_mut(&room_id) else {
+                    return;
+                };
+                let input = RtpIn {
+                    kind,
+                    ssrc: *packet.header.ssrc,
+                    seq: *packet.seq_no,
+                    ts: packet.header.timestamp,
+                    keyframe_start,
+                };
+                let Some(fan) = room.on_rtp(from, input, now) else {
+                    return;
+                };
+                let mut sent = 0u64;
+                for target in fan.targets {
+                    let Some(s) = self.sessions.get_mut(*target) else {
+                        continue;
+                    };
+                    if s.peer
+                        .write_rtp(kind, &packet, &codec, fan.seq, fan.ts, now)
+                    {
+                        sent += 1;
+                        // Sent when the batch is done: one str0m pass per viewer per batch
+                        // instead of one per packet (a video frame is several packets).
+                        if s.mark_dirty() {
+                            self.dirty.push(*target);
+                        }
+                    }
+                }
+                self.counters[kind as usize].packets_out.inc_by(sent);
+                self.unsent.push(packet.timestamp);
+                // Room outputs (a keyframe request for waiting viewers) go out now.
+                self.flush_room(now, &room_id, io);
+            }
+            PeerEvent::KeyframeRequest => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_keyframe_request(from, now);
+                    self.flush_room(now, &room_id, io);
+                }
+            }
+            PeerEvent::Control(bytes) => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_control(from, &bytes, now);
+                    self.flush_room(now, &room_id, io);
+                }
+            }
+            PeerEvent::Events(bytes) => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_event(from, &bytes, now);
+                    self.flush_room(now, &room_id, io);
+                }
+            }
+            PeerEvent::Nacks { received, sent } => {
+                let nacks = &self.metrics.nacks;
+                nacks.with_label_values(&["received"]).inc_by(received);
+                nacks.with_label_values(&["sent"]).inc_by(sent);
+            }
+            PeerEvent::Closed(reason) => self.remove(now, from, reason, io),
+        }
+    }
+
+    fn connected(&mut self, now: Instant, id: SessionId, room_id: &Arc<str>, io: &mut dyn Io) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let Some(member) = s.take_pending() else {
+            return;
+        };
+        self.metrics
+            .join_seconds
+            .with_label_values(&[member.role.as_str()])
+            .observe(now.saturating_duration_since(s.peer.created()).as_secs_f64());
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if member.role == Role::Robot && room.admit_publisher(&member.sub) == Admission::Conflict
+        {
+            // Another robot won the race between our admission check and now.
+            return self.remove(now, id, "room_busy", io);
+        }
+        room.join(id, member, now);
+        self.flush_room(now, room_id, io);
+    }
+
+    /// Carry out what the room asked for, in order.
+    fn flush_room(&mut self, now: Instant, room_id: &Arc<str>, io: &mut dyn Io) {
+        let mut close = Vec::new();
+        let mut out = std::mem::take(&mut self.scratch);
+        while let Some(room) = self.rooms.get_mut(room_id) {
+            let Some(output) = room.poll_output() else {
+                break;
+            };
+            let metrics = &self.metrics;
+            let queue = &mut self.queue;
+            let mut touch = |peer: &mut Peer, out: &mut Vec<PeerEvent>| {
+                peer.drain(&mut |t| io.send(t), out);
+                queue.extend(out.drain(..).map(|e| (peer.id(), e)));
+            };
+            match output {
+                Output::RequestKeyframe { publisher } => {
+                    if let Some(p) = self.sessions.peer_mut(publisher) {
+                        if p.request_keyframe() {
+                            metrics.keyframe_requests.inc();
+                        }
+                        touch(p, &mut out);
+                    }
+                }
+                Output::Control { to, frame } => {
+                    if let Some(p) = self.sessions.peer_mut(to) {
+                        if p.send_control(&frame) {
+                            metrics.control_forwarded.inc();
+                        } else {
+                            metrics
+                                .control_dropped
+                                .with_label_values(&["robot_channel_closed"])
+                                .inc();
+                        }
+                        touch(p, &mut out);
+                    }
+                }
+                Output::Event { to, json } => {
+                    let targets = match to {
+                        Recipients::One(id) => vec![id],
+                        Recipients::Many(ids) => ids,
+                    };
+                    for id in targets {
+                        if let Some(p) = self.sessions.peer_mut(id) {
+                            p.send_event(json.clone());
+                            touch(p, &mut out);
+                        }
+                    }
+                }
+                Output::Close { id } => close.push(id),
+                Output::ControlDropped { reason, .. } => {
+                    metrics.control_dropped.with_label_values(&[reason]).inc();
+                }
+                Output::Audit(audit) => {
+                    match audit.kind() {
+                        "lease_changed" => metrics.lease_changes.inc(),
+                        "estop_latched" => metrics.estops.inc(),
+                        _ => {}
+                    }
+                    self.events
+                        .push_back(Event::Audit(RoomEvent::new(room_id, &audit)));
+                }
+            }
+        }
+        self.scratch = out;
+        for id in close {
+            if let Some(p) = self.sessions.peer_mut(id) {
+                p.disconnect();
+                p.drain(&mut |t| io.send(t), &mut Vec::new());
+            }
+            self.remove(now, id, "replaced", io);
+        }
+    }
+
+    /// Take a session out of the table, its room and the shell's key map.
+    fn remove(&mut self, now: Instant, id: SessionId, reason: &'static str, io: &mut dyn Io) {
+        let Some(s) = self.sessions.remove(id) else {
+            return;
+        };
+        let role = s.peer.role();
+        tracing::info!(session = %id, role = role.as_str(), reason, "session closed");
+        if !matches!(reason, "goodbye" | "replaced") {
+            self.metrics
+                .session_failures
+                .with_label_values(&[reason])
+                .inc();
+        }
+        self.metrics
+            .sessions
+            .with_label_values(&[role.as_str()])
+            .dec();
+        self.dirty.retain(|d| *d != id);
+        self.events.push_back(Event::SessionClosed {
+            id,
+            key: s.key,
+            reason,
+        });
+        let room_id = s.peer.room().clone();
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.leave(id, now);
+            self.flush_room(now, &room_id, io);
+        }
+        let empty = self.rooms.get(&room_id).is_some_and(|r| r.is_empty())
+            && !self.sessions.any_in_room(&room_id);
+        if empty {
+            self.rooms.remove(&room_id);
+            self.metrics.rooms.dec();
+        }
+    }
+}
+
+/// Does a session with this (role, may drive) count against the worker's viewer cap? Robots
+/// and the doctor who may drive never do: the cap must not lock out the robot or its driver.
+fn is_capped(role: Role, can_control: bool) -> bool {
+    match role {
+        Role::Robot => false,
+        Role::Doctor => !can_control,
+        Role::Observer => true,
+    }
+}
+
+#[cfg(test)]
+#[path = "switchboard_tests.rs"]
+mod tests;

@@ -1,0 +1,530 @@
+//! The switchboard with plain calls: real str0m peers (ICE, DTLS, SCTP, SRTP) exchanging
+//! datagrams through vectors, time advanced by hand, no sockets and no runtime.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ControlFrame, Role};
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Event as RtcEvent, Input, Output as RtcOutput, Rtc};
+
+use super::*;
+use crate::client::{Endpoint, Offering};
+use crate::demux::PacketKind;
+use crate::peer::PeerSetup;
+
+const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5000);
+
+fn addr(n: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, n)), 40000 + n as u16)
+}
+
+/// What the switchboard sent, in order, and what it will find on a mid-pass read.
+#[derive(Default)]
+struct MemIo {
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+    gathered: Vec<(SocketAddr, Vec<u8>)>,
+    arriving: Vec<Arrived>,
+}
+
+impl Io for MemIo {
+    fn send(&mut self, t: &Transmit) {
+        self.sent.push((t.destination, t.contents.to_vec()));
+    }
+    fn gather(&mut self, t: &Transmit) {
+        self.gathered.push((t.destination, t.contents.to_vec()));
+    }
+    fn flush(&mut self) {
+        self.sent.append(&mut self.gathered);
+    }
+    fn read_now(&mut self, out: &mut Vec<Arrived>) {
+        out.append(&mut self.arriving);
+    }
+}
+
+/// One participant: a client `Rtc` at its own address, and what it received.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    id: SessionId,
+    control: ChannelId,
+    events: ChannelId,
+    open: usize,
+    connected: bool,
+    audio_mid: Option<Mid>,
+    control_in: Vec<Vec<u8>>,
+    events_in: Vec<String>,
+    rtp_in: usize,
+}
+
+struct Net {
+    board: Switchboard,
+    io: MemIo,
+    now: Instant,
+    clients: Vec<Client>,
+    next_id: u64,
+}
+
+fn member(role: Role, sub: &str, can_control: bool) -> Member {
+    Member {
+        sub: sub.into(),
+        role,
+        can_control,
+        expires_at_ms: u64::MAX / 2,
+    }
+}
+
+impl Net {
+    fn new(config: SfuConfig) -> Net {
+        let now = Instant::now();
+        // Idempotent: the process-wide crypto provider str0m needs.
+        str0m::crypto::from_feature_flags().install_process_default();
+        Net {
+            board: Switchboard::new(config, SERVER, Metrics::new(), now),
+            io: MemIo::default(),
+            now,
+            clients: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Build a client's offer and have the switchboard admit it; returns the client's index.
+    fn admit(&mut self, n: u8, m: Member) -> Result<usize, SfuError> {
+        let endpoint = if m.role == Role::Robot {
+            Endpoint::Whip
+        } else {
+            Endpoint::Whep
+        };
+        let Offering {
+            mut rtc,
+            offer,
+            pending,
+            audio_mid,
+            control,
+            events,
+            ..
+        } = Offering::new(addr(n), endpoint, self.now).expect("offer");
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("cert");
+        let accepted = Peer::accept(
+            PeerSetup {
+                id,
+                room: "room-1".into(),
+                role: m.role,
+                candidate: SERVER,
+                cert: &cert,
+                now: self.now,
+            },
+            offer,
+        )
+        .expect("answer");
+        let answer = SdpAnswer::from_sdp_string(&accepted.answer).expect("answer parses");
+        self.board.admit(
+            self.now,
+            Admit {
+                accepted,
+                key: format!("key-{}", id.0),
+                member: m,
+            },
+        )?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+        self.clients.push(Client {
+            rtc,
+            addr: addr(n),
+            id,
+            control,
+            events,
+            open: 0,
+            connected: false,
+            audio_mid,
+            control_in: Vec::new(),
+            events_in: Vec::new(),
+            rtp_in: 0,
+        });
+        Ok(self.clients.len() - 1)
+    }
+
+    /// Poll every client, hand what they send to the switchboard one datagram at a time, and
+    /// deliver what the switchboard sent. `steps` rounds of 10 ms.
+    fn run(&mut self, steps: usize) {
+        for _ in 0..steps {
+            let outgoing = self.poll_clients();
+            for (src, data) in outgoing {
+                self.board
+                    .handle_datagram(self.now, src, &data, &mut self.io);
+            }
+            self.board.flush(self.now, &mut self.io);
+            self.deliver();
+            self.now += Duration::from_millis(10);
+            self.board.handle_timeout(self.now, 0, &mut self.io);
+            self.board.flush(self.now, &mut self.io);
+            self.deliver();
+            for c in &mut self.clients {
+                let _ = c.rtc.handle_input(Input::Timeout(self.now));
+            }
+        }
+    }
+
+    /// Everything the clients want to send, as (from, bytes).
+    fn poll_clients(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        for c in &mut self.clients {
+            loop {
+                match c.rtc.poll_output() {
+                    Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                    Ok(RtcOutput::Transmit(t)) => out.push((c.addr, t.contents.to_vec())),
+                    Ok(RtcOutput::Event(e)) => match e {
+                        RtcEvent::Connected => c.connected = true,
+                        RtcEvent::ChannelOpen(..) => c.open += 1,
+                        RtcEvent::ChannelData(d) if d.id == c.control => c.control_in.push(d.data),
+                        RtcEvent::ChannelData(d) if d.id == c.events => c
+                            .events_in
+                            .push(String::from_utf8_lossy(&d.data).into_owned()),
+                        RtcEvent::RtpPacket(_) => c.rtp_in += 1,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        out
+    }
+
+    fn deliver(&mut self) {
+        for (dst, data) in std::mem::take(&mut self.io.sent) {
+            let Some(c) = self.clients.iter_mut().find(|c| c.addr == dst) else {
+                continue;
+            };
+            if let Ok(r) = Receive::new(Protocol::Udp, SERVER, dst, &data) {
+                let _ = c.rtc.handle_input(Input::Receive(self.now, r));
+            }
+        }
+    }
+
+    fn ready(&self, i: usize) -> bool {
+        self.clients[i].connected && self.clients[i].open >= 2
+    }
+
+    fn run_until_ready(&mut self) {
+        for _ in 0..300 {
+            if (0..self.clients.len()).all(|i| self.ready(i)) {
+                // One more round so the room's welcome and lease events arrive.
+                self.run(2);
+                return;
+            }
+            self.run(1);
+        }
+        panic!("clients did not connect");
+    }
+
+    fn send_event(&mut self, i: usize, json: &str) {
+        let c = &mut self.clients[i];
+        let mut ch = c.rtc.channel(c.events).expect("events open");
+        ch.write(false, json.as_bytes()).expect("write");
+    }
+
+    fn send_control(&mut self, i: usize, frame: &[u8]) {
+        let c = &mut self.clients[i];
+        let mut ch = c.rtc.channel(c.control).expect("control open");
+        ch.write(true, frame).expect("write");
+    }
+
+    /// The robot writes one Opus packet; returns its SRTP datagram (not yet delivered).
+    fn robot_audio_datagram(&mut self, robot: usize, seq: u64) -> Vec<u8> {
+        let c = &mut self.clients[robot];
+        let pt = c
+            .rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .expect("opus")
+            .pt();
+        let mid = c.audio_mid.expect("audio mid");
+        let now = self.now;
+        let mut api = c.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("audio stream");
+        tx.write_rtp(RtpWrite::new(pt, SeqNo::from(seq), 960 * seq as u32, now, vec![0xf8, 0xff, 0xfe]));
+        let _ = c.rtc.handle_input(Input::Timeout(now));
+        let mut found = None;
+        loop {
+            match c.rtc.poll_output() {
+                Ok(RtcOutput::Transmit(t)) if PacketKind::of(&t.contents).is_media() => {
+                    found = Some(t.contents.to_vec())
+                }
+                Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                _ => {}
+            }
+        }
+        found.expect("an RTP datagram")
+    }
+
+    /// Deliver to client `i` only what the switchboard sent it before its first media datagram
+    /// to anyone else, and return the control frames that made it.
+    fn control_received_before_media(&mut self, i: usize) -> Vec<Vec<u8>> {
+        let dst = self.clients[i].addr;
+        let sent = std::mem::take(&mut self.io.sent);
+        let first_media = sent
+            .iter()
+            .position(|(d, b)| *d != dst && PacketKind::of(b).is_media())
+            .expect("media was sent");
+        self.clients[i].control_in.clear();
+        for (d, data) in &sent[..first_media] {
+            if *d == dst {
+                if let Ok(r) = Receive::new(Protocol::Udp, SERVER, dst, data) {
+                    let _ = self.clients[i].rtc.handle_input(Input::Receive(self.now, r));
+                }
+            }
+        }
+        self.poll_clients();
+        std::mem::take(&mut self.clients[i].control_in)
+    }
+
+    /// The client's pending datagrams (after writing to a channel), without delivering them.
+    fn take_datagrams(&mut self, i: usize) -> Vec<Vec<u8>> {
+        let c = &mut self.clients[i];
+        let mut v = Vec::new();
+        loop {
+            match c.rtc.poll_output() {
+                Ok(RtcOutput::Transmit(t)) => v.push(t.contents.to_vec()),
+                Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                _ => {}
+            }
+        }
+        v
+    }
+}
+
+fn not_stun() -> Vec<u8> {
+    // A DTLS-looking datagram: not STUN, so it can never introduce an address.
+    vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
+}
+
+#[test]
+fn a_new_address_is_admitted_only_by_a_stun_request_naming_a_known_ufrag() {
+    let mut net = Net::new(SfuConfig::default());
+    let viewer = net.admit(1, member(Role::Observer, "student", false)).unwrap();
+
+    // Garbage from a stranger touches no session.
+    net.board
+        .handle_datagram(net.now, addr(9), &not_stun(), &mut net.io);
+    assert_eq!(net_dropped(&net, "unknown_source"), 1);
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1));
+
+    // A well-formed binding request naming a ufrag this switchboard never issued: one from a
+    // client admitted somewhere else.
+    let mut elsewhere = Net::new(SfuConfig::default());
+    elsewhere
+        .admit(8, member(Role::Observer, "x", false))
+        .unwrap();
+    elsewhere.now += Duration::from_millis(50);
+    let _ = elsewhere.clients[0]
+        .rtc
+        .handle_input(Input::Timeout(elsewhere.now));
+    let stun = elsewhere
+        .take_datagrams(0)
+        .into_iter()
+        .find(|d| PacketKind::of(d) == PacketKind::Stun)
+        .expect("a binding request");
+    net.board.handle_datagram(net.now, addr(8), &stun, &mut net.io);
+    assert_eq!(net_dropped(&net, "unknown_source"), 2);
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1), "no address learnt");
+
+    // The admitted client's own binding request maps its address.
+    net.run_until_ready();
+    assert!(net.ready(viewer));
+    assert_eq!(net.board.sessions.sizes(), (1, 1, 1));
+    assert_eq!(net_dropped(&net, "unknown_source"), 2);
+}
+
+fn net_dropped(net: &Net, reason: &str) -> u64 {
+    net.board
+        .metrics
+        .datagrams_dropped
+        .with_label_values(&[reason])
+        .get()
+}
+
+#[test]
+fn control_frames_are_handled_before_media_of_the_same_batch() {
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    let viewers: Vec<usize> = (3..8)
+        .map(|n| net.admit(n, member(Role::Observer, "student", false)).unwrap())
+        .collect();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    let epoch = net.board.room("room-1").unwrap().lease_epoch();
+    assert_eq!(
+        net.board.room("room-1").unwrap().lease_holder(),
+        Some(net.clients[driver].id)
+    );
+    // Audio needs no keyframe: every viewer receives the robot's audio from now on.
+    let warm = net.robot_audio_datagram(robot, 1);
+    let from = net.clients[robot].addr;
+    net.board.handle_datagram(net.now, from, &warm, &mut net.io);
+    net.board.flush(net.now, &mut net.io);
+    net.deliver();
+    net.run(2);
+    net.clients[robot].control_in.clear();
+
+    // One batch: more of the robot's media than one slice of the fan-out, then the driver's
+    // joystick frame.
+    let mut batch: Vec<Arrived> = (2..(3 + MAX_PACKETS_PER_FLUSH as u64))
+        .map(|seq| Arrived {
+            src: net.clients[robot].addr,
+            data: net.robot_audio_datagram(robot, seq),
+        })
+        .collect();
+    let frame = ControlFrame::drive(1, 0, 1000, 0, 0);
+    net.send_control(driver, &frame.encode());
+    let control = net.take_datagrams(driver);
+    assert!(!control.is_empty());
+    batch.extend(control.into_iter().map(|data| Arrived {
+        src: net.clients[driver].addr,
+        data,
+    }));
+    net.io.sent.clear();
+    net.board.handle_batch(net.now, &batch[..], &mut net.io);
+
+    // The frame reached the robot before any of the media left, stamped with the epoch.
+    let got = net.control_received_before_media(robot);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let f = ControlFrame::decode(&got[0]).unwrap();
+    assert_eq!((f.epoch, f.linear_x), (epoch, 1000));
+    let _ = viewers;
+}
+
+#[test]
+fn urgent_datagrams_arriving_mid_flush_are_handled_in_that_flush() {
+    // Enough viewers that the flush reads again (every URGENT_EVERY viewers).
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    for n in 3..(3 + URGENT_EVERY as u8 + 4) {
+        net.admit(n, member(Role::Observer, "student", false)).unwrap();
+    }
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    net.clients[robot].control_in.clear();
+
+    let frame = ControlFrame::drive(1, 0, 500, 0, 0);
+    net.send_control(driver, &frame.encode());
+    let driver_addr = net.clients[driver].addr;
+    net.io.arriving = net
+        .take_datagrams(driver)
+        .into_iter()
+        .map(|data| Arrived {
+            src: driver_addr,
+            data,
+        })
+        .collect();
+    let media = net.robot_audio_datagram(robot, 1);
+    net.io.sent.clear();
+    net.board.handle_batch(
+        net.now,
+        &[Arrived {
+            src: net.clients[robot].addr,
+            data: media,
+        }][..],
+        &mut net.io,
+    );
+    assert!(net.io.arriving.is_empty(), "read during the flush");
+    // Read after URGENT_EVERY viewers, so it reached the robot before the last viewers' media.
+    let robot_addr = net.clients[robot].addr;
+    let sent = std::mem::take(&mut net.io.sent);
+    let last_media = sent
+        .iter()
+        .rposition(|(_, d)| PacketKind::of(d).is_media())
+        .expect("media sent");
+    net.io.sent = sent[..last_media]
+        .iter()
+        .filter(|(d, _)| *d == robot_addr)
+        .cloned()
+        .chain(std::iter::once(sent[last_media].clone()))
+        .collect();
+    let got = net.control_received_before_media(robot);
+    assert_eq!(got.len(), 1, "the frame went out inside the flush");
+}
+
+#[test]
+fn the_cap_refuses_watchers_never_the_robot_or_the_driver() {
+    let config = SfuConfig {
+        max_viewers_per_worker: 2,
+        ..SfuConfig::default()
+    };
+    let mut net = Net::new(config);
+    net.admit(1, member(Role::Observer, "s1", false)).unwrap();
+    net.admit(2, member(Role::Doctor, "consultant", false)).unwrap();
+    assert_eq!(net.board.watchers(), 2);
+    assert!(matches!(
+        net.admit(3, member(Role::Observer, "s2", false)),
+        Err(SfuError::Full(2))
+    ));
+    assert!(matches!(
+        net.admit(4, member(Role::Doctor, "consultant-2", false)),
+        Err(SfuError::Full(2))
+    ));
+    net.admit(5, member(Role::Robot, "robot", false))
+        .expect("the robot is never refused");
+    net.admit(6, member(Role::Doctor, "driver", true))
+        .expect("the doctor who may drive is never refused");
+    assert_eq!(net.board.watchers(), 2);
+    // A watcher leaving makes room again.
+    let first = net.clients[0].id;
+    net.board.leave(net.now, first, &mut net.io);
+    assert_eq!(net.board.watchers(), 1);
+    net.admit(7, member(Role::Observer, "s3", false)).unwrap();
+}
+
+#[test]
+fn removal_leaves_no_entry_in_any_map() {
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let viewer = net.admit(2, member(Role::Observer, "s", false)).unwrap();
+    net.run_until_ready();
+    assert_eq!(net.board.sessions.sizes(), (2, 2, 2));
+    for i in [viewer, robot] {
+        let id = net.clients[i].id;
+        net.board.leave(net.now, id, &mut net.io);
+    }
+    assert_eq!(net.board.sessions.sizes(), (0, 0, 0));
+    assert!(net.board.room("room-1").is_none(), "the empty room is gone");
+    assert_eq!(net.board.watchers(), 0);
+    let mut closed = Vec::new();
+    while let Some(ev) = net.board.poll_event() {
+        if let Event::SessionClosed { key, reason, .. } = ev {
+            closed.push((key, reason));
+        }
+    }
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    assert!(closed.iter().all(|(_, r)| *r == "goodbye"));
+
+    // A session that never connects is removed by the connect timeout, from every map too.
+    let mut net = Net::new(SfuConfig::default());
+    net.admit(3, member(Role::Observer, "s", false)).unwrap();
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1));
+    let later = net.now + SfuConfig::default().connect_timeout + Duration::from_millis(1);
+    net.board.handle_timeout(later, 0, &mut net.io);
+    assert_eq!(net.board.sessions.sizes(), (0, 0, 0));
+    assert!(net.board.room("room-1").is_none());
+    assert!(matches!(
+        net.board.poll_event(),
+        Some(Event::SessionClosed {
+            reason: "connect_timeout",
+            ..
+        })
+    ));
+}
