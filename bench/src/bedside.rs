@@ -1,14 +1,16 @@
-//! Bedside under test: the real `bedside serve` binary in its own process, tokens minted with
-//! `bedside token`, WHIP/WHEP signalling and `/metrics`.
+//! Bedside under test: the real `bedside serve` binary in its own process, WHIP/WHEP signalling
+//! and `/metrics`. The bench writes the signing key into the server's data dir before it starts
+//! and mints one token per participant itself (a fresh `sub` and `jti` each), as the API would:
+//! 500 viewers sharing one token would not be 500 people.
 //!
 //! Not here: the peers (see `peer.rs`) or what they do (see `roles.rs`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bedside_proto::{Claims, KeyPair, Role, TokenSigner};
 use str0m::media::Direction;
 
 use crate::peer::Peer;
@@ -19,9 +21,7 @@ use crate::procs::{free_port, Server};
 pub struct Bedside {
     pub base: String,
     pub room: String,
-    pub robot_token: String,
-    pub doctor_token: String,
-    pub observer_token: String,
+    signer: TokenSigner,
 }
 
 pub struct Started {
@@ -29,39 +29,23 @@ pub struct Started {
     pub sig: Bedside,
 }
 
-fn mint(bin: &Path, data: &Path, room: &str, role: &str, extra: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin)
-        .arg("token")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--room", room, "--role", role, "--ttl", "7200"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .output()
-        .with_context(|| format!("running {} token", bin.display()))?;
-    if !out.status.success() {
-        bail!(
-            "bedside token --role {role} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let t = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if t.is_empty() {
-        bail!("bedside token printed nothing");
-    }
-    Ok(t)
-}
+/// The server's signing key file, in its data dir (`bedside-api`'s `KEY_FILE_NAME`).
+const KEY_FILE: &str = "jwt-ed25519.pem";
 
-/// Start `bedside serve` on core `cpu` with one media worker; wait until it answers HTTP.
+/// Start `bedside serve` on core `cpu` with one media worker taking up to `max_viewers`
+/// watchers; wait until it answers HTTP.
 pub async fn start(
     bin: &Path,
     dir: &Path,
     ip: IpAddr,
     udp_port: u16,
     cpu: usize,
+    max_viewers: usize,
 ) -> anyhow::Result<Started> {
     let data: PathBuf = dir.join("bedside-data");
     std::fs::create_dir_all(&data)?;
+    let keys = KeyPair::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_private(&data.join(KEY_FILE), &keys.to_pem())?;
     let http_port = free_port();
     let cmd = vec![
         bin.display().to_string(),
@@ -76,6 +60,8 @@ pub async fn start(
         udp_port.to_string(),
         "--workers".into(),
         "1".into(),
+        "--max-viewers-per-worker".into(),
+        max_viewers.to_string(),
     ];
     let mut server = Server::spawn("bedside", cpu, &cmd, &dir.join("bedside.log"))?;
     let base = format!("http://127.0.0.1:{http_port}");
@@ -100,19 +86,28 @@ pub async fn start(
     }
     // The room id is the robot's id: any UUID-like string the SFU accepts.
     let room = format!("bench-{}", std::process::id());
-    let robot_token = mint(bin, &data, &room, "robot", &[])?;
-    let doctor_token = mint(bin, &data, &room, "doctor", &["--can-control"])?;
-    let observer_token = mint(bin, &data, &room, "observer", &[])?;
     Ok(Started {
         server,
         sig: Bedside {
             base,
             room,
-            robot_token,
-            doctor_token,
-            observer_token,
+            signer: keys.signer(),
         },
     })
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// What a WHIP/WHEP POST gave back.
@@ -122,6 +117,14 @@ pub struct Session {
 }
 
 impl Bedside {
+    /// A fresh join token for one participant (its own `sub` and `jti`), valid two hours.
+    pub fn token(&self, role: Role) -> anyhow::Result<String> {
+        let sub = format!("bench-{}-{:016x}", role.as_str(), rand::random::<u64>());
+        let mut c = Claims::new(sub, self.room.clone(), role, 7200);
+        c.can_control = role == Role::Doctor;
+        self.signer.sign(&c).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Offer from `peer`, POST it (WHIP for the robot, WHEP for everyone else), apply the answer.
     pub async fn connect(
         &self,

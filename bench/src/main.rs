@@ -465,7 +465,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 match &r.error {
                     Some(e) => eprintln!("   failed after {:.0} s: {e}", t.elapsed().as_secs_f64()),
                     None => eprintln!(
-                        "   {} s: {}/{} with video, {:.0} pkt/s fwd, loss max {:.3}%, latency p50 {:.2} p99 {:.2} ms, CPU {:.1}% = {:.2} us/pkt, RSS/viewer {:.0} KiB, join p50 {:.0} ms (single {:.0} ms), generator {:.0}%",
+                        "   {} s: {}/{} with video, {:.0} pkt/s fwd, loss max {:.3}%, latency p50 {:.2} p99 {:.2} ms, CPU {:.1}% = {:.2} us/pkt, RSS/viewer {:.0} KiB, join p50 {:.0} ms (single {:.0} ms, {} of {} failed), generator {:.0}%",
                         t.elapsed().as_secs(),
                         r.viewers_with_video,
                         n,
@@ -478,6 +478,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                         r.rss_per_viewer_kib,
                         r.join_ms.p50,
                         r.join_single_ms.p50,
+                        r.join_single_failed,
+                        r.join_single_tried,
                         r.generator_cpu_pct
                     ),
                 }

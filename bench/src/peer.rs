@@ -14,11 +14,11 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 use tokio::sync::watch;
 
 use crate::udp::{self, Datagram, RecvBatch};
@@ -66,15 +66,7 @@ impl Peer {
         let sock = udp::bind(ip, RCVBUF)?;
         let local = sock.local_addr()?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| anyhow::anyhow!("candidate: {e}"))?;
-        rtc.add_local_candidate(cand);
+        let rtc = bedside_sfu::client::client_rtc(local, now)?;
         Ok(Peer {
             rtc,
             sock,
@@ -96,20 +88,12 @@ impl Peer {
         dir: Direction,
         channels: bool,
     ) -> anyhow::Result<(SdpOffer, SdpPendingOffer)> {
-        let mut api = self.rtc.sdp_api();
-        self.video_mid = Some(api.add_media(MediaKind::Video, dir, None, None, None));
-        self.audio_mid = Some(api.add_media(MediaKind::Audio, dir, None, None, None));
-        if channels {
-            self.control = Some(api.add_channel_with_config(ChannelConfig {
-                label: "control".into(),
-                ordered: false,
-                reliability: Reliability::MaxRetransmits { retransmits: 0 },
-                ..Default::default()
-            }));
-            self.events_channel = Some(api.add_channel("events".into()));
-        }
-        api.apply()
-            .ok_or_else(|| anyhow::anyhow!("nothing to offer"))
+        let o = bedside_sfu::client::make_offer(&mut self.rtc, dir, channels)?;
+        self.video_mid = Some(o.video_mid);
+        self.audio_mid = Some(o.audio_mid);
+        self.control = o.control;
+        self.events_channel = o.events;
+        Ok((o.offer, o.pending))
     }
 
     pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) -> anyhow::Result<()> {

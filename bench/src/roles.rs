@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bedside_proto::{ControlFrame, FrameKind};
+use bedside_proto::{ControlFrame, FrameKind, Role};
 use bedside_sfu::client::media::{FrameSource, OPUS_SILENCE};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -130,7 +130,7 @@ pub async fn robot(
     let mut peer = Peer::new(ip)?;
     match &target {
         Target::Bedside(b) => {
-            b.connect(&http, &mut peer, true, &b.robot_token).await?;
+            b.connect(&http, &mut peer, true, &b.token(Role::Robot)?).await?;
         }
         Target::Janus(j) => {
             let id = j.publish(&http, &mut peer).await?;
@@ -330,7 +330,9 @@ pub async fn controller(
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut peer = Peer::new(ip)?;
-    let session = b.connect(&http, &mut peer, false, &b.doctor_token).await?;
+    let session = b
+        .connect(&http, &mut peer, false, &b.token(Role::Doctor)?)
+        .await?;
     let mut h = ControllerH {
         log,
         control: peer.control,
@@ -475,10 +477,10 @@ pub async fn viewer(
         }
     };
     let signalled = match &target {
-        Target::Bedside(b) => b
-            .connect(&http, &mut peer, false, &b.observer_token)
-            .await
-            .map(|_| ()),
+        Target::Bedside(b) => match b.token(Role::Observer) {
+            Ok(token) => b.connect(&http, &mut peer, false, &token).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
         Target::Janus(j) => j.subscribe(&http, &mut peer, feed).await,
     };
     if let Err(e) = signalled {

@@ -130,6 +130,12 @@ pub struct RunResult {
     pub join_ms: Pcts,
     /// Single joins after the window, one at a time, with all N viewers still receiving.
     pub join_single_ms: Pcts,
+    /// Of the single joins tried, how many never got video (refused, timed out, no keyframe):
+    /// a join that failed is reported as failed, never as "0 ms".
+    #[serde(default)]
+    pub join_single_failed: usize,
+    #[serde(default)]
+    pub join_single_tried: usize,
     /// Medians of the single joins' phases, ms: signalling (HTTP until the answer), ICE + DTLS
     /// (answer until connected), waiting for the keyframe (connected until its first packet).
     pub join_single_phases_ms: [f64; 3],
@@ -182,8 +188,18 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     let (mut server, target, poller): (Server, Target, Option<tokio::task::JoinHandle<()>>) =
         match kind {
             Kind::Bedside => {
-                let st =
-                    bedside::start(&s.bedside_bin, &dir, s.ip, s.udp_port, s.server_cpu).await?;
+                // Room for the N viewers and the probe joins: the bench measures forwarding,
+                // not the cap (which answers 503 past its default of 500 watchers).
+                let max_viewers = n + s.probe_joins + 16;
+                let st = bedside::start(
+                    &s.bedside_bin,
+                    &dir,
+                    s.ip,
+                    s.udp_port,
+                    s.server_cpu,
+                    max_viewers,
+                )
+                .await?;
                 (st.server, Target::Bedside(st.sig), None)
             }
             Kind::Janus => {
@@ -460,13 +476,24 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     }
     let mut single: Vec<u64> = Vec::new();
     let mut phases: [Vec<u64>; 3] = Default::default();
+    r.join_single_tried = probes.len();
     for h in probes {
-        if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(10), h).await {
-            if let (Some(k), Some(sig), Some(con)) = (
+        let probe = tokio::time::timeout(Duration::from_secs(10), h).await;
+        let Ok(Ok(v)) = probe else {
+            r.join_single_failed += 1;
+            continue;
+        };
+        if let Some(e) = &v.error {
+            eprintln!("  single join failed: {e}");
+        }
+        let (Some(k), Some(sig), Some(con)) = (
                 v.track.first_keyframe_ns,
                 v.signalled_ns,
                 v.track.connected_ns,
-            ) {
+            ) else {
+                r.join_single_failed += 1;
+                continue;
+            };
                 single.push(k.saturating_sub(v.start_ns) / 1000);
                 phases[0].push(sig.saturating_sub(v.start_ns) / 1000);
                 phases[1].push(con.saturating_sub(sig) / 1000);
@@ -491,8 +518,6 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
                         (k - v.start_ns) / 1000
                     );
                 }
-            }
-        }
     }
     r.join_single_ms = Pcts::of(&mut single, 1e-3);
     if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {

@@ -12,7 +12,7 @@
 pub mod media;
 mod offer;
 
-pub use offer::Offering;
+pub use offer::{client_rtc, make_offer, Offer, Offering};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

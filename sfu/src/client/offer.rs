@@ -16,10 +16,71 @@ use str0m::{Candidate, Rtc};
 
 use super::{ClientError, Endpoint};
 
-/// A new peer connection and its offer. Accept the server's answer with
-/// `rtc.sdp_api().accept_answer(pending, answer)`.
+/// The peer connection every Bedside client uses: full ICE, RTP mode, VP8/H.264/Opus, one host
+/// candidate at `local`.
+pub fn client_rtc(local: SocketAddr, now: Instant) -> Result<Rtc, ClientError> {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_vp8(true)
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(now);
+    let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+    rtc.add_local_candidate(cand);
+    Ok(rtc)
+}
+
+/// An offer made on an existing `Rtc`, and what it negotiated.
+pub struct Offer {
+    /// What to POST.
+    pub offer: SdpOffer,
+    /// What `accept_answer` needs.
+    pub pending: SdpPendingOffer,
+    /// The video m-line.
+    pub video_mid: Mid,
+    /// The audio m-line.
+    pub audio_mid: Mid,
+    /// `control`: unordered, no retransmits (joystick frames), if channels were asked for.
+    pub control: Option<ChannelId>,
+    /// `events`: reliable, ordered JSON, if channels were asked for.
+    pub events: Option<ChannelId>,
+}
+
+/// Offer video and audio in `dir` and, with `channels`, the protocol's two data channels.
+/// A session without channels never starts SCTP (a cheaper viewer).
+pub fn make_offer(rtc: &mut Rtc, dir: Direction, channels: bool) -> Result<Offer, ClientError> {
+    let mut api = rtc.sdp_api();
+    let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+    let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+    let (control, events) = if channels {
+        let control = api.add_channel_with_config(ChannelConfig {
+            label: "control".into(),
+            ordered: false,
+            reliability: Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        (Some(control), Some(api.add_channel("events".into())))
+    } else {
+        (None, None)
+    };
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| ClientError::Rtc("nothing to offer".into()))?;
+    Ok(Offer {
+        offer,
+        pending,
+        video_mid,
+        audio_mid,
+        control,
+        events,
+    })
+}
+
+/// A new peer connection and its offer, as a robot (WHIP) or a viewer (WHEP) makes it. Accept
+/// the server's answer with `rtc.sdp_api().accept_answer(pending, answer)`.
 pub struct Offering {
-    /// The peer connection (full ICE, RTP mode, VP8/H.264/Opus).
+    /// The peer connection.
     pub rtc: Rtc,
     /// What to POST.
     pub offer: SdpOffer,
@@ -36,40 +97,23 @@ pub struct Offering {
 }
 
 impl Offering {
-    /// A peer reachable at `local` offering what `endpoint` means.
+    /// A peer reachable at `local` offering what `endpoint` means, with both data channels.
     pub fn new(local: SocketAddr, endpoint: Endpoint, now: Instant) -> Result<Self, ClientError> {
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
-        rtc.add_local_candidate(cand);
+        let mut rtc = client_rtc(local, now)?;
         let dir = match endpoint {
             Endpoint::Whip => Direction::SendOnly,
             Endpoint::Whep => Direction::RecvOnly,
         };
-        let mut api = rtc.sdp_api();
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
-        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let control = api.add_channel_with_config(ChannelConfig {
-            label: "control".into(),
-            ordered: false,
-            reliability: Reliability::MaxRetransmits { retransmits: 0 },
-            ..Default::default()
-        });
-        let events = api.add_channel("events".into());
-        let (offer, pending) = api
-            .apply()
-            .ok_or_else(|| ClientError::Rtc("nothing to offer".into()))?;
+        let o = make_offer(&mut rtc, dir, true)?;
+        let (Some(control), Some(events)) = (o.control, o.events) else {
+            return Err(ClientError::Rtc("data channels missing".into()));
+        };
         Ok(Offering {
             rtc,
-            offer,
-            pending,
-            video_mid: Some(video_mid),
-            audio_mid: Some(audio_mid),
+            offer: o.offer,
+            pending: o.pending,
+            video_mid: Some(o.video_mid),
+            audio_mid: Some(o.audio_mid),
             control,
             events,
         })
