@@ -9,10 +9,13 @@
 //! Not here: what to publish ([`media`] has the fixture player and packetizer) or how to react
 //! (the caller's loop does that with [`WebRtcClient::next_event`]).
 
+mod error;
 pub mod media;
 mod offer;
 
-pub use offer::{client_rtc, make_offer, Offer, Offering};
+pub use error::ClientError;
+
+pub use offer::{client_rtc, make_offer, Endpoint, Offer, Offering};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -24,29 +27,7 @@ use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use thiserror::Error;
 use tokio::net::UdpSocket;
-
-#[derive(Debug, Error)]
-pub enum ClientError {
-    #[error("HTTP: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("server answered {status}: {body}")]
-    Refused { status: u16, body: String },
-    #[error("WebRTC: {0}")]
-    Rtc(String),
-    #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("timed out: {0}")]
-    Timeout(&'static str),
-}
-
-/// Publish (robot, WHIP) or subscribe (viewer, WHEP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Whip,
-    Whep,
-}
 
 /// What happened on the connection.
 // Packets are the common case and move once; boxing them would allocate per packet.

@@ -1,7 +1,7 @@
 //! The client's side of a WHIP/WHEP offer, sans-IO: an `Rtc` with the protocol's media and data
 //! channels, and the offer to POST.
 //!
-//! The socket-owning [`WebRtcClient`](super::WebRtcClient), the bench's load generator and the
+//! The socket-owning `WebRtcClient`, the bench's load generator and the
 //! switchboard's in-memory tests all start a peer connection the same way, here.
 //!
 //! Not here: HTTP (the caller POSTs the offer) or running the connection.
@@ -14,7 +14,14 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc};
 
-use super::{ClientError, Endpoint};
+use super::error::ClientError;
+
+/// Publish (robot, WHIP) or subscribe (viewer, WHEP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Whip,
+    Whep,
+}
 
 /// The peer connection every Bedside client uses: full ICE, RTP mode, VP8/H.264/Opus, one host
 /// candidate at `local`.
