@@ -104,7 +104,7 @@ impl Room {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_holder_drives() {
     let r = room_with_everyone().await;
-    take_lease(&r.doctor).await;
+    let granted = take_lease(&r.doctor).await as u32;
     // A consultant cannot take the lease while the doctor holds it: it can only ask.
     r.consultants[0].send_event(r#"{"type":"request_lease"}"#);
     let asked = r.consultants[0].session_id.clone();
@@ -117,36 +117,47 @@ async fn only_the_holder_drives() {
     let dropped_before = r.dropped_total();
 
     // 10,000 frames from everybody but the holder: well-formed, forged epochs, stop kinds and
-    // garbage, 2,500 from each, paced so the senders' own SCTP buffers never overflow.
+    // garbage, 2,500 from each, paced so the senders' own SCTP buffers never overflow. The
+    // holder drives at 50 Hz all the while: the flood must not cost it its frames.
     let senders: Vec<&ViewerHandle> = r.consultants.iter().chain(r.observers.iter()).collect();
-    let mut rng = rand::rng();
-    for batch in 0..25u32 {
-        for (k, v) in senders.iter().enumerate() {
-            for i in 0..100u32 {
-                let seq = batch * 100 + i + 1;
-                let frame = match i % 4 {
-                    0 => ControlFrame::drive(seq, 0, 777, 0, 0).encode().to_vec(),
-                    1 => {
-                        let mut f = ControlFrame::drive(seq, 0, 777, 0, 0);
-                        f.epoch = rng.next_u32();
-                        f.encode().to_vec()
-                    }
-                    2 => ControlFrame::stop(1, seq, 0).encode().to_vec(),
-                    _ => {
-                        let mut g = vec![0u8; 1 + (rng.next_u32() % 80) as usize];
-                        rng.fill_bytes(&mut g);
-                        g
-                    }
-                };
-                let _ = k;
-                v.send_control(frame);
+    let flood = async {
+        let mut rng = rand::rng();
+        for batch in 0..25u32 {
+            for v in &senders {
+                for i in 0..100u32 {
+                    let seq = batch * 100 + i + 1;
+                    let frame = match i % 4 {
+                        0 => ControlFrame::drive(seq, 0, 777, 0, 0).encode().to_vec(),
+                        1 => {
+                            let mut f = ControlFrame::drive(seq, 0, 777, 0, 0);
+                            f.epoch = rng.next_u32();
+                            f.encode().to_vec()
+                        }
+                        2 => ControlFrame::stop(1, seq, 0).encode().to_vec(),
+                        _ => {
+                            let mut g = vec![0u8; 1 + (rng.next_u32() % 80) as usize];
+                            rng.fill_bytes(&mut g);
+                            g
+                        }
+                    };
+                    v.send_control(frame);
+                }
             }
+            tokio::time::sleep(Duration::from_millis(60)).await;
         }
-        tokio::time::sleep(Duration::from_millis(60)).await;
-    }
-    // Meanwhile the holder drives.
-    drive(&r.doctor, 1234, 1, 50).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let flood_started = Instant::now();
+    tokio::join!(flood, drive(&r.doctor, 1234, 1, 50));
+    assert!(
+        flood_started.elapsed() >= Duration::from_millis(25 * 60),
+        "the holder drove while the flood ran"
+    );
+    // Wait for the holder's frames and the drops to be counted (the flood's tail is in flight).
+    wait_until(Duration::from_secs(5), || {
+        robot_frames(&r.robot).iter().filter(|(_, f)| sent_by(1234)(f)).count() >= 48
+            && r.dropped_total() - dropped_before >= 9_900.0
+    })
+    .await;
 
     let frames = robot_frames(&r.robot);
     let from_holder = frames.iter().filter(|(_, f)| sent_by(1234)(f)).count();
@@ -171,12 +182,16 @@ async fn only_the_holder_drives() {
         observer_drops >= 4_900.0,
         "observer drops: {observer_drops}"
     );
-    // Every forwarded frame carries the holder's epoch, whatever the sender wrote.
-    let epoch = frames.iter().map(|(_, f)| f.epoch).max().unwrap_or(0);
-    assert!(frames
+    // Every forwarded frame carries the epoch the holder was granted, whatever it wrote.
+    let epochs: Vec<u32> = frames
         .iter()
         .filter(|(_, f)| sent_by(1234)(f))
-        .all(|(_, f)| f.epoch == epoch));
+        .map(|(_, f)| f.epoch)
+        .collect();
+    assert!(
+        epochs.iter().all(|e| *e == granted),
+        "granted {granted}, got {epochs:?}"
+    );
     r.stop().await;
 }
 
@@ -202,7 +217,18 @@ async fn handoff_stops_the_robot_first() {
     let old = drive(&r.doctor, 1111, 100, 20);
     let new = drive(&r.consultants[0], 2222, 1, 20);
     tokio::join!(old, new);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait for what was sent to have arrived (or been counted as dropped), not a fixed time.
+    wait_until(Duration::from_secs(5), || {
+        robot_frames(&r.robot)
+            .iter()
+            .filter(|(_, f)| sent_by(2222)(f))
+            .count()
+            >= 18
+            && r.sfu
+                .metric("bedside_control_frames_dropped_total{reason=\"not_holder\"}")
+                >= 18.0
+    })
+    .await;
 
     let frames = robot_frames(&r.robot);
     let stop_at = frames
@@ -251,9 +277,19 @@ async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
     drive(&r.doctor, 3333, 1, 10).await;
     // A consultant cannot clear it.
     r.consultants[1].send_event(r#"{"type":"estop_clear"}"#);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(r.consultants[1]
+        .wait_event(Duration::from_secs(3), |e| e["type"] == "error"
+            && e["code"] == "not_holder")
+        .await
+        .is_some());
     drive(&r.doctor, 3333, 11, 10).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The SFU has seen (and dropped) the frames before we look at what the robot got.
+    wait_until(Duration::from_secs(5), || {
+        r.sfu
+            .metric("bedside_control_frames_dropped_total{reason=\"estop_latched\"}")
+            >= 18.0
+    })
+    .await;
     let moving = robot_frames(&r.robot)
         .iter()
         .filter(|(_, f)| sent_by(3333)(f))
@@ -272,7 +308,14 @@ async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
         .await
         .is_some());
     drive(&r.doctor, 3333, 100, 10).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until(Duration::from_secs(5), || {
+        robot_frames(&r.robot)
+            .iter()
+            .filter(|(_, f)| sent_by(3333)(f))
+            .count()
+            >= 9
+    })
+    .await;
     let moving = robot_frames(&r.robot)
         .iter()
         .filter(|(_, f)| sent_by(3333)(f))
@@ -351,20 +394,26 @@ async fn the_lease_ends_with_the_booking() {
     let sfu = TestSfu::start().await;
     let room = room();
     let robot = sfu.start_robot(&room, "robot", 1).await;
-    // The booking ends two seconds from now: the token's `exp` says so.
-    let mut claims = bedside_proto::Claims::new("doctor", &room, Role::Doctor, 2);
+    // The booking ends a few seconds from now: the token's `exp` says so. (Long enough for a
+    // busy machine to connect and take the lease first.)
+    let mut claims = bedside_proto::Claims::new("doctor", &room, Role::Doctor, 6);
     claims.can_control = true;
     let doctor = spawn_viewer(&sfu, &room, &sfu.sign(&claims)).await;
     let epoch = take_lease(&doctor).await;
     let ev = doctor
-        .wait_event(Duration::from_secs(5), |e| {
+        .wait_event(Duration::from_secs(15), |e| {
             e["type"] == "lease" && e["reason"] == "expired"
         })
         .await
         .unwrap_or_else(|| panic!("lease revoked at the token's expiry: {:?}", doctor.events()));
     assert!(ev["holder"].is_null());
     assert!(ev["epoch"].as_u64().unwrap() > epoch);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = || {
+        robot_frames(&robot)
+            .iter()
+            .any(|(_, f)| f.kind == FrameKind::Stop && f.epoch as u64 > epoch)
+    };
+    assert!(wait_until(Duration::from_secs(3), stopped).await);
     let stops = robot_frames(&robot)
         .iter()
         .filter(|(_, f)| f.kind == FrameKind::Stop && f.epoch as u64 > epoch)
@@ -372,4 +421,102 @@ async fn the_lease_ends_with_the_booking() {
     assert_eq!(stops, 1, "the robot was told to stop");
     doctor.stop().await;
     robot.stop().await;
+}
+
+/// The robot agent loses its server in the middle of a drive (the media node is killed): the
+/// motors stop within the deadman, and nothing moves them again while the server is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_agent_stops_when_its_server_dies() {
+    let keys = bedside_proto::KeyPair::generate().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .args(["--http", &format!("127.0.0.1:{port}"), "--udp-port", "0"])
+        .args(["--workers", "1"])
+        .env("BEDSIDE_JWT_PRIVATE_KEY_PEM", keys.to_pem())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bedside serve starts");
+    let http = reqwest::Client::new();
+    let up = async {
+        for _ in 0..300 {
+            if http.get(format!("{base}/metrics")).send().await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(up.await, "the server answers");
+    let room = room();
+    let token = |role: Role, sub: &str| {
+        let mut c = bedside_proto::Claims::new(sub, &room, role, 600);
+        c.can_control = role == Role::Doctor;
+        keys.signer().sign(&c).unwrap()
+    };
+    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args(["robot", "--server", &base, "--room", &room])
+        .args(["--token", &token(Role::Robot, "robot")])
+        .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bedside robot starts");
+    let doctor = bedside_sfu::client::WebRtcClient::connect(
+        &base,
+        bedside_sfu::client::Endpoint::Whep,
+        &room,
+        &token(Role::Doctor, "doctor"),
+        LOCALHOST,
+    )
+    .await
+    .expect("the doctor joins");
+    let doctor = spawn_viewer_client_ready(doctor).await;
+    assert!(wait_until(Duration::from_secs(10), || !doctor.video().is_empty()).await);
+    take_lease(&doctor).await;
+
+    // Drive until the server dies, and a while after.
+    let killed = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let driving = drive(&doctor, 700, 1, 100);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        server.start_kill().expect("kill -9");
+        *killed.lock().unwrap() = Some(Instant::now());
+    };
+    let mut commands = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 512];
+        let until = Instant::now() + Duration::from_secs(6);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
+            commands.push(serde_json::from_slice::<serde_json::Value>(&buf[..n]).unwrap());
+        }
+    };
+    tokio::join!(driving, kill, read);
+    assert!(killed.lock().unwrap().is_some());
+    let last_drive = commands
+        .iter()
+        .rposition(|c| c["linear_x"] == 700)
+        .unwrap_or_else(|| panic!("the agent drove: {commands:?}"));
+    let stop = commands
+        .get(last_drive + 1)
+        .unwrap_or_else(|| panic!("a stop followed the last drive: {commands:?}"));
+    assert_eq!(stop["linear_x"], 0, "{commands:?}");
+    let gap = stop["t_ms"].as_u64().unwrap() - commands[last_drive]["t_ms"].as_u64().unwrap();
+    assert!(gap <= 350, "stopped {gap} ms after the last frame");
+    assert!(
+        commands[last_drive + 1..]
+            .iter()
+            .all(|c| c["linear_x"] == 0 && c["angular_z"] == 0),
+        "nothing moved it after: {commands:?}"
+    );
+    let _ = doctor.finish().await;
+    let _ = agent.kill().await;
 }

@@ -178,7 +178,7 @@ async fn second_robot_is_409_but_the_same_robot_may_reconnect() {
     let room = room();
     let robot = sfu.start_robot(&room, "robot-1", 1).await;
     let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "d")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(wait_until(Duration::from_secs(5), || !viewer.video().is_empty()).await);
 
     let intruder = sfu.token(&room, Role::Robot, "robot-2");
     assert_eq!(status_of(&sfu, Endpoint::Whip, &room, &intruder).await, 409);
@@ -218,10 +218,8 @@ async fn a_full_worker_refuses_watchers_but_never_the_robot_or_the_driver() {
     let observer = |n: u32| sfu.token(&room, Role::Observer, &format!("student-{n}"));
     let mut watching = Vec::new();
     for n in 0..2 {
-        let c = WebRtcClient::connect(&sfu.base, Endpoint::Whep, &room, &observer(n), LOCALHOST)
-            .await
-            .expect("under the cap");
-        watching.push(c);
+        // The cap counts connected watchers: these two finish ICE and DTLS first.
+        watching.push(sfu.connect(Endpoint::Whep, &room, &observer(n)).await);
     }
     assert_eq!(
         status_of(&sfu, Endpoint::Whep, &room, &observer(3)).await,
@@ -241,8 +239,14 @@ async fn a_full_worker_refuses_watchers_but_never_the_robot_or_the_driver() {
     assert_eq!(status_of(&sfu, Endpoint::Whip, &room, &robot).await, 201);
     // A watcher leaving frees its place.
     let first = watching.remove(0);
+    let before = sfu.metric("bedside_sessions{role=\"observer\"}");
     first.close().await.expect("DELETE");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        wait_until(Duration::from_secs(3), || sfu
+            .metric("bedside_sessions{role=\"observer\"}")
+            < before)
+        .await
+    );
     assert_eq!(
         status_of(&sfu, Endpoint::Whep, &room, &observer(4)).await,
         201
@@ -262,8 +266,38 @@ async fn delete_ends_the_session() {
     assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 1.0);
     let url = c.session_url.clone();
     c.close().await.expect("delete");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 0.0);
+    assert!(
+        wait_until(Duration::from_secs(3), || sfu
+            .metric("bedside_sessions{role=\"doctor\"}")
+            == 0.0)
+        .await,
+        "the session ended"
+    );
     let again = reqwest::Client::new().delete(&url).send().await.unwrap();
     assert_eq!(again.status().as_u16(), 404, "a session ends once");
+}
+
+/// Everyone in a room sees everyone's public session id (`s7`, in presence and lease events);
+/// only the secret key in the `Location` URL ends a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_session_id_cannot_end_a_session() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let victim = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "victim")).await;
+    let public = victim.session_id.clone();
+    assert!(public.starts_with('s'), "{public}");
+    let http = reqwest::Client::new();
+    for path in [
+        format!("/sessions/{public}"),
+        format!("/sessions/{}", &public[1..]),
+    ] {
+        let r = http
+            .delete(format!("{}{path}", sfu.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 1.0);
+    victim.stop().await;
 }

@@ -107,6 +107,7 @@ impl Api {
             role: grant.role,
             can_control: grant.can_control,
             booking: Some(booking.id.to_string()),
+            iat: unix(now),
             nbf: unix(now),
             exp: unix(grant.expires_at),
             jti: Uuid::new_v4().to_string(),

@@ -184,6 +184,7 @@ impl Api {
             role: Role::Robot,
             can_control: false,
             booking: None,
+            iat: unix(now),
             nbf: unix(now),
             exp: unix(expires_at),
             jti: Uuid::new_v4().to_string(),

@@ -83,8 +83,17 @@ pub enum ServerEvent {
     LeaseRequested { from: String },
     /// The holder refused a request (sent to the requester).
     LeaseDenied { to: String },
-    /// E-stop latched or cleared.
-    Estop { latched: bool, by: String },
+    /// The room's e-stop changed (or is told to a newcomer). `latched` is what the gate obeys:
+    /// the room latch (a doctor pressed it; the lease holder clears it) or the robot's own
+    /// latch (`robot`: pressed at the bedside; only the robot clears it).
+    Estop {
+        latched: bool,
+        /// The session that pressed the room latch, if it is in the room; empty otherwise.
+        by: String,
+        /// The robot's own e-stop is pressed.
+        #[serde(default)]
+        robot: bool,
+    },
     /// From the robot.
     Telemetry { from: String, telemetry: Telemetry },
     /// Something you sent was refused.

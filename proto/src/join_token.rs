@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Seconds of clock skew tolerated on `nbf` and `exp`.
+/// Seconds of clock skew tolerated on `nbf` (not on `exp`, see [`TokenVerifier::verify`]).
 pub const LEEWAY_SECS: u64 = 5;
 
 /// What a participant is in a room. "Controller" is not a role: it is the lease.
@@ -66,6 +66,10 @@ pub struct Claims {
     /// The booking this token was issued for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking: Option<String>,
+    /// Issued at, seconds since the epoch: a deny cut in time (a user disabled, a credential
+    /// rotated) refuses tokens issued up to then. A token without it counts as issued at 0.
+    #[serde(default)]
+    pub iat: u64,
     /// Not before, seconds since the epoch.
     pub nbf: u64,
     /// Expiry, seconds since the epoch; never later than the booking's end.
@@ -84,6 +88,7 @@ impl Claims {
             role,
             can_control: false,
             booking: None,
+            iat: now,
             nbf: now,
             exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -314,6 +319,12 @@ impl TokenVerifier {
                 _ => TokenError::Malformed,
             }
         })?;
+        // The leeway is for `nbf` (a minted token must not bounce off a clock a little behind the
+        // API's); `exp` gets none: a token past its end must not open a room or take a lease,
+        // even for a few seconds.
+        if data.claims.exp <= unix_now() {
+            return Err(TokenError::Expired);
+        }
         if data.claims.room != room {
             return Err(TokenError::WrongRoom);
         }
@@ -394,5 +405,45 @@ mod tests {
         let v = TokenVerifier::from_jwks(&kp.jwks()).unwrap();
         assert_eq!(v.verify(&t, "r").unwrap().role, Role::Robot);
         assert!(TokenVerifier::from_jwks(&serde_json::json!({"keys": []})).is_err());
+    }
+
+    /// The verifier accepts EdDSA only: a token claiming `none`, or HMAC keyed with the public
+    /// key (the classic algorithm confusion), is refused whatever its payload says.
+    #[test]
+    fn the_algorithm_is_pinned_to_eddsa() {
+        let kp = KeyPair::generate().unwrap();
+        let v = kp.verifier();
+        let mut c = Claims::new("u", "r", Role::Doctor, 60);
+        c.can_control = true;
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+        let none = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, kp.kid()))
+        );
+        assert!(v.verify(&none, "r").is_err());
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kp.kid().to_string());
+        let hmac =
+            jsonwebtoken::encode(&header, &c, &EncodingKey::from_secret(kp.public_key())).unwrap();
+        assert_eq!(v.verify(&hmac, "r"), Err(TokenError::BadSignature));
+        // The same claims, properly signed, pass: the refusals were about the algorithm.
+        assert!(v.verify(&kp.signer().sign(&c).unwrap(), "r").is_ok());
+    }
+
+    /// Clock skew is tolerated on `nbf`, never on `exp`.
+    #[test]
+    fn leeway_on_not_before_but_none_on_expiry() {
+        let kp = KeyPair::generate().unwrap();
+        let v = kp.verifier();
+        let mut early = Claims::new("u", "r", Role::Doctor, 60);
+        early.nbf = unix_now() + LEEWAY_SECS - 2;
+        assert!(v.verify(&kp.signer().sign(&early).unwrap(), "r").is_ok());
+        let mut just_expired = Claims::new("u", "r", Role::Doctor, 60);
+        just_expired.nbf -= 100;
+        just_expired.exp = unix_now() - 2;
+        assert_eq!(
+            v.verify(&kp.signer().sign(&just_expired).unwrap(), "r"),
+            Err(TokenError::Expired)
+        );
     }
 }

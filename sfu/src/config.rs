@@ -30,6 +30,12 @@ pub struct SfuConfig {
     /// 500, which one core of the benchmark machine forwards at ~65% (`docs/benchmarks.md`);
     /// lower it on slower hardware or for higher bitrates.
     pub max_viewers_per_worker: usize,
+    /// Sessions still setting up (ICE, DTLS) one worker holds; past it an offer gets 503. They
+    /// cost an `Rtc` each and do not count against the viewer cap, so they are bounded apart.
+    pub max_pending_per_worker: usize,
+    /// Sessions still setting up per join token (`jti`); past it an offer gets 429. A browser
+    /// needs one, two while it retries.
+    pub max_pending_per_token: usize,
     pub room: RoomConfig,
 }
 
@@ -42,6 +48,8 @@ impl Default for SfuConfig {
             workers: 1,
             connect_timeout: Duration::from_secs(15),
             max_viewers_per_worker: DEFAULT_MAX_VIEWERS_PER_WORKER,
+            max_pending_per_worker: 200,
+            max_pending_per_token: 2,
             room: RoomConfig::default(),
         }
     }

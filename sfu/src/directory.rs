@@ -71,4 +71,9 @@ impl Directory {
     pub fn forget_session(&self, key: &str) {
         self.sessions.remove(key);
     }
+
+    /// Forget every session of one worker (it started over after a panic).
+    pub fn forget_worker(&self, worker: usize) {
+        self.sessions.retain(|_, (w, _)| *w != worker);
+    }
 }

@@ -21,6 +21,12 @@ pub enum SfuError {
     Full(usize),
     #[error("no such session")]
     NoSession,
+    #[error("access revoked: {0}")]
+    Revoked(&'static str),
+    #[error("too many connections are being set up with this token; wait for them to finish")]
+    TooManyPending,
+    #[error("this media server is busy setting up connections; try again in a few seconds")]
+    Busy,
     #[error("the media server is shutting down")]
     ShuttingDown,
     #[error("media server error: {0}")]

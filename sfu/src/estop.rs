@@ -1,83 +1,133 @@
-//! The e-stop latch of one room, as the SFU sees it.
+//! The e-stop of one room, as the SFU sees it: two latches with two owners.
 //!
-//! Any doctor may latch the e-stop (observers and the robot may not); only the lease holder may
-//! clear it (design.md, "Control safety"). While latched, the control gate lets only "hold still"
-//! frames through. The robot has its own latch, which also trips from its physical button; it
-//! reports it in telemetry and [`Estop::robot_reported`] mirrors it, so the room shows latched
-//! whenever either side is.
+//! - **The room latch**: any doctor may press it (observers and the robot may not); only the
+//!   lease holder may clear it. It belongs to the room, not to a session: it outlives the room
+//!   emptying and the robot reconnecting (the switchboard keeps it per room and the API keeps it
+//!   across restarts), so it may be latched by a doctor who is no longer here ([`Latcher`]).
+//! - **The robot's own latch**: the button on the robot or on the robot page. The robot reports
+//!   it in telemetry and only the robot clears it. A doctor's `estop_clear` never touches it:
+//!   the e-stop pressed at the bedside belongs to the bedside.
 //!
-//! Every method returns whether the room-visible state changed, so the shell knows when to send
-//! a stop frame and the e-stop command to the robot and `ServerEvent::Estop` to everyone.
+//! The room shows latched while either is, and the control gate then lets only "hold still"
+//! frames through. Every method returns whether the room-visible state changed, so the room
+//! knows when to stop the robot and tell everyone.
 //!
 //! Not here: sending anything, who holds the lease ([`crate::lease`]), or frame filtering
-//! ([`crate::control_gate`]).
+//! ([`crate::control_gate`]). The safety rules themselves are in `docs/architecture.md`
+//! ("Safety in depth").
 
 use bedside_proto::join_token::Role;
 
 use crate::SessionId;
 
+/// Who latched the room's e-stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latcher {
+    /// The doctor's session, if it latched here and now (not restored from before).
+    pub session: Option<SessionId>,
+    /// The doctor's token `sub`, if known.
+    pub sub: Option<String>,
+}
+
+/// Why a clear was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearRefused {
+    /// Only the lease holder clears the room latch.
+    NotHolder,
+}
+
+impl ClearRefused {
+    /// The `events` error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ClearRefused::NotHolder => "not_holder",
+        }
+    }
+}
+
 /// The e-stop state of one room. See the module docs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Estop {
-    /// Latched through the SFU, by this doctor (the first one, if several pressed it).
-    latched_by: Option<SessionId>,
-    /// The robot's last telemetry said it is latched.
-    robot_latched: bool,
+    room: Option<Latcher>,
+    robot: bool,
 }
 
 impl Estop {
+    /// Nothing latched.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A room whose latch was set before it (last) emptied or before a restart.
+    pub fn restored(room: Option<Latcher>) -> Self {
+        Estop { room, robot: false }
+    }
+
+    /// Set the room latch from the API's record (a restart, or a latch made on another node).
+    /// True if it was not latched before. A record never clears: only the holder does.
+    pub fn restore_room_latch(&mut self, latch: Latcher) -> bool {
+        if self.room.is_some() {
+            return false;
+        }
+        self.room = Some(latch);
+        true
+    }
+
     /// Does the room show the e-stop as latched (by a doctor or by the robot itself).
     pub fn is_latched(&self) -> bool {
-        self.latched_by.is_some() || self.robot_latched
+        self.room.is_some() || self.robot
     }
 
-    /// The doctor who latched it; `None` while latched means the robot latched itself.
+    /// Who latched the room latch, if it is latched.
+    pub fn room_latch(&self) -> Option<&Latcher> {
+        self.room.as_ref()
+    }
+
+    /// The robot's own latch is pressed.
+    pub fn robot_latched(&self) -> bool {
+        self.robot
+    }
+
+    /// The session that latched the room latch, if it latched here.
     pub fn latched_by(&self) -> Option<SessionId> {
-        self.latched_by
+        self.room.as_ref().and_then(|l| l.session)
     }
 
-    /// A participant pressed e-stop. `Ok(true)`: newly latched by `by`; the shell sends a stop
-    /// frame and the e-stop to the robot and tells everyone. `Ok(false)`: it already was.
-    ///
-    /// A doctor's latch is recorded even if the robot already reported itself latched, so that
-    /// the robot releasing its own button does not undo a doctor's e-stop.
-    pub fn latch(&mut self, by: SessionId, role: Role) -> Result<bool, &'static str> {
+    /// A participant pressed e-stop. `Ok(true)`: the room latch is newly latched, by `by`.
+    /// `Ok(false)`: it already was. Recorded even if the robot's own latch is pressed, so that
+    /// releasing the robot's button does not undo a doctor's e-stop.
+    pub fn latch(
+        &mut self,
+        by: SessionId,
+        sub: &str,
+        role: Role,
+    ) -> Result<bool, &'static str> {
         if role != Role::Doctor {
             return Err("forbidden");
         }
-        if self.latched_by.is_some() {
+        if self.room.is_some() {
             return Ok(false);
         }
-        self.latched_by = Some(by);
+        self.room = Some(Latcher {
+            session: Some(by),
+            sub: Some(sub.to_string()),
+        });
         Ok(true)
     }
 
-    /// The lease holder cleared the e-stop. `Ok(true)`: it was latched and now is not; the shell
-    /// sends the clear to the robot and tells everyone. `Err("not_holder")` for anyone else.
-    ///
-    /// The robot's reported latch is cleared too, on the expectation that the robot obeys the
-    /// clear; if it stays latched (say its physical button is still pressed) its next telemetry
-    /// latches the room again. Any error this leaves is on the latched, safe side.
-    pub fn clear(&mut self, is_holder: bool) -> Result<bool, &'static str> {
+    /// The lease holder cleared the room latch. `Ok(true)`: it was latched and now is not. The
+    /// robot's own latch stays as it is, so the room may still show latched.
+    pub fn clear(&mut self, is_holder: bool) -> Result<bool, ClearRefused> {
         if !is_holder {
-            return Err("not_holder");
+            return Err(ClearRefused::NotHolder);
         }
-        let was = self.is_latched();
-        self.latched_by = None;
-        self.robot_latched = false;
-        Ok(was)
+        Ok(self.room.take().is_some())
     }
 
-    /// The robot's telemetry reported its latch. Returns whether the room-visible state changed.
-    /// A report of "not latched" never clears a doctor's latch: the report may predate it.
+    /// The robot's telemetry reported its own latch. Returns whether the robot's latch changed.
+    /// It never clears the room latch: the report may predate a doctor's press.
     pub fn robot_reported(&mut self, latched: bool) -> bool {
-        let was = self.is_latched();
-        self.robot_latched = latched;
-        was != self.is_latched()
+        std::mem::replace(&mut self.robot, latched) != latched
     }
 }
 
@@ -98,28 +148,29 @@ mod tests {
     #[test]
     fn any_doctor_latches_others_are_forbidden() {
         let mut e = Estop::new();
-        assert_eq!(e.latch(A, Role::Observer), Err("forbidden"));
-        assert_eq!(e.latch(A, Role::Robot), Err("forbidden"));
+        assert_eq!(e.latch(A, "a", Role::Observer), Err("forbidden"));
+        assert_eq!(e.latch(A, "a", Role::Robot), Err("forbidden"));
         assert!(!e.is_latched());
-        assert_eq!(e.latch(A, Role::Doctor), Ok(true));
+        assert_eq!(e.latch(A, "a", Role::Doctor), Ok(true));
         assert!(e.is_latched());
         assert_eq!(e.latched_by(), Some(A));
+        assert_eq!(e.room_latch().unwrap().sub.as_deref(), Some("a"));
     }
 
     #[test]
     fn latching_again_is_not_a_change() {
         let mut e = Estop::new();
-        assert_eq!(e.latch(A, Role::Doctor), Ok(true));
-        assert_eq!(e.latch(A, Role::Doctor), Ok(false));
-        assert_eq!(e.latch(B, Role::Doctor), Ok(false));
+        assert_eq!(e.latch(A, "a", Role::Doctor), Ok(true));
+        assert_eq!(e.latch(A, "a", Role::Doctor), Ok(false));
+        assert_eq!(e.latch(B, "b", Role::Doctor), Ok(false));
         assert_eq!(e.latched_by(), Some(A));
     }
 
     #[test]
     fn only_the_holder_clears() {
         let mut e = Estop::new();
-        e.latch(A, Role::Doctor).ok();
-        assert_eq!(e.clear(false), Err("not_holder"));
+        e.latch(A, "a", Role::Doctor).ok();
+        assert_eq!(e.clear(false), Err(ClearRefused::NotHolder));
         assert!(e.is_latched());
         assert_eq!(e.clear(true), Ok(true));
         assert!(!e.is_latched());
@@ -128,47 +179,46 @@ mod tests {
     }
 
     #[test]
-    fn robot_latch_shows_in_the_room() {
+    fn the_robots_latch_shows_in_the_room_and_only_the_robot_clears_it() {
         let mut e = Estop::new();
         assert!(e.robot_reported(true));
         assert!(e.is_latched());
         assert_eq!(e.latched_by(), None);
         assert!(!e.robot_reported(true));
+        // The holder's clear does not reach the robot's own latch.
+        assert_eq!(e.clear(true), Ok(false));
+        assert!(e.is_latched() && e.robot_latched());
         assert!(e.robot_reported(false));
         assert!(!e.is_latched());
-        assert!(!e.robot_reported(false));
     }
 
     #[test]
     fn a_robot_report_does_not_clear_a_doctors_latch() {
         let mut e = Estop::new();
-        e.latch(A, Role::Doctor).ok();
+        e.latch(A, "a", Role::Doctor).ok();
         assert!(!e.robot_reported(false));
         assert!(e.is_latched());
-        assert!(!e.robot_reported(true));
-        assert!(!e.robot_reported(false));
-        assert!(e.is_latched());
-    }
-
-    #[test]
-    fn a_doctor_latch_outlives_the_robots_own() {
-        let mut e = Estop::new();
-        e.robot_reported(true);
-        // Already latched on screen, but the doctor's latch is news for the robot.
-        assert_eq!(e.latch(A, Role::Doctor), Ok(true));
-        assert!(!e.robot_reported(false));
-        assert!(e.is_latched());
-    }
-
-    #[test]
-    fn clear_covers_the_robots_latch_until_it_reports_again() {
-        let mut e = Estop::new();
-        e.robot_reported(true);
-        assert_eq!(e.clear(false), Err("not_holder"));
-        assert_eq!(e.clear(true), Ok(true));
-        assert!(!e.is_latched());
-        // The robot is still latched (its button is pressed): the room latches again.
         assert!(e.robot_reported(true));
+        assert!(e.robot_reported(false));
         assert!(e.is_latched());
+    }
+
+    #[test]
+    fn clearing_the_room_latch_leaves_the_robots() {
+        let mut e = Estop::new();
+        e.robot_reported(true);
+        assert_eq!(e.latch(A, "a", Role::Doctor), Ok(true));
+        assert_eq!(e.clear(true), Ok(true));
+        assert!(e.is_latched(), "the robot's own latch still holds");
+    }
+
+    #[test]
+    fn a_restored_latch_is_latched_by_nobody_present() {
+        let e = Estop::restored(Some(Latcher {
+            session: None,
+            sub: Some("d".into()),
+        }));
+        assert!(e.is_latched());
+        assert_eq!(e.latched_by(), None);
     }
 }

@@ -67,6 +67,11 @@ pub enum LeaseInput {
     },
     /// An administrator takes the lease away.
     AdminRevoke,
+    /// This member may no longer take control (its booking's control was revoked): it loses
+    /// the lease if it holds it.
+    Withdraw {
+        id: SessionId,
+    },
 }
 
 /// What the shell must do after an input.
@@ -112,6 +117,15 @@ fn rejected(to: SessionId, code: &'static str, message: &'static str) -> Option<
 impl Lease {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A lease whose epochs continue after `epoch` (a room that existed before): a robot that
+    /// saw epoch 7 must never be sent epoch 1 again.
+    pub fn with_epoch(epoch: u32) -> Self {
+        Lease {
+            epoch,
+            ..Self::default()
+        }
     }
 
     pub fn holder(&self) -> Option<SessionId> {
@@ -210,6 +224,16 @@ impl Lease {
             LeaseInput::AdminRevoke => {
                 self.holder?;
                 self.change(None, LeaseReason::Revoked)
+            }
+            LeaseInput::Withdraw { id } => {
+                let m = self.members.get_mut(&id)?;
+                m.can_control = false;
+                self.pending.retain(|p| *p != id);
+                if self.is_holder(id) {
+                    self.change(None, LeaseReason::Revoked)
+                } else {
+                    None
+                }
             }
         }
     }
@@ -666,6 +690,7 @@ mod tests {
                 to: r(to),
             },
             LeaseInput::Release { by } => LeaseInput::Release { by: r(by) },
+            LeaseInput::Withdraw { id } => LeaseInput::Withdraw { id: r(id) },
             other => other,
         }
     }
@@ -686,13 +711,14 @@ mod tests {
                 })
             ),
             1 => prop_oneof![id.clone(), Just(HOLDER)].prop_map(|id| LeaseInput::Leave { id }),
-            3 => id.prop_map(|from| LeaseInput::Request { from }),
+            3 => id.clone().prop_map(|from| LeaseInput::Request { from }),
             2 => (actor.clone(), target.clone()).prop_map(|(by, to)| LeaseInput::Grant { by, to }),
             1 => (actor.clone(), target.clone()).prop_map(|(by, to)| LeaseInput::Deny { by, to }),
             2 => (actor.clone(), target).prop_map(|(by, to)| LeaseInput::Handoff { by, to }),
             1 => actor.prop_map(|by| LeaseInput::Release { by }),
             1 => (0u64..2_000).prop_map(|now_ms| LeaseInput::Tick { now_ms }),
             1 => Just(LeaseInput::AdminRevoke),
+            1 => prop_oneof![id.clone(), Just(HOLDER)].prop_map(|id| LeaseInput::Withdraw { id }),
         ]
     }
 
@@ -738,6 +764,10 @@ mod tests {
                             }
                             LeaseInput::Tick { .. } => prop_assert_eq!(reason, LeaseReason::Expired),
                             LeaseInput::AdminRevoke => prop_assert_eq!(reason, LeaseReason::Revoked),
+                            LeaseInput::Withdraw { id } => {
+                                prop_assert_eq!(reason, LeaseReason::Revoked);
+                                prop_assert_eq!(before_holder, Some(id));
+                            }
                             LeaseInput::Join(_) | LeaseInput::Deny { .. } => {
                                 prop_assert!(false, "{:?} changed the lease", input);
                             }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub lease_changes: IntCounter,
     pub estops: IntCounter,
     pub session_failures: IntCounterVec,
+    /// A worker caught a panic in its switchboard and started over with no sessions.
+    pub worker_restarts: IntCounter,
     pub signalling: IntCounterVec,
     pub join_seconds: HistogramVec,
 }
@@ -117,6 +119,11 @@ impl Metrics {
                 "Sessions closed because of an error, by reason",
                 &["reason"],
             ),
+            worker_restarts: IntCounter::new(
+                "bedside_worker_restarts_total",
+                "Media workers that caught a panic and started over (their sessions reconnect)",
+            )
+            .unwrap_or_else(unreachable),
             signalling: counter_vec(
                 "bedside_signalling_requests_total",
                 "WHIP/WHEP requests, by endpoint and status",
@@ -156,6 +163,7 @@ impl Metrics {
             Box::new(self.lease_changes.clone()),
             Box::new(self.estops.clone()),
             Box::new(self.session_failures.clone()),
+            Box::new(self.worker_restarts.clone()),
             Box::new(self.signalling.clone()),
             Box::new(self.join_seconds.clone()),
         ];

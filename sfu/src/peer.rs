@@ -98,6 +98,8 @@ pub struct Accepted {
     pub peer: Peer,
     /// Our ICE username fragment: a STUN request naming it finds this session.
     pub ufrag: String,
+    /// Our ICE password: the remote signs its binding requests with it.
+    pub pass: String,
     pub answer: String,
 }
 
@@ -166,6 +168,7 @@ impl Peer {
         Ok(Accepted {
             peer: Peer::new(setup.id, setup.room, setup.role, rtc, setup.now),
             ufrag: creds.ufrag,
+            pass: creds.pass,
             answer: answer.to_sdp_string(),
         })
     }

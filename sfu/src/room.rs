@@ -3,12 +3,19 @@
 //! This is the sans-IO core of the SFU. It is fed plain events (a session joined, an RTP packet
 //! arrived from the publisher, a viewer asked for a keyframe, a control frame or an `events`
 //! message arrived, time passed) and answers with what to do: which sessions a packet goes to
-//! and with what continuous numbering ([`Fanout`]), and queued [`Output`]s (ask the robot for a
-//! keyframe, send this control frame to the robot, send this event, disconnect that session).
-//! It owns no sockets and no str0m state, so it is tested with plain function calls.
+//! and with what continuous numbering ([`Fanout`], from [`crate::room_media`]), and queued
+//! [`Output`]s (ask the robot for a keyframe, send this control frame to the robot, send this
+//! event, disconnect that session). It owns no sockets and no str0m state, so it is tested with
+//! plain function calls.
 //!
-//! Safety ordering lives here: on every lease change the room queues the robot's stop frame
-//! before the lease event, and the shell sends outputs in queue order.
+//! Safety ordering lives here: on every lease change and e-stop the room queues the robot's stop
+//! frame before the event that tells anyone, and repeats it twice within [`STOP_REPEATS`] (the
+//! `control` channel is unreliable: one lost stop must not leave the old driver's last command
+//! running until the watchdog fires). A repeat is dropped once the new epoch's first frame has
+//! gone to the robot.
+//!
+//! Who a participant is: one live session per (`sub`, booking). A second session of the same
+//! person replaces the first when it connects (a reload, a second tab), as the robot's does.
 //!
 //! Not here: SDP, ICE, DTLS, SRTP, payload-type mapping (the shell's `peer.rs` and str0m).
 
@@ -20,33 +27,35 @@ use bedside_proto::events::{ClientEvent, LeaseReason, Participant, ServerEvent};
 use bedside_proto::Role;
 
 use crate::control_gate::{ControlGate, ControlGateConfig, FrameContext, Verdict};
-use crate::estop::Estop;
-use crate::forwarder::{Source, TrackForwarder};
-use crate::keyframe::KeyframeCoalescer;
+use crate::estop::{Estop, Latcher};
 use crate::lease::{Lease, LeaseInput, LeaseOutput, Member as LeaseMember};
 use crate::room_event::RoomAudit;
+use crate::room_media::RoomMedia;
+pub use crate::room_media::{Fanout, RtpIn, TrackKind};
 use crate::SessionId;
 
-/// Audio or video; a room forwards one of each from its robot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    Audio,
-    Video,
-}
+/// When the stop frame of a lease change or an e-stop is sent again, after the first.
+pub const STOP_REPEATS: [Duration; 2] = [Duration::from_millis(30), Duration::from_millis(60)];
 
 /// A participant as admitted by its join token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The token's `sub` (opaque user or robot id).
     pub sub: String,
+    /// What it is in the room.
     pub role: Role,
+    /// May take a free lease (the booking's doctor, within the slot).
     pub can_control: bool,
-    /// The token's `exp`, unix ms: the lease is revoked then.
+    /// The token's `exp`, unix ms: the session ends here.
     pub expires_at_ms: u64,
+    /// The booking the token was issued for, if any.
+    pub booking: Option<String>,
 }
 
 /// Can a robot publish here?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
+    /// Nobody publishes.
     Accept,
     /// The same robot reconnecting (Wi-Fi roam): the old session is replaced.
     Replace(SessionId),
@@ -57,8 +66,11 @@ pub enum Admission {
 /// Who an event goes to, as the room decides it when it queues the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// One session.
     One(SessionId),
+    /// Everyone in the room.
     All,
+    /// Everyone but one.
     AllBut(SessionId),
 }
 
@@ -66,11 +78,14 @@ pub enum Target {
 /// (an expired holder, say) still hears what was said to everyone before it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipients {
+    /// One session.
     One(SessionId),
+    /// These sessions.
     Many(Vec<SessionId>),
 }
 
 impl Recipients {
+    /// Is `id` among them?
     pub fn contains(&self, id: SessionId) -> bool {
         match self {
             Recipients::One(x) => *x == id,
@@ -83,74 +98,101 @@ impl Recipients {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send a PLI to the publisher's video track.
-    RequestKeyframe { publisher: SessionId },
+    RequestKeyframe {
+        /// The robot's session.
+        publisher: SessionId,
+    },
     /// Send these 24 bytes on the publisher's `control` channel.
-    Control { to: SessionId, frame: [u8; 24] },
+    Control {
+        /// The robot's session.
+        to: SessionId,
+        /// The encoded frame.
+        frame: [u8; 24],
+    },
     /// Send this JSON on the `events` channel.
-    Event { to: Recipients, json: Arc<str> },
-    /// Close this session (replaced by a reconnecting robot).
-    Close { id: SessionId },
-    /// For metrics and the audit log: a control frame was dropped.
-    ControlDropped {
-        from: SessionId,
+    Event {
+        /// Who hears it.
+        to: Recipients,
+        /// The message.
+        json: Arc<str>,
+    },
+    /// Close this session (it has been told why, if there was anyone to tell).
+    Close {
+        /// The session.
+        id: SessionId,
+        /// Why, as a metric label: `replaced`, `expired`, `revoked`.
         reason: &'static str,
     },
-    /// For metrics and the audit log: the lease changed or the e-stop latched/cleared.
+    /// For metrics: a control frame was dropped.
+    ControlDropped {
+        /// Who sent it.
+        from: SessionId,
+        /// The drop reason's label.
+        reason: &'static str,
+    },
+    /// For metrics and the audit log: the lease changed or an e-stop latched/cleared.
     Audit(RoomAudit),
 }
 
-/// What the room needs to know of one publisher packet.
-#[derive(Debug, Clone, Copy)]
-pub struct RtpIn {
-    pub kind: TrackKind,
-    pub ssrc: u32,
-    /// Extended (rollover-free) sequence number.
-    pub seq: u64,
-    pub ts: u32,
-    /// The payload starts a keyframe (see `keyframe.rs`).
-    pub keyframe_start: bool,
-}
-
-/// Where one publisher packet goes.
-#[derive(Debug)]
-pub struct Fanout<'a> {
-    pub seq: u64,
-    pub ts: u32,
-    pub targets: &'a [SessionId],
-}
-
+/// A room's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomConfig {
+    /// At most one keyframe request to the robot per this long.
     pub keyframe_interval: Duration,
+    /// At most one keyframe request per this long from students' decoders.
+    pub observer_keyframe_interval: Duration,
+    /// Joystick frame limits.
     pub gate: ControlGateConfig,
+    /// `events` messages a participant may send per second, sustained (e-stops never count).
+    pub events_per_second: f64,
+    /// ... and in a burst.
+    pub events_burst: f64,
 }
 
 impl Default for RoomConfig {
     fn default() -> Self {
         RoomConfig {
             keyframe_interval: Duration::from_millis(300),
+            observer_keyframe_interval: Duration::from_secs(2),
             gate: ControlGateConfig::default(),
+            events_per_second: 10.0,
+            events_burst: 20.0,
         }
     }
 }
 
+/// What a room leaves behind when its last session leaves; the next room of the same id starts
+/// from it, so an e-stop latch outlives the room emptying and epochs never go back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomMemory {
+    /// The room latch, if a doctor latched it and nobody cleared it.
+    pub latch: Option<Latcher>,
+    /// The last lease epoch.
+    pub epoch: u32,
+}
+
+/// A token bucket for one participant's `events` messages.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    /// When the last "rate_limited" error went out (one per second at most).
+    told: Option<Instant>,
+}
+
+/// See the module docs.
 pub struct Room {
+    config: RoomConfig,
     members: HashMap<SessionId, Member>,
     /// Join order, for stable presence lists.
     order: Vec<SessionId>,
-    publisher: Option<SessionId>,
-    video: TrackForwarder,
-    audio: TrackForwarder,
-    /// Viewers receiving video (they have seen a keyframe start).
-    video_live: Vec<SessionId>,
-    /// Viewers waiting for the next keyframe to start video.
-    video_waiting: Vec<SessionId>,
-    /// Viewers receiving audio.
-    audio_live: Vec<SessionId>,
-    keyframes: KeyframeCoalescer,
+    media: RoomMedia,
     lease: Lease,
     gate: ControlGate,
     estop: Estop,
+    buckets: HashMap<SessionId, Bucket>,
+    /// Stop frames still to repeat: when, and for which epoch.
+    stop_repeats: VecDeque<(Instant, u32)>,
     /// The soonest token expiry among members, unix ms.
     earliest_expiry: Option<u64>,
     /// The current lease holder's `sub`, for the "previous holder" of the next audit record.
@@ -163,19 +205,21 @@ pub struct Room {
 impl Room {
     /// An empty room created at `now`.
     pub fn new(config: RoomConfig, now: Instant) -> Self {
+        Self::restore(config, now, RoomMemory::default())
+    }
+
+    /// A room that starts where the last one of its id left off.
+    pub fn restore(config: RoomConfig, now: Instant, memory: RoomMemory) -> Self {
         Room {
+            config,
             members: HashMap::new(),
             order: Vec::new(),
-            publisher: None,
-            video: TrackForwarder::new(90_000),
-            audio: TrackForwarder::new(48_000),
-            video_live: Vec::new(),
-            video_waiting: Vec::new(),
-            audio_live: Vec::new(),
-            keyframes: KeyframeCoalescer::new(config.keyframe_interval),
-            lease: Lease::new(),
+            media: RoomMedia::new(config.keyframe_interval, config.observer_keyframe_interval),
+            lease: Lease::with_epoch(memory.epoch),
             gate: ControlGate::new(config.gate),
-            estop: Estop::new(),
+            estop: Estop::restored(memory.latch),
+            buckets: HashMap::new(),
+            stop_repeats: VecDeque::new(),
             earliest_expiry: None,
             holder_sub: None,
             origin: now,
@@ -183,30 +227,48 @@ impl Room {
         }
     }
 
+    /// What the next room of this id must start from.
+    pub fn memory(&self) -> RoomMemory {
+        RoomMemory {
+            latch: self.estop.room_latch().map(|l| Latcher {
+                session: None,
+                sub: l.sub.clone(),
+            }),
+            epoch: self.lease.epoch(),
+        }
+    }
+
+    /// No members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
+    /// The robot's session, if one publishes.
     pub fn publisher(&self) -> Option<SessionId> {
-        self.publisher
+        self.media.publisher()
     }
 
+    /// A member by session.
     pub fn member(&self, id: SessionId) -> Option<&Member> {
         self.members.get(&id)
     }
 
+    /// How many members have `role`.
     pub fn count_by_role(&self, role: Role) -> usize {
         self.members.values().filter(|m| m.role == role).count()
     }
 
+    /// Who drives.
     pub fn lease_holder(&self) -> Option<SessionId> {
         self.lease.holder()
     }
 
+    /// The lease's epoch.
     pub fn lease_epoch(&self) -> u32 {
         self.lease.epoch()
     }
 
+    /// The gate obeys an e-stop (the room's or the robot's own).
     pub fn estop_latched(&self) -> bool {
         self.estop.is_latched()
     }
@@ -214,7 +276,8 @@ impl Room {
     /// May a robot with token subject `sub` publish here now?
     pub fn admit_publisher(&self, sub: &str) -> Admission {
         match self
-            .publisher
+            .media
+            .publisher()
             .and_then(|p| self.members.get(&p).map(|m| (p, m)))
         {
             None => Admission::Accept,
@@ -223,16 +286,29 @@ impl Room {
         }
     }
 
-    /// A session joined. Robots become the publisher (call [`admit_publisher`] first).
+    /// A session joined. Robots become the publisher (call [`admit_publisher`] first); a
+    /// person already here under the same (`sub`, booking) is replaced.
+    ///
+    /// [`admit_publisher`]: Self::admit_publisher
     pub fn join(&mut self, id: SessionId, member: Member, now: Instant) {
         let role = member.role;
         if role == Role::Robot {
             if let Admission::Replace(old) = self.admit_publisher(&member.sub) {
-                self.outputs.push_back(Output::Close { id: old });
+                self.outputs.push_back(Output::Close {
+                    id: old,
+                    reason: "replaced",
+                });
                 self.leave(old, now);
             }
-            self.publisher = Some(id);
-            self.keyframes.reset();
+            self.media.set_publisher(id);
+        } else if let Some(old) = self.same_person(&member) {
+            self.evict(
+                old,
+                "replaced",
+                "you joined this room again from another window or device",
+                "replaced",
+                now,
+            );
         }
         self.earliest_expiry = Some(
             self.earliest_expiry
@@ -240,10 +316,8 @@ impl Room {
         );
         self.members.insert(id, member.clone());
         self.order.push(id);
-        if role != Role::Robot {
-            self.video_waiting.push(id);
-            self.audio_live.push(id);
-            self.request_keyframe(now);
+        if role != Role::Robot && self.media.add_viewer(id, now) {
+            self.ask_robot_for_keyframe();
         }
         self.lease_input(
             LeaseInput::Join(LeaseMember {
@@ -268,19 +342,11 @@ impl Room {
                 reason: LeaseReason::Granted,
             },
         );
-        if self.estop.is_latched() {
-            self.send(
-                Target::One(id),
-                ServerEvent::Estop {
-                    latched: true,
-                    by: self
-                        .estop
-                        .latched_by()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
-                },
-            );
-        }
+        // Everyone learns the e-stop state on joining, latched or not: a page that reconnects
+        // shows the server's state rather than its own memory, and a reconnecting robot holds
+        // the latch it kept until the room says it is clear.
+        let ev = self.estop_event();
+        self.send(Target::One(id), ev);
         // The newcomer gets the whole room once; everyone else only the change. Sending the
         // full list to everyone on every join would cost O(n^2) bytes as a class fills up.
         self.send_presence_to(id);
@@ -292,77 +358,89 @@ impl Room {
         );
     }
 
+    fn same_person(&self, m: &Member) -> Option<SessionId> {
+        self.order.iter().copied().find(|id| {
+            self.members
+                .get(id)
+                .is_some_and(|o| o.sub == m.sub && o.booking == m.booking && o.role == m.role)
+        })
+    }
+
     /// A session left (goodbye, ICE timeout, DTLS failure or replaced).
     pub fn leave(&mut self, id: SessionId, now: Instant) {
         if self.members.remove(&id).is_none() {
             return;
         }
         self.order.retain(|s| *s != id);
-        self.video_live.retain(|s| *s != id);
-        self.video_waiting.retain(|s| *s != id);
-        self.audio_live.retain(|s| *s != id);
-        if self.publisher == Some(id) {
-            self.publisher = None;
-            self.video.source_gone(id.0);
-            self.audio.source_gone(id.0);
-        }
+        self.media.remove(id);
         self.gate.forget(id);
+        self.buckets.remove(&id);
         self.lease_input(LeaseInput::Leave { id }, now);
         self.send(Target::All, ServerEvent::Left { id: id.to_string() });
     }
 
+    /// Tell a member why, then close its session (revoked, replaced, expired).
+    pub fn evict(
+        &mut self,
+        id: SessionId,
+        code: &str,
+        message: &str,
+        reason: &'static str,
+        now: Instant,
+    ) {
+        if !self.members.contains_key(&id) {
+            return;
+        }
+        self.refuse(id, code, message);
+        self.outputs.push_back(Output::Close { id, reason });
+        self.leave(id, now);
+    }
+
+    /// Take `can_control` away from a member (an administrator revoked the lease of its
+    /// booking): it loses the lease if it holds it and cannot take it again.
+    pub fn withdraw_control(&mut self, id: SessionId, code: &str, message: &str, now: Instant) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let had = m.can_control || self.lease.is_holder(id);
+        m.can_control = false;
+        self.lease_input(LeaseInput::Withdraw { id }, now);
+        if had {
+            self.refuse(id, code, message);
+        }
+    }
+
+    /// The API's record of the room latch (after a restart, or a latch made elsewhere): latch
+    /// the room if it says so. A clear is never taken from here: only the holder clears.
+    pub fn restore_latch(&mut self, latch: Latcher, now: Instant) {
+        if !self.estop.restore_room_latch(latch) {
+            return;
+        }
+        self.stop_robot(self.lease.epoch(), now);
+        let ev = self.estop_event();
+        self.send(Target::All, ev);
+    }
+
     /// An RTP packet from `from`. Returns where it goes, or `None` to drop it.
     pub fn on_rtp(&mut self, from: SessionId, pkt: RtpIn, now: Instant) -> Option<Fanout<'_>> {
-        if self.publisher != Some(from) {
-            return None;
-        }
-        let RtpIn {
-            kind,
-            ssrc,
-            seq,
-            ts,
-            keyframe_start,
-        } = pkt;
-        let src = Source {
-            session: from.0,
-            ssrc,
-        };
-        match kind {
-            TrackKind::Audio => {
-                let m = self.audio.map(src, seq, ts, now)?;
-                Some(Fanout {
-                    seq: m.seq,
-                    ts: m.ts,
-                    targets: &self.audio_live,
-                })
-            }
-            TrackKind::Video => {
-                let m = self.video.map(src, seq, ts, now)?;
-                if m.switched {
-                    // A new encoder: everybody needs its keyframe before more video.
-                    self.video_waiting.append(&mut self.video_live);
-                }
-                if keyframe_start {
-                    self.video_live.append(&mut self.video_waiting);
-                    // Whoever was waiting has it now: a deferred request would only make the
-                    // encoder spend bits on a keyframe nobody needs.
-                    self.keyframes.satisfied(now);
-                } else if !self.video_waiting.is_empty() {
-                    self.request_keyframe(now);
-                }
-                Some(Fanout {
-                    seq: m.seq,
-                    ts: m.ts,
-                    targets: &self.video_live,
-                })
+        let publisher = self.media.publisher();
+        let (fan, ask) = self.media.on_rtp(from, pkt, now);
+        if ask {
+            if let Some(p) = publisher {
+                self.outputs
+                    .push_back(Output::RequestKeyframe { publisher: p });
             }
         }
+        fan
     }
 
     /// A viewer's decoder asked for a keyframe (PLI/FIR from its browser).
     pub fn on_keyframe_request(&mut self, from: SessionId, now: Instant) {
-        if self.members.contains_key(&from) && self.publisher != Some(from) {
-            self.request_keyframe(now);
+        let Some(role) = self.members.get(&from).map(|m| m.role) else {
+            return;
+        };
+        if self.media.publisher() != Some(from) && self.media.on_keyframe_request(role, now) {
+            self.ask_robot_for_keyframe();
         }
     }
 
@@ -379,8 +457,11 @@ impl Room {
             estop_latched: self.estop.is_latched(),
         };
         let verdict = self.gate.check(ctx, bytes, now);
-        match (verdict, self.publisher) {
+        match (verdict, self.media.publisher()) {
             (Verdict::Forward(frame), Some(robot)) => {
+                // The robot has the new epoch from the holder's own frame: a repeated stop for
+                // it would only interrupt the new driver.
+                self.stop_repeats.clear();
                 self.outputs.push_back(Output::Control { to: robot, frame });
             }
             (Verdict::Forward(_), None) => self.outputs.push_back(Output::ControlDropped {
@@ -402,24 +483,28 @@ impl Room {
         let event = match ClientEvent::parse(bytes) {
             Ok(e) => e,
             Err(message) => {
-                return self.send(
-                    Target::One(from),
-                    ServerEvent::Error {
-                        code: "bad_event".into(),
-                        message,
-                    },
-                )
+                if self.take_token(from, now) {
+                    self.send(
+                        Target::One(from),
+                        ServerEvent::Error {
+                            code: "bad_event".into(),
+                            message,
+                        },
+                    );
+                }
+                return;
             }
         };
         if member.role == Role::Observer {
             // Students are read-only: everything they send is refused.
-            return self.send(
-                Target::One(from),
-                ServerEvent::Error {
-                    code: "forbidden".into(),
-                    message: "observers are read-only".into(),
-                },
-            );
+            if self.take_token(from, now) {
+                self.refuse(from, "forbidden", "observers are read-only");
+            }
+            return;
+        }
+        // An e-stop is never rate limited: it is the one message that must always get through.
+        if event != ClientEvent::Estop && !self.take_token(from, now) {
+            return;
         }
         match event {
             ClientEvent::RequestLease => self.lease_input(LeaseInput::Request { from }, now),
@@ -433,28 +518,40 @@ impl Room {
                 self.with_target(from, &to, now, |by, to| LeaseInput::Handoff { by, to })
             }
             ClientEvent::Release => self.lease_input(LeaseInput::Release { by: from }, now),
-            ClientEvent::Estop => match self.estop.latch(from, member.role) {
-                Ok(true) => self.estop_changed(true, from, now),
+            ClientEvent::Estop => match self.estop.latch(from, &member.sub, member.role) {
+                Ok(true) => self.room_latch_changed(true, &member.sub, now),
                 Ok(false) => {}
                 Err(code) => self.refuse(from, code, "only doctors may latch the e-stop"),
             },
             ClientEvent::EstopClear => match self.estop.clear(self.lease.is_holder(from)) {
-                Ok(true) => self.estop_changed(false, from, now),
+                Ok(true) => self.room_latch_changed(false, &member.sub, now),
+                Ok(false) if self.estop.robot_latched() => self.refuse(
+                    from,
+                    "robot_estop",
+                    "the e-stop was pressed at the robot: it can only be released there",
+                ),
                 Ok(false) => {}
-                Err(code) => self.refuse(from, code, "only the lease holder may clear the e-stop"),
+                Err(e) => self.refuse(
+                    from,
+                    e.code(),
+                    "only the doctor who has control may clear the e-stop",
+                ),
             },
             ClientEvent::Telemetry(t) => {
                 if member.role != Role::Robot {
                     return self.refuse(from, "forbidden", "only the robot sends telemetry");
                 }
                 if self.estop.robot_reported(t.estop) {
-                    self.send(
-                        Target::All,
-                        ServerEvent::Estop {
-                            latched: t.estop,
-                            by: from.to_string(),
-                        },
-                    );
+                    if t.estop {
+                        // Already stopping by its own hand; the repeat costs nothing.
+                        self.stop_robot(self.lease.epoch(), now);
+                    }
+                    self.outputs.push_back(Output::Audit(RoomAudit::RobotEstop {
+                        robot: Some(member.sub.clone()),
+                        pressed: t.estop,
+                    }));
+                    let ev = self.estop_event();
+                    self.send(Target::All, ev);
                 }
                 self.send(
                     Target::All,
@@ -467,18 +564,54 @@ impl Room {
         }
     }
 
+    /// Take one token from `from`'s bucket. False (and one error a second) when it is empty.
+    fn take_token(&mut self, from: SessionId, now: Instant) -> bool {
+        let (rate, burst) = (self.config.events_per_second, self.config.events_burst);
+        let b = self.buckets.entry(from).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+            told: None,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return true;
+        }
+        let tell = b
+            .told
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if tell {
+            b.told = Some(now);
+            self.refuse(
+                from,
+                "rate_limited",
+                "too many messages; slow down (the e-stop always gets through)",
+            );
+        }
+        false
+    }
+
     /// An administrator takes the lease away.
     pub fn admin_revoke(&mut self, now: Instant) {
         self.lease_input(LeaseInput::AdminRevoke, now);
     }
 
-    /// Time passed: deferred keyframe requests, lease expiry.
+    /// Time passed: stop repeats, deferred keyframe requests, lease and token expiry.
     pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
-        if self.keyframes.poll(now) {
-            if let Some(publisher) = self.publisher {
-                self.outputs
-                    .push_back(Output::RequestKeyframe { publisher });
+        while let Some(&(due, epoch)) = self.stop_repeats.front() {
+            if due > now {
+                break;
             }
+            self.stop_repeats.pop_front();
+            if let Some(robot) = self.media.publisher() {
+                let frame = self.gate.stop_frame(epoch, self.ms_since_origin(now));
+                self.outputs.push_back(Output::Control { to: robot, frame });
+            }
+        }
+        if self.media.poll(now) {
+            self.ask_robot_for_keyframe();
         }
         if self
             .lease
@@ -511,14 +644,14 @@ impl Room {
             })
             .collect();
         for id in expired {
-            self.refuse(id, "expired", "your access to this room has ended");
-            self.outputs.push_back(Output::Close { id });
-            self.leave(id, now);
+            self.evict(
+                id,
+                "expired",
+                "your access to this room has ended",
+                "expired",
+                now,
+            );
         }
-        self.recompute_expiry();
-    }
-
-    fn recompute_expiry(&mut self) {
         self.earliest_expiry = self.members.values().map(|m| m.expires_at_ms).min();
     }
 
@@ -528,19 +661,22 @@ impl Room {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        (self.keyframes.next_deadline(), wall)
+        let mono = match (self.media.next_deadline(), self.stop_repeats.front()) {
+            (Some(a), Some((b, _))) => Some(a.min(*b)),
+            (a, b) => a.or(b.map(|(t, _)| *t)),
+        };
+        (mono, wall)
     }
 
+    /// The next thing to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
-    fn request_keyframe(&mut self, now: Instant) {
-        if let Some(publisher) = self.publisher {
-            if self.keyframes.request(now) {
-                self.outputs
-                    .push_back(Output::RequestKeyframe { publisher });
-            }
+    fn ask_robot_for_keyframe(&mut self) {
+        if let Some(publisher) = self.media.publisher() {
+            self.outputs
+                .push_back(Output::RequestKeyframe { publisher });
         }
     }
 
@@ -557,6 +693,20 @@ impl Room {
         }
     }
 
+    /// The robot hears "stop" now and twice more within [`STOP_REPEATS`].
+    fn stop_robot(&mut self, epoch: u32, now: Instant) {
+        let Some(robot) = self.media.publisher() else {
+            return;
+        };
+        let frame = self.gate.stop_frame(epoch, self.ms_since_origin(now));
+        self.outputs.push_back(Output::Control { to: robot, frame });
+        // Repeats for an older epoch say nothing the new stop does not.
+        self.stop_repeats.retain(|(_, e)| *e >= epoch);
+        for d in STOP_REPEATS {
+            self.stop_repeats.push_back((now + d, epoch));
+        }
+    }
+
     fn lease_input(&mut self, input: LeaseInput, now: Instant) {
         if let Some(out) = self.lease.handle(input) {
             match out {
@@ -566,10 +716,7 @@ impl Room {
                     reason,
                 } => {
                     // The robot hears "stop" before anybody hears who drives next.
-                    if let Some(robot) = self.publisher {
-                        let frame = self.gate.stop_frame(epoch, self.ms_since_origin(now));
-                        self.outputs.push_back(Output::Control { to: robot, frame });
-                    }
+                    self.stop_robot(epoch, now);
                     let holder_sub = holder
                         .and_then(|h| self.members.get(&h))
                         .map(|m| m.sub.clone());
@@ -605,28 +752,31 @@ impl Room {
         }
     }
 
-    fn estop_changed(&mut self, latched: bool, by: SessionId, now: Instant) {
+    /// The room latch changed (a doctor latched it, or the holder cleared it).
+    fn room_latch_changed(&mut self, latched: bool, by_sub: &str, now: Instant) {
         if latched {
-            if let Some(robot) = self.publisher {
-                let frame = self
-                    .gate
-                    .stop_frame(self.lease.epoch(), self.ms_since_origin(now));
-                self.outputs.push_back(Output::Control { to: robot, frame });
-            }
+            self.stop_robot(self.lease.epoch(), now);
         }
-        let by_sub = self.members.get(&by).map(|m| m.sub.clone());
+        let by = Some(by_sub.to_string());
         self.outputs.push_back(Output::Audit(if latched {
-            RoomAudit::EstopLatched { by: by_sub }
+            RoomAudit::EstopLatched { by }
         } else {
-            RoomAudit::EstopCleared { by: by_sub }
+            RoomAudit::EstopCleared { by }
         }));
-        self.send(
-            Target::All,
-            ServerEvent::Estop {
-                latched,
-                by: by.to_string(),
-            },
-        );
+        let ev = self.estop_event();
+        self.send(Target::All, ev);
+    }
+
+    fn estop_event(&self) -> ServerEvent {
+        ServerEvent::Estop {
+            latched: self.estop.is_latched(),
+            by: self
+                .estop
+                .latched_by()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            robot: self.estop.robot_latched(),
+        }
     }
 
     fn refuse(&mut self, to: SessionId, code: &str, message: &str) {
@@ -690,7 +840,6 @@ fn participant(id: SessionId, m: &Member) -> Participant {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,6 +850,7 @@ mod tests {
             role,
             can_control,
             expires_at_ms: u64::MAX / 2,
+            booking: None,
         }
     }
 
@@ -833,7 +983,7 @@ mod tests {
             matches!(o,
             Output::Event { to: Recipients::One(id), json } if *id == short && json.contains("expired"))
         });
-        let closed = out.iter().position(|o| *o == Output::Close { id: short });
+        let closed = out.iter().position(|o| *o == Output::Close { id: short, reason: "expired" });
         assert!(
             told.is_some() && told < closed,
             "told, then disconnected: {out:?}"
@@ -858,7 +1008,7 @@ mod tests {
         let lease = out.iter().position(
             |o| matches!(o, Output::Event { to, json } if to.contains(doc) && json.contains(r#""reason":"expired""#)),
         );
-        let closed = out.iter().position(|o| *o == Output::Close { id: doc });
+        let closed = out.iter().position(|o| *o == Output::Close { id: doc, reason: "expired" });
         assert!(lease.is_some() && lease < closed, "{out:?}");
     }
 
@@ -908,7 +1058,10 @@ mod tests {
         assert_eq!(r.admit_publisher("robot"), Admission::Replace(ROBOT));
         r.join(SessionId(9), member(Role::Robot, "robot", false), now);
         let out = drain(&mut r);
-        assert!(out.contains(&Output::Close { id: ROBOT }));
+        assert!(out.contains(&Output::Close {
+            id: ROBOT,
+            reason: "replaced"
+        }));
         assert_eq!(r.publisher(), Some(SessionId(9)));
         assert_eq!(r.count_by_role(Role::Robot), 1);
     }
@@ -980,5 +1133,286 @@ mod tests {
             )
             .unwrap();
         assert_eq!(a.targets.len(), 3, "audio needs no keyframe");
+    }
+
+    /// The stop frames the robot was sent in `out`, with their positions.
+    fn stops(out: &[Output]) -> Vec<(usize, bedside_proto::ControlFrame)> {
+        out.iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Output::Control { to, frame } if *to == ROBOT => {
+                    bedside_proto::ControlFrame::decode(frame)
+                        .ok()
+                        .filter(|f| f.kind == bedside_proto::FrameKind::Stop)
+                        .map(|f| (i, f))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn first_event(out: &[Output], kind: &str) -> Option<usize> {
+        let tag = format!(r#""type":"{kind}""#);
+        out.iter()
+            .position(|o| matches!(o, Output::Event { json, .. } if json.contains(&tag)))
+    }
+
+    /// Every way the lease can change sends the robot a stop frame for the new epoch, before
+    /// anybody hears of the change.
+    #[test]
+    fn every_lease_change_stops_the_robot_first() {
+        let now = Instant::now();
+        type Step = fn(&mut Room, Instant);
+        let take: Step = |r, now| r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        let cases: [(&str, Step); 5] = [
+            ("granted", |_, _| {}),
+            ("released", |r, now| r.on_event(DOC, br#"{"type":"release"}"#, now)),
+            ("revoked", |r, now| r.admin_revoke(now)),
+            ("disconnected", |r, now| r.leave(DOC, now)),
+            ("handoff", |r, now| {
+                r.on_event(DOC, br#"{"type":"handoff","to":"s3"}"#, now)
+            }),
+        ];
+        for (reason, step) in cases {
+            let mut r = full_room(now);
+            take(&mut r, now);
+            if reason != "granted" {
+                drain(&mut r);
+                step(&mut r, now);
+            }
+            let out = drain(&mut r);
+            let stops = stops(&out);
+            let lease = first_event(&out, "lease").expect("a lease event");
+            assert!(
+                out[lease..].iter().any(|o| matches!(o, Output::Event { json, .. }
+                    if json.contains(&format!(r#""reason":"{reason}""#)))),
+                "{reason}: {out:?}"
+            );
+            assert_eq!(stops.len(), 1, "{reason}: one stop frame");
+            let (at, frame) = stops[0];
+            assert!(at < lease, "{reason}: stop before the lease event");
+            assert_eq!(frame.epoch, r.lease_epoch(), "{reason}: the new epoch");
+        }
+    }
+
+    #[test]
+    fn latching_the_estop_stops_the_robot_before_anyone_is_told() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        let out = drain(&mut r);
+        let stops = stops(&out);
+        let told = first_event(&out, "estop").expect("estop event");
+        assert_eq!(stops.len(), 1, "{out:?}");
+        assert!(stops[0].0 < told);
+        assert!(r.estop_latched());
+        assert!(out.contains(&Output::Audit(RoomAudit::EstopLatched {
+            by: Some("consultant".into())
+        })));
+    }
+
+    #[test]
+    fn the_robots_own_estop_latches_the_room_and_everyone_hears_it() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(ROBOT, br#"{"type":"telemetry","estop":true}"#, now);
+        let out = drain(&mut r);
+        assert!(r.estop_latched());
+        let told: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event { to, json } if json.contains(r#""type":"estop""#) => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told.len(), 1);
+        for id in [DOC, CONSULT, STUDENT] {
+            assert!(told[0].contains(id), "{id} is told");
+        }
+        // A doctor's telemetry is refused and latches nothing.
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"telemetry","estop":true}"#, now);
+        assert!(!r.estop_latched());
+    }
+
+    #[test]
+    fn the_latch_is_told_to_late_joiners_and_a_reconnecting_robot() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        drain(&mut r);
+        let late = SessionId(20);
+        r.join(late, member(Role::Observer, "late", false), now);
+        let robot_again = SessionId(21);
+        r.join(robot_again, member(Role::Robot, "robot", false), now);
+        let out = drain(&mut r);
+        for id in [late, robot_again] {
+            assert!(
+                out.iter().any(|o| matches!(o, Output::Event { to: Recipients::One(to), json }
+                    if *to == id && json.contains(r#""type":"estop""#) && json.contains(r#""latched":true"#))),
+                "{id} hears the room is latched: {out:?}"
+            );
+        }
+    }
+
+    fn drive(seq: u32) -> Vec<u8> {
+        bedside_proto::ControlFrame::drive(seq, 0, 1000, 0, 0)
+            .encode()
+            .to_vec()
+    }
+
+    fn forwarded_drives(out: &[Output]) -> usize {
+        out.iter()
+            .filter(|o| matches!(o, Output::Control { frame, .. }
+                if bedside_proto::ControlFrame::decode(frame).is_ok_and(|f| f.kind == bedside_proto::FrameKind::Drive)))
+            .count()
+    }
+
+    /// The e-stop pressed at the bedside belongs to the bedside: the holder's clear and drive
+    /// frames do not move a robot whose own e-stop is pressed.
+    #[test]
+    fn a_doctors_clear_never_releases_the_robots_own_estop() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        r.on_event(ROBOT, br#"{"type":"telemetry","estop":true}"#, now);
+        drain(&mut r);
+        r.on_event(DOC, br#"{"type":"estop_clear"}"#, now);
+        r.on_control(DOC, &drive(1), now);
+        let out = drain(&mut r);
+        assert!(r.estop_latched());
+        assert_eq!(forwarded_drives(&out), 0, "{out:?}");
+        assert!(out.iter().any(|o| matches!(o, Output::Event { json, .. } if json.contains("robot_estop"))));
+        // Only the robot releases it.
+        r.on_event(ROBOT, br#"{"type":"telemetry","estop":false}"#, now);
+        assert!(!r.estop_latched());
+        r.on_control(DOC, &drive(2), now);
+        assert_eq!(forwarded_drives(&drain(&mut r)), 1);
+    }
+
+    #[test]
+    fn the_room_latch_and_epoch_outlive_the_room() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        drain(&mut r);
+        let memory = r.memory();
+        assert_eq!(memory.epoch, 1);
+        assert_eq!(memory.latch.as_ref().unwrap().sub.as_deref(), Some("consultant"));
+        // Everyone leaves; the next room of this id starts latched, with epochs going on.
+        let mut again = Room::restore(RoomConfig::default(), now, memory);
+        assert!(again.estop_latched());
+        again.join(ROBOT, member(Role::Robot, "robot", false), now);
+        again.join(DOC, member(Role::Doctor, "doc", true), now);
+        again.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        again.on_control(DOC, &drive(1), now);
+        let out = drain(&mut again);
+        assert_eq!(again.lease_epoch(), 2, "epochs never go back");
+        assert_eq!(forwarded_drives(&out), 0, "still latched");
+        assert!(out.iter().any(|o| matches!(o, Output::Event { to: Recipients::One(ROBOT), json }
+            if json.contains(r#""type":"estop""#) && json.contains(r#""latched":true"#))));
+    }
+
+    #[test]
+    fn stop_frames_are_repeated_until_the_new_epoch_drives() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        assert_eq!(stops(&drain(&mut r)).len(), 1);
+        assert_eq!(r.next_deadline().0, Some(now + STOP_REPEATS[0]));
+        r.handle_timeout(now + STOP_REPEATS[0], 0);
+        let second = stops(&drain(&mut r));
+        r.handle_timeout(now + STOP_REPEATS[1], 0);
+        let third = stops(&drain(&mut r));
+        assert_eq!((second.len(), third.len()), (1, 1));
+        assert_eq!(second[0].1.epoch, 1);
+        assert!(third[0].1.seq > second[0].1.seq, "each repeat is a newer frame");
+
+        // Once the new holder's own frame has gone out, the repeats are dropped.
+        r.on_event(DOC, br#"{"type":"release"}"#, now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        r.on_control(DOC, &drive(1), now);
+        drain(&mut r);
+        r.handle_timeout(now + Duration::from_secs(1), 0);
+        assert!(stops(&drain(&mut r)).is_empty());
+    }
+
+    #[test]
+    fn events_are_rate_limited_but_the_estop_always_gets_through() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        for _ in 0..100 {
+            r.on_event(CONSULT, br#"{"type":"release"}"#, now);
+        }
+        let out = drain(&mut r);
+        let errors = |out: &[Output], code: &str| {
+            out.iter()
+                .filter(|o| matches!(o, Output::Event { json, .. } if json.contains(code)))
+                .count()
+        };
+        assert_eq!(errors(&out, "not_holder"), 20, "the burst");
+        assert_eq!(errors(&out, "rate_limited"), 1, "told once");
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        assert!(r.estop_latched(), "an e-stop is never rate limited");
+        // Tokens come back with time.
+        r.on_event(CONSULT, br#"{"type":"release"}"#, now + Duration::from_secs(1));
+        assert_eq!(errors(&drain(&mut r), "not_holder"), 1);
+    }
+
+    #[test]
+    fn a_second_session_of_the_same_person_replaces_the_first() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        let again = SessionId(30);
+        r.join(again, member(Role::Doctor, "doc", true), now);
+        let out = drain(&mut r);
+        assert!(out.contains(&Output::Close {
+            id: DOC,
+            reason: "replaced"
+        }));
+        assert!(r.member(DOC).is_none());
+        assert_eq!(r.lease_holder(), None, "the old session's lease ended with it");
+        assert!(!stops(&out).is_empty(), "and the robot was stopped");
+        // Another booking of the same user is another seat.
+        let other = Member {
+            booking: Some("other".into()),
+            ..member(Role::Doctor, "doc", true)
+        };
+        r.join(SessionId(31), other, now);
+        assert!(r.member(again).is_some());
+    }
+
+    #[test]
+    fn students_cannot_make_the_robot_spend_its_bits_on_keyframes() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        let mut t = now + Duration::from_secs(1);
+        let mut asked = 0;
+        for _ in 0..20 {
+            r.on_keyframe_request(STUDENT, t);
+            r.handle_timeout(t, 0);
+            asked += drain(&mut r)
+                .iter()
+                .filter(|o| matches!(o, Output::RequestKeyframe { .. }))
+                .count();
+            t += Duration::from_millis(100);
+        }
+        assert_eq!(asked, 1, "one in two seconds from students");
+        for _ in 0..20 {
+            r.on_keyframe_request(DOC, t);
+            r.handle_timeout(t, 0);
+            asked += drain(&mut r)
+                .iter()
+                .filter(|o| matches!(o, Output::RequestKeyframe { .. }))
+                .count();
+            t += Duration::from_millis(100);
+        }
+        assert!(asked >= 6, "a doctor's decoder is served every 300 ms: {asked}");
     }
 }

@@ -35,6 +35,13 @@ pub enum RoomAudit {
         /// The holder's `sub`.
         by: Option<String>,
     },
+    /// The e-stop at the robot itself was pressed or released (reported by the robot).
+    RobotEstop {
+        /// The robot's `sub`.
+        robot: Option<String>,
+        /// Pressed (true) or released.
+        pressed: bool,
+    },
 }
 
 impl RoomAudit {
@@ -44,6 +51,8 @@ impl RoomAudit {
             RoomAudit::LeaseChanged { .. } => "lease_changed",
             RoomAudit::EstopLatched { .. } => "estop_latched",
             RoomAudit::EstopCleared { .. } => "estop_cleared",
+            RoomAudit::RobotEstop { pressed: true, .. } => "estop_robot_pressed",
+            RoomAudit::RobotEstop { pressed: false, .. } => "estop_robot_released",
         }
     }
 
@@ -52,6 +61,7 @@ impl RoomAudit {
         match self {
             RoomAudit::LeaseChanged { holder, .. } => holder.as_deref(),
             RoomAudit::EstopLatched { by } | RoomAudit::EstopCleared { by } => by.as_deref(),
+            RoomAudit::RobotEstop { robot, .. } => robot.as_deref(),
         }
     }
 
@@ -64,9 +74,9 @@ impl RoomAudit {
                 reason,
                 ..
             } => serde_json::json!({"epoch": epoch, "reason": reason, "previous": previous}),
-            RoomAudit::EstopLatched { .. } | RoomAudit::EstopCleared { .. } => {
-                serde_json::json!({})
-            }
+            RoomAudit::EstopLatched { .. }
+            | RoomAudit::EstopCleared { .. }
+            | RoomAudit::RobotEstop { .. } => serde_json::json!({}),
         }
     }
 }

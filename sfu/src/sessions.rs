@@ -12,31 +12,45 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use bedside_proto::Claims;
 use str0m::ice::StunMessage;
 
 use crate::peer::Peer;
 use crate::room::Member;
 use crate::SessionId;
 
+/// Remote addresses one session may be known at (a client's candidates, a roam). Past it the
+/// oldest is forgotten: a peer cannot grow the address map without bound.
+pub const MAX_ADDRS_PER_SESSION: usize = 4;
+
 /// One session and what the table knows about it besides its `Rtc`.
 pub(crate) struct Session {
     pub peer: Peer,
     /// The secret of its `Location: /sessions/{key}` URL.
     pub key: String,
+    /// The join token's claims: what deny entries are matched against.
+    pub claims: Claims,
     ufrag: String,
+    /// Our ICE password for this session: a binding request must be signed with it.
+    pass: String,
     addrs: Vec<SocketAddr>,
     /// Admitted by token, joined to its room once ICE and DTLS complete.
     pending: Option<Member>,
-    /// Counted against the worker's viewer cap.
-    capped: bool,
+    /// A watcher (counted against the viewer cap once connected).
+    watcher: bool,
     /// RTP was written and awaits the end-of-batch flush.
     dirty: bool,
 }
 
 impl Session {
     /// Take the member admitted with this session (once: on connect).
-    pub fn take_pending(&mut self) -> Option<Member> {
+    fn take_pending(&mut self) -> Option<Member> {
         self.pending.take()
+    }
+
+    /// Still setting up (ICE and DTLS not done).
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// Mark RTP written; true if it was not already marked (the caller lists it once).
@@ -60,39 +74,81 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+/// What [`Sessions::insert`] needs besides the peer.
+pub(crate) struct NewSession {
+    pub key: String,
+    pub claims: Claims,
+    pub ufrag: String,
+    pub pass: String,
+    pub member: Member,
+    pub watcher: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: HashMap<SessionId, Session>,
     by_addr: HashMap<SocketAddr, SessionId>,
     by_ufrag: HashMap<String, SessionId>,
-    capped: usize,
+    /// Connected watchers (the viewer cap counts these).
+    watchers: usize,
+    /// Sessions still setting up, and how many of them each token (`jti`) has.
+    pending: usize,
+    pending_by_token: HashMap<String, usize>,
 }
 
 impl Sessions {
-    pub fn insert(
-        &mut self,
-        peer: Peer,
-        key: String,
-        ufrag: String,
-        member: Member,
-        capped: bool,
-    ) -> SessionId {
+    pub fn insert(&mut self, peer: Peer, new: NewSession) -> SessionId {
         let id = peer.id();
-        self.by_ufrag.insert(ufrag.clone(), id);
-        self.capped += usize::from(capped);
+        self.by_ufrag.insert(new.ufrag.clone(), id);
+        self.pending += 1;
+        *self
+            .pending_by_token
+            .entry(new.claims.jti.clone())
+            .or_default() += 1;
         self.map.insert(
             id,
             Session {
                 peer,
-                key,
-                ufrag,
+                key: new.key,
+                claims: new.claims,
+                ufrag: new.ufrag,
+                pass: new.pass,
                 addrs: Vec::new(),
-                pending: Some(member),
-                capped,
+                pending: Some(new.member),
+                watcher: new.watcher,
                 dirty: false,
             },
         );
         id
+    }
+
+    /// The session finished setting up: it stops counting as pending and starts counting as a
+    /// watcher if it is one. Returns its member (once).
+    pub fn connected(&mut self, id: SessionId) -> Option<Member> {
+        let s = self.map.get_mut(&id)?;
+        let member = s.take_pending()?;
+        let jti = s.claims.jti.clone();
+        self.watchers += usize::from(s.watcher);
+        self.pending -= 1;
+        self.unpend(&jti);
+        Some(member)
+    }
+
+    fn unpend(&mut self, jti: &str) {
+        if let Some(n) = self.pending_by_token.get_mut(jti) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_token.remove(jti);
+            }
+        }
+    }
+
+    /// Sessions still setting up: in all, and with this token.
+    pub fn pending(&self, jti: &str) -> (usize, usize) {
+        (
+            self.pending,
+            self.pending_by_token.get(jti).copied().unwrap_or(0),
+        )
     }
 
     pub fn get(&self, id: SessionId) -> Option<&Session> {
@@ -115,9 +171,9 @@ impl Sessions {
         self.map.values_mut()
     }
 
-    /// Sessions counted against the viewer cap.
-    pub fn capped(&self) -> usize {
-        self.capped
+    /// Connected watchers: what the viewer cap counts.
+    pub fn watchers(&self) -> usize {
+        self.watchers
     }
 
     /// Does any session (connected or not) belong to `room`?
@@ -130,19 +186,26 @@ impl Sessions {
         if let Some(id) = self.by_addr.get(&src) {
             return Lookup::Known(*id);
         }
-        match self.by_stun_username(data) {
+        match self.by_signed_stun(data) {
             Some(id) => Lookup::Stun(id),
             None => Lookup::Unknown,
         }
     }
 
-    fn by_stun_username(&self, data: &[u8]) -> Option<SessionId> {
+    /// A binding request naming one of our ufrags *and* signed with that session's password:
+    /// knowing a ufrag (it is in the SDP answer, which passes through proxies and logs) is not
+    /// enough to point a session at another address.
+    fn by_signed_stun(&self, data: &[u8]) -> Option<SessionId> {
         let msg = StunMessage::parse(data).ok()?;
         if !msg.is_binding_request() {
             return None;
         }
         let (local, _remote) = msg.split_username()?;
-        self.by_ufrag.get(local).copied()
+        let id = *self.by_ufrag.get(local)?;
+        let pass = &self.map.get(&id)?.pass;
+        let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+        msg.verify(pass.as_bytes(), |key, parts| hmac.sha1_hmac(key, parts))
+            .then_some(id)
     }
 
     /// Route datagrams from `src` to session `id` from now on.
@@ -159,9 +222,18 @@ impl Sessions {
                 }
             }
         }
+        let mut forgotten = None;
         if let Some(s) = self.map.get_mut(&id) {
             if !s.addrs.contains(&src) {
                 s.addrs.push(src);
+                if s.addrs.len() > MAX_ADDRS_PER_SESSION {
+                    forgotten = Some(s.addrs.remove(0));
+                }
+            }
+        }
+        if let Some(a) = forgotten {
+            if self.by_addr.get(&a) == Some(&id) {
+                self.by_addr.remove(&a);
             }
         }
     }
@@ -177,13 +249,24 @@ impl Sessions {
         if self.by_ufrag.get(&s.ufrag) == Some(&id) {
             self.by_ufrag.remove(&s.ufrag);
         }
-        self.capped -= usize::from(s.capped);
+        if s.pending.is_some() {
+            self.pending -= 1;
+            self.unpend(&s.claims.jti);
+        } else {
+            self.watchers -= usize::from(s.watcher);
+        }
         Some(s)
     }
 
-    /// Entries in (sessions, address index, ufrag index), for tests of the invariants.
+    /// Entries in (sessions, address index, ufrag index, pending tokens), for tests of the
+    /// invariants.
     #[cfg(test)]
-    pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.map.len(), self.by_addr.len(), self.by_ufrag.len())
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.map.len(),
+            self.by_addr.len(),
+            self.by_ufrag.len(),
+            self.pending_by_token.len(),
+        )
     }
 }

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use bedside_proto::join_token::unix_now;
+use bedside_proto::node::NodeCommand;
 use bedside_proto::{Claims, Role, TokenVerifier};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
@@ -17,13 +19,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SfuConfig;
+use crate::deny_list::{Check, DenyList};
 use crate::directory::Directory;
 use crate::error::SfuError;
 use crate::metrics::Metrics;
 use crate::peer::{Peer, PeerSetup};
 use crate::room::Member;
 use crate::room_event::RoomEventHook;
-use crate::switchboard::{Admit, Switchboard};
+use crate::switchboard::Admit;
 use crate::worker::{Command, Worker};
 use crate::SessionId;
 
@@ -48,6 +51,7 @@ struct Inner {
     workers: Vec<mpsc::Sender<Command>>,
     addrs: Vec<SocketAddr>,
     verifier: RwLock<TokenVerifier>,
+    denies: RwLock<DenyList>,
 }
 
 impl Sfu {
@@ -81,10 +85,11 @@ impl Sfu {
             let local = SocketAddr::new(advertised, socket.local_addr()?.port());
             let (tx, rx) = mpsc::channel(256);
             let socket = crate::socket::MediaSocket::new(socket)?;
-            let board = Switchboard::new(config.clone(), local, metrics.clone(), Instant::now());
             let worker = Worker::new(
+                i,
+                config.clone(),
+                local,
                 socket,
-                board,
                 metrics.clone(),
                 rx,
                 directory.clone(),
@@ -103,6 +108,7 @@ impl Sfu {
                 workers,
                 addrs,
                 verifier: RwLock::new(verifier),
+                denies: RwLock::new(DenyList::new()),
             }),
         })
     }
@@ -135,7 +141,22 @@ impl Sfu {
     /// Admit a participant with verified `claims` and answer its SDP offer. The session's
     /// `Rtc` is built here, on the signalling task, so that a burst of offers costs the
     /// worker's media loop only the insertion.
-    pub(crate) async fn join(&self, claims: Claims, offer: SdpOffer) -> Result<Joined, SfuError> {
+    pub(crate) async fn join(
+        &self,
+        mut claims: Claims,
+        offer: SdpOffer,
+    ) -> Result<Joined, SfuError> {
+        let check = self
+            .inner
+            .denies
+            .read()
+            .map_err(|_| SfuError::Internal("deny list lock poisoned".into()))?
+            .check(&claims);
+        match check {
+            Check::Admit => {}
+            Check::AdmitWithoutControl(_) => claims.can_control = false,
+            Check::Refuse(reason) => return Err(SfuError::Revoked(reason.message())),
+        }
         let w = self.inner.directory.worker_for(&claims.room);
         let id = self.inner.directory.next_session_id();
         let accepted = Peer::accept(
@@ -154,8 +175,9 @@ impl Sfu {
         let member = Member {
             can_control: claims.can_control && claims.role == Role::Doctor,
             expires_at_ms: claims.exp.saturating_mul(1000),
-            sub: claims.sub,
+            sub: claims.sub.clone(),
             role: claims.role,
+            booking: claims.booking.clone(),
         };
         // Known before the worker sees the session, so that a session ending at once cannot
         // leave its key behind.
@@ -165,6 +187,7 @@ impl Sfu {
             accepted,
             key: key.clone(),
             member,
+            claims,
         };
         let sent = self.inner.workers[w]
             .send(Command::Join {
@@ -198,6 +221,77 @@ impl Sfu {
             .send(Command::Leave { id })
             .await
             .is_ok()
+    }
+
+    /// Carry out what the API says (the node channel, `bedside_proto::node`): deny entries are
+    /// checked at every join from now on and end the live sessions they match on every worker.
+    pub async fn apply(&self, cmd: NodeCommand) {
+        match cmd {
+            NodeCommand::Snapshot { denies, latches } => {
+                if let Ok(mut l) = self.inner.denies.write() {
+                    l.replace(denies.clone(), unix_now());
+                }
+                for d in denies {
+                    self.broadcast(|| Command::Deny(d.clone())).await;
+                }
+                // Each latch to the worker its room lives (or will live) on.
+                for l in latches {
+                    let w = self.inner.directory.worker_for(&l.room);
+                    let _ = self.inner.workers[w]
+                        .send(Command::RestoreLatches(vec![l]))
+                        .await;
+                }
+            }
+            NodeCommand::Deny { deny } => {
+                if let Ok(mut l) = self.inner.denies.write() {
+                    l.insert(deny.clone(), unix_now());
+                }
+                self.broadcast(|| Command::Deny(deny.clone())).await;
+            }
+            NodeCommand::RevokeLease { room } => {
+                self.revoke_lease(&room).await;
+            }
+            NodeCommand::EndSession { room, session } => {
+                self.end_session(&room, &session).await;
+            }
+            NodeCommand::Ping => {}
+        }
+    }
+
+    async fn broadcast(&self, make: impl Fn() -> Command) {
+        for w in &self.inner.workers {
+            let _ = w.send(make()).await;
+        }
+    }
+
+    /// End one participant's session by its public id (admin action). False if not found.
+    pub async fn end_session(&self, room: &str, session: &str) -> bool {
+        let Some(w) = self.inner.directory.existing_worker(room) else {
+            return false;
+        };
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::EndSession {
+            room: room.into(),
+            session: session.into(),
+            reply,
+        };
+        if self.inner.workers[w].send(cmd).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Entries in the deny list now (for tests and a gauge).
+    pub fn denies_in_force(&self) -> usize {
+        self.inner.denies.read().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Make the worker of `room` panic inside its switchboard, to test that a worker survives
+    /// its own bugs. Not reachable from HTTP.
+    #[doc(hidden)]
+    pub async fn inject_panic_for_tests(&self, room: &str) {
+        let w = self.inner.directory.worker_for(room);
+        let _ = self.inner.workers[w].send(Command::Panic).await;
     }
 
     /// Take the control lease away in a room (admin action). False if the room is not active.

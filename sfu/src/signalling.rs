@@ -206,7 +206,9 @@ fn respond(sfu: &Sfu, endpoint: &str, r: Result<Response, SfuError>) -> Response
 fn status_of(e: &SfuError) -> StatusCode {
     match e {
         SfuError::Token(TokenError::WrongRoom) => StatusCode::FORBIDDEN,
-        SfuError::Token(_) => StatusCode::UNAUTHORIZED,
+        SfuError::Token(_) | SfuError::Revoked(_) => StatusCode::UNAUTHORIZED,
+        SfuError::TooManyPending => StatusCode::TOO_MANY_REQUESTS,
+        SfuError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
         SfuError::BadSdp(_) | SfuError::BadRequest(_) => StatusCode::BAD_REQUEST,
         SfuError::RoomBusy => StatusCode::CONFLICT,

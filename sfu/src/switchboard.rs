@@ -30,7 +30,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bedside_proto::Role;
+use bedside_proto::node::{Deny, DenyScope, Latch};
+use bedside_proto::{Claims, Role};
 use str0m::net::{Protocol, Receive};
 use str0m::Input;
 
@@ -40,9 +41,10 @@ use crate::error::SfuError;
 use crate::io::{Arrived, Io};
 use crate::metrics::Metrics;
 use crate::peer::{Accepted, Peer, PeerEvent};
-use crate::room::{Admission, Member, Output, Recipients, Room, RtpIn};
-use crate::room_event::RoomEvent;
-use crate::sessions::{Lookup, Sessions};
+use crate::estop::Latcher;
+use crate::room::{Admission, Member, Output, Recipients, Room, RoomMemory, RtpIn};
+use crate::room_event::{RoomAudit, RoomEvent};
+use crate::sessions::{Lookup, NewSession, Sessions};
 use crate::SessionId;
 
 /// During a flush, look for viewers' datagrams after every this many viewers (each viewer's
@@ -79,14 +81,16 @@ impl Datagrams for [Arrived] {
     }
 }
 
-/// A session ready to be admitted: its peer built from the offer, and its token's member.
+/// A session ready to be admitted: its peer built from the offer, and its token.
 pub struct Admit {
-    /// The peer and its ICE ufrag, from [`Peer::accept`].
+    /// The peer and its ICE credentials, from [`Peer::accept`].
     pub accepted: Accepted,
     /// The secret of its `Location` URL.
     pub key: String,
-    /// Who it is, from the join token.
+    /// Who it is, from the join token (after the deny list had its say on `can_control`).
     pub member: Member,
+    /// The token's claims, for deny entries that arrive later.
+    pub claims: Claims,
 }
 
 /// What the shell must carry out besides sending datagrams.
@@ -147,6 +151,8 @@ pub struct Switchboard {
     /// Peers whose timers are due (reused between passes).
     due: Vec<SessionId>,
     events: VecDeque<Event>,
+    /// What rooms that emptied left behind (their latch and epoch), by room id.
+    memories: HashMap<Arc<str>, RoomMemory>,
 }
 
 impl Switchboard {
@@ -172,6 +178,7 @@ impl Switchboard {
             arrived: Vec::new(),
             due: Vec::new(),
             events: VecDeque::new(),
+            memories: HashMap::new(),
         }
     }
 
@@ -190,9 +197,9 @@ impl Switchboard {
         !self.deferred.is_empty()
     }
 
-    /// Sessions counted against the viewer cap.
+    /// Connected watchers: what the viewer cap counts.
     pub fn watchers(&self) -> usize {
-        self.sessions.capped()
+        self.sessions.watchers()
     }
 
     /// The room `id` if it is live on this worker.
@@ -207,6 +214,7 @@ impl Switchboard {
             accepted,
             key,
             member,
+            claims,
         } = admit;
         let room_id = accepted.peer.room().clone();
         if member.role == Role::Robot {
@@ -216,9 +224,18 @@ impl Switchboard {
                 }
             }
         }
-        let capped = is_capped(member.role, member.can_control);
-        if capped && self.sessions.capped() >= self.config.max_viewers_per_worker {
-            return Err(SfuError::Full(self.sessions.capped()));
+        // Sessions that never finish ICE cost an Rtc each for `connect_timeout`: bounded per
+        // token (one token must not open hundreds) and per worker (many tokens neither).
+        let (pending, for_token) = self.sessions.pending(&claims.jti);
+        if for_token >= self.config.max_pending_per_token {
+            return Err(SfuError::TooManyPending);
+        }
+        if pending >= self.config.max_pending_per_worker {
+            return Err(SfuError::Busy);
+        }
+        let watcher = is_watcher(member.role, member.can_control);
+        if watcher && self.sessions.watchers() >= self.config.max_viewers_per_worker {
+            return Err(SfuError::Full(self.sessions.watchers()));
         }
         let role = member.role;
         let mut peer = accepted.peer;
@@ -230,19 +247,108 @@ impl Switchboard {
             .wake
             .min(peer.next_timeout())
             .min(now + self.config.connect_timeout);
-        let id = self
-            .sessions
-            .insert(peer, key, accepted.ufrag, member, capped);
+        let id = self.sessions.insert(
+            peer,
+            NewSession {
+                key,
+                claims,
+                ufrag: accepted.ufrag,
+                pass: accepted.pass,
+                member,
+                watcher,
+            },
+        );
         self.metrics
             .sessions
             .with_label_values(&[role.as_str()])
             .inc();
-        let (rooms, metrics, config) = (&mut self.rooms, &self.metrics, &self.config);
-        rooms.entry(room_id).or_insert_with(|| {
-            metrics.rooms.inc();
-            Room::new(config.room, now)
-        });
+        if !self.rooms.contains_key(&room_id) {
+            self.metrics.rooms.inc();
+            let memory = self.memories.remove(&room_id).unwrap_or_default();
+            let room = Room::restore(self.config.room, now, memory);
+            self.rooms.insert(room_id, room);
+        }
         Ok(id)
+    }
+
+    /// A deny entry from the API: end the live sessions it matches (telling them why), or take
+    /// their control away.
+    pub fn apply_deny(&mut self, now: Instant, deny: &Deny, io: &mut dyn Io) {
+        let hit: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|s| deny.matches(&s.claims))
+            .map(|s| s.peer.id())
+            .collect();
+        let (code, message) = (deny.reason.code(), deny.reason.message());
+        for id in hit {
+            let Some(s) = self.sessions.get(id) else {
+                continue;
+            };
+            let room_id = s.peer.room().clone();
+            let pending = s.is_pending();
+            match deny.scope {
+                DenyScope::Access if pending => self.remove(now, id, "revoked", io),
+                DenyScope::Access => {
+                    if let Some(room) = self.rooms.get_mut(&room_id) {
+                        room.evict(id, code, message, "revoked", now);
+                    }
+                    self.flush_room(now, &room_id, io);
+                }
+                DenyScope::Control => {
+                    if let Some(room) = self.rooms.get_mut(&room_id) {
+                        room.withdraw_control(id, code, message, now);
+                        self.flush_room(now, &room_id, io);
+                    }
+                }
+            }
+        }
+        self.process_queue(now, io);
+    }
+
+    /// An administrator ends one participant's session, named by its public id. False if it is
+    /// not in that room here.
+    pub fn end_session(&mut self, now: Instant, room: &str, session: &str, io: &mut dyn Io) -> bool {
+        let Ok(id) = session.parse::<SessionId>() else {
+            return false;
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        if r.member(id).is_none() {
+            return false;
+        }
+        let reason = bedside_proto::node::RevokeReason::SessionEnded;
+        r.evict(id, reason.code(), reason.message(), "revoked", now);
+        let room: Arc<str> = room.into();
+        self.flush_room(now, &room, io);
+        self.process_queue(now, io);
+        true
+    }
+
+    /// The API's record of latched rooms (after a restart of either): live rooms latch now,
+    /// others start latched when they next fill.
+    pub fn restore_latches(&mut self, now: Instant, latches: &[Latch], io: &mut dyn Io) {
+        for l in latches {
+            let latcher = Latcher {
+                session: None,
+                sub: l.by.clone(),
+            };
+            let room_id: Arc<str> = l.room.as_str().into();
+            match self.rooms.get_mut(&room_id) {
+                Some(room) => {
+                    room.restore_latch(latcher, now);
+                    self.flush_room(now, &room_id, io);
+                }
+                None => {
+                    let m = self.memories.entry(room_id).or_default();
+                    if m.latch.is_none() {
+                        m.latch = Some(latcher);
+                    }
+                }
+            }
+        }
+        self.process_queue(now, io);
     }
 
     /// End a session on its owner's request (WHIP/WHEP `DELETE`): say goodbye, then remove it.
@@ -265,6 +371,40 @@ impl Switchboard {
         self.flush_room(now, &room, io);
         self.process_queue(now, io);
         true
+    }
+
+    /// Give up on everything (a panic left the state in doubt): the gauges forget these
+    /// sessions and rooms; the switchboard is dropped after this.
+    pub fn abandon(&mut self) {
+        for s in self.sessions.iter() {
+            self.metrics
+                .sessions
+                .with_label_values(&[s.peer.role().as_str()])
+                .dec();
+        }
+        self.metrics.rooms.sub(self.rooms.len() as i64);
+    }
+
+    /// The latches and epochs of every room (live or remembered), to carry into a new
+    /// switchboard.
+    pub fn memories(&self) -> Vec<(Arc<str>, RoomMemory)> {
+        let live = self.rooms.iter().map(|(id, r)| (id.clone(), r.memory()));
+        self.memories
+            .iter()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .chain(live)
+            .collect()
+    }
+
+    /// Start from what a previous switchboard remembered.
+    pub fn remember(&mut self, memories: Vec<(Arc<str>, RoomMemory)>) {
+        self.memories.extend(memories);
+    }
+
+    /// Panic, as a bug inside the switchboard would (tests of the worker's recovery).
+    #[doc(hidden)]
+    pub fn panic_for_tests(&mut self) {
+        panic!("injected fault in the switchboard");
     }
 
     /// Say goodbye to every session (the worker is stopping).
@@ -573,16 +713,22 @@ impl Switchboard {
     }
 
     fn connected(&mut self, now: Instant, id: SessionId, room_id: &Arc<str>, io: &mut dyn Io) {
-        let Some(s) = self.sessions.get_mut(id) else {
+        let Some(member) = self.sessions.connected(id) else {
             return;
         };
-        let Some(member) = s.take_pending() else {
+        let Some(s) = self.sessions.get(id) else {
             return;
         };
         self.metrics
             .join_seconds
             .with_label_values(&[member.role.as_str()])
             .observe(now.saturating_duration_since(s.peer.created()).as_secs_f64());
+        if is_watcher(member.role, member.can_control)
+            && self.sessions.watchers() > self.config.max_viewers_per_worker
+        {
+            // Others finished setting up first; the cap counts connected watchers.
+            return self.remove(now, id, "full", io);
+        }
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
@@ -643,14 +789,14 @@ impl Switchboard {
                         }
                     }
                 }
-                Output::Close { id } => close.push(id),
+                Output::Close { id, reason } => close.push((id, reason)),
                 Output::ControlDropped { reason, .. } => {
                     metrics.control_dropped.with_label_values(&[reason]).inc();
                 }
                 Output::Audit(audit) => {
-                    match audit.kind() {
-                        "lease_changed" => metrics.lease_changes.inc(),
-                        "estop_latched" => metrics.estops.inc(),
+                    match audit {
+                        RoomAudit::LeaseChanged { .. } => metrics.lease_changes.inc(),
+                        RoomAudit::EstopLatched { .. } => metrics.estops.inc(),
                         _ => {}
                     }
                     self.events
@@ -659,12 +805,12 @@ impl Switchboard {
             }
         }
         self.scratch = out;
-        for id in close {
+        for (id, reason) in close {
             if let Some(p) = self.sessions.peer_mut(id) {
                 p.disconnect();
                 p.drain(&mut |t| io.send(t), &mut Vec::new());
             }
-            self.remove(now, id, "replaced", io);
+            self.remove(now, id, reason, io);
         }
     }
 
@@ -675,7 +821,7 @@ impl Switchboard {
         };
         let role = s.peer.role();
         tracing::info!(session = %id, role = role.as_str(), reason, "session closed");
-        if !matches!(reason, "goodbye" | "replaced") {
+        if !matches!(reason, "goodbye" | "replaced" | "revoked" | "expired") {
             self.metrics
                 .session_failures
                 .with_label_values(&[reason])
@@ -699,7 +845,13 @@ impl Switchboard {
         let empty = self.rooms.get(&room_id).is_some_and(|r| r.is_empty())
             && !self.sessions.any_in_room(&room_id);
         if empty {
-            self.rooms.remove(&room_id);
+            if let Some(room) = self.rooms.remove(&room_id) {
+                // The latch and the epoch outlive the room: the next one starts from them.
+                let memory = room.memory();
+                if memory != RoomMemory::default() {
+                    self.memories.insert(room_id, memory);
+                }
+            }
             self.metrics.rooms.dec();
         }
     }
@@ -707,7 +859,7 @@ impl Switchboard {
 
 /// Does a session with this (role, may drive) count against the worker's viewer cap? Robots
 /// and the doctor who may drive never do: the cap must not lock out the robot or its driver.
-fn is_capped(role: Role, can_control: bool) -> bool {
+fn is_watcher(role: Role, can_control: bool) -> bool {
     match role {
         Role::Robot => false,
         Role::Doctor => !can_control,

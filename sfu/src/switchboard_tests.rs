@@ -57,6 +57,8 @@ struct Client {
     open: usize,
     connected: bool,
     audio_mid: Option<Mid>,
+    /// The switchboard's ICE ufrag for this session (from the answer).
+    server_ufrag: String,
     control_in: Vec<Vec<u8>>,
     events_in: Vec<String>,
     rtp_in: usize,
@@ -76,7 +78,23 @@ fn member(role: Role, sub: &str, can_control: bool) -> Member {
         role,
         can_control,
         expires_at_ms: u64::MAX / 2,
+        booking: Some("booking-1".into()),
     }
+}
+
+fn robot() -> Member {
+    Member {
+        booking: None,
+        ..member(Role::Robot, "robot", false)
+    }
+}
+
+/// The claims a token for `m` would carry (one fresh `jti` per call, as the API mints them).
+fn claims_of(m: &Member) -> Claims {
+    let mut c = Claims::new(m.sub.clone(), "room-1", m.role, 600);
+    c.can_control = m.can_control;
+    c.booking = m.booking.clone();
+    c
 }
 
 impl Net {
@@ -95,6 +113,11 @@ impl Net {
 
     /// Build a client's offer and have the switchboard admit it; returns the client's index.
     fn admit(&mut self, n: u8, m: Member) -> Result<usize, SfuError> {
+        let c = claims_of(&m);
+        self.admit_with(n, m, c)
+    }
+
+    fn admit_with(&mut self, n: u8, m: Member, claims: Claims) -> Result<usize, SfuError> {
         let endpoint = if m.role == Role::Robot {
             Endpoint::Whip
         } else {
@@ -128,12 +151,14 @@ impl Net {
         )
         .expect("answer");
         let answer = SdpAnswer::from_sdp_string(&accepted.answer).expect("answer parses");
+        let server_ufrag = accepted.ufrag.clone();
         self.board.admit(
             self.now,
             Admit {
                 accepted,
                 key: format!("key-{}", id.0),
                 member: m,
+                claims,
             },
         )?;
         rtc.sdp_api()
@@ -148,6 +173,7 @@ impl Net {
             open: 0,
             connected: false,
             audio_mid,
+            server_ufrag,
             control_in: Vec::new(),
             events_in: Vec::new(),
             rtp_in: 0,
@@ -318,7 +344,7 @@ fn a_new_address_is_admitted_only_by_a_stun_request_naming_a_known_ufrag() {
     net.board
         .handle_datagram(net.now, addr(9), &not_stun(), &mut net.io);
     assert_eq!(net_dropped(&net, "unknown_source"), 1);
-    assert_eq!(net.board.sessions.sizes(), (1, 0, 1));
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1, 1));
 
     // A well-formed binding request naming a ufrag this switchboard never issued: one from a
     // client admitted somewhere else.
@@ -337,12 +363,12 @@ fn a_new_address_is_admitted_only_by_a_stun_request_naming_a_known_ufrag() {
         .expect("a binding request");
     net.board.handle_datagram(net.now, addr(8), &stun, &mut net.io);
     assert_eq!(net_dropped(&net, "unknown_source"), 2);
-    assert_eq!(net.board.sessions.sizes(), (1, 0, 1), "no address learnt");
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1, 1), "no address learnt");
 
     // The admitted client's own binding request maps its address.
     net.run_until_ready();
     assert!(net.ready(viewer));
-    assert_eq!(net.board.sessions.sizes(), (1, 1, 1));
+    assert_eq!(net.board.sessions.sizes(), (1, 1, 1, 0));
     assert_eq!(net_dropped(&net, "unknown_source"), 2);
 }
 
@@ -357,10 +383,13 @@ fn net_dropped(net: &Net, reason: &str) -> u64 {
 #[test]
 fn control_frames_are_handled_before_media_of_the_same_batch() {
     let mut net = Net::new(SfuConfig::default());
-    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let robot = net.admit(1, robot()).unwrap();
     let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
     let viewers: Vec<usize> = (3..8)
-        .map(|n| net.admit(n, member(Role::Observer, "student", false)).unwrap())
+        .map(|n| {
+            net.admit(n, member(Role::Observer, &format!("student-{n}"), false))
+                .unwrap()
+        })
         .collect();
     net.run_until_ready();
     net.send_event(driver, r#"{"type":"request_lease"}"#);
@@ -410,10 +439,11 @@ fn control_frames_are_handled_before_media_of_the_same_batch() {
 fn urgent_datagrams_arriving_mid_flush_are_handled_in_that_flush() {
     // Enough viewers that the flush reads again (every URGENT_EVERY viewers).
     let mut net = Net::new(SfuConfig::default());
-    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let robot = net.admit(1, robot()).unwrap();
     let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
     for n in 3..(3 + URGENT_EVERY as u8 + 4) {
-        net.admit(n, member(Role::Observer, "student", false)).unwrap();
+        net.admit(n, member(Role::Observer, &format!("student-{n}"), false))
+            .unwrap();
     }
     net.run_until_ready();
     net.send_event(driver, r#"{"type":"request_lease"}"#);
@@ -468,6 +498,9 @@ fn the_cap_refuses_watchers_never_the_robot_or_the_driver() {
     let mut net = Net::new(config);
     net.admit(1, member(Role::Observer, "s1", false)).unwrap();
     net.admit(2, member(Role::Doctor, "consultant", false)).unwrap();
+    // The cap counts connected watchers: sessions still setting up are bounded apart.
+    assert_eq!(net.board.watchers(), 0);
+    net.run_until_ready();
     assert_eq!(net.board.watchers(), 2);
     assert!(matches!(
         net.admit(3, member(Role::Observer, "s2", false)),
@@ -477,10 +510,10 @@ fn the_cap_refuses_watchers_never_the_robot_or_the_driver() {
         net.admit(4, member(Role::Doctor, "consultant-2", false)),
         Err(SfuError::Full(2))
     ));
-    net.admit(5, member(Role::Robot, "robot", false))
-        .expect("the robot is never refused");
+    net.admit(5, robot()).expect("the robot is never refused");
     net.admit(6, member(Role::Doctor, "driver", true))
         .expect("the doctor who may drive is never refused");
+    net.run_until_ready();
     assert_eq!(net.board.watchers(), 2);
     // A watcher leaving makes room again.
     let first = net.clients[0].id;
@@ -490,17 +523,167 @@ fn the_cap_refuses_watchers_never_the_robot_or_the_driver() {
 }
 
 #[test]
+fn sessions_setting_up_are_bounded_per_token_and_per_worker() {
+    let config = SfuConfig {
+        max_pending_per_worker: 3,
+        max_pending_per_token: 2,
+        ..SfuConfig::default()
+    };
+    let mut net = Net::new(config);
+    // One token (one `jti`) used for several offers at once.
+    let m = member(Role::Observer, "s", false);
+    let token = claims_of(&m);
+    let seat = |n: &str| member(Role::Observer, n, false);
+    net.admit_with(1, seat("s-1"), token.clone()).unwrap();
+    net.admit_with(2, seat("s-2"), token.clone()).unwrap();
+    assert!(matches!(
+        net.admit_with(3, seat("s-3"), token.clone()),
+        Err(SfuError::TooManyPending)
+    ));
+    net.admit(4, member(Role::Observer, "t", false)).unwrap();
+    assert!(matches!(
+        net.admit(5, member(Role::Observer, "u", false)),
+        Err(SfuError::Busy)
+    ));
+    // Once they connect they are no longer pending: the same token may set up again.
+    net.run_until_ready();
+    net.admit_with(6, seat("s-6"), token).unwrap();
+}
+
+#[test]
+fn a_binding_request_must_be_signed_with_the_sessions_password() {
+    let mut net = Net::new(SfuConfig::default());
+    net.admit(1, member(Role::Observer, "s", false)).unwrap();
+    let ufrag = net.clients[0].server_ufrag.clone();
+    let username = format!("{ufrag}:whoever");
+    let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+    let forged = str0m::ice::StunMessage::binding_request(
+        &username,
+        str0m::ice::TransId::new(),
+        true,
+        7,
+        100,
+        false,
+    );
+    let mut buf = vec![0u8; 512];
+    let n = forged
+        .to_bytes(Some(b"not-the-password"), &mut buf, |k, p| hmac.sha1_hmac(k, p))
+        .unwrap();
+    net.board
+        .handle_datagram(net.now, addr(66), &buf[..n], &mut net.io);
+    assert_eq!(net_dropped(&net, "unknown_source"), 1);
+    assert_eq!(
+        net.board.sessions.sizes(),
+        (1, 0, 1, 1),
+        "a ufrag alone does not point the session anywhere"
+    );
+    net.run_until_ready();
+    assert_eq!(net.board.sessions.sizes(), (1, 1, 1, 0));
+}
+
+#[test]
+fn a_deny_ends_the_sessions_it_names_and_only_those() {
+    use bedside_proto::node::{Deny, DenyScope, DenyTarget, RevokeReason};
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    let student = net.admit(3, member(Role::Observer, "student", false)).unwrap();
+    let other = net
+        .admit(
+            4,
+            Member {
+                booking: Some("booking-2".into()),
+                ..member(Role::Observer, "other", false)
+            },
+        )
+        .unwrap();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    net.clients[robot].control_in.clear();
+    let deny = Deny {
+        target: DenyTarget::Booking {
+            booking: "booking-1".into(),
+        },
+        scope: DenyScope::Access,
+        issued_until: None,
+        until: u64::MAX,
+        reason: RevokeReason::BookingCancelled,
+    };
+    net.board.apply_deny(net.now, &deny, &mut net.io);
+    net.deliver();
+    net.run(3);
+    for i in [driver, student] {
+        assert!(
+            net.clients[i]
+                .events_in
+                .iter()
+                .any(|e| e.contains(r#""code":"booking_cancelled""#)),
+            "told why: {:?}",
+            net.clients[i].events_in
+        );
+        assert!(net.board.sessions.get(net.clients[i].id).is_none(), "ended");
+    }
+    assert!(net.board.sessions.get(net.clients[other].id).is_some());
+    assert!(net.board.sessions.get(net.clients[robot].id).is_some());
+    // The driver was holding the lease: the robot was told to stop.
+    assert!(net.clients[robot].control_in.iter().any(|f| {
+        ControlFrame::decode(f).is_ok_and(|f| f.kind == bedside_proto::FrameKind::Stop)
+    }));
+    let mut reasons = Vec::new();
+    while let Some(ev) = net.board.poll_event() {
+        if let Event::SessionClosed { reason, .. } = ev {
+            reasons.push(reason);
+        }
+    }
+    assert_eq!(reasons, vec!["revoked", "revoked"]);
+}
+
+#[test]
+fn a_control_deny_takes_the_lease_and_the_right_to_take_it_back() {
+    use bedside_proto::node::{Deny, DenyScope, DenyTarget, RevokeReason};
+    let mut net = Net::new(SfuConfig::default());
+    let _robot = net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    let room = net.board.room("room-1").unwrap();
+    assert_eq!(room.lease_holder(), Some(net.clients[driver].id));
+    let deny = Deny {
+        target: DenyTarget::Booking {
+            booking: "booking-1".into(),
+        },
+        scope: DenyScope::Control,
+        issued_until: None,
+        until: u64::MAX,
+        reason: RevokeReason::ControlRevoked,
+    };
+    net.board.apply_deny(net.now, &deny, &mut net.io);
+    net.deliver();
+    net.run(3);
+    assert_eq!(net.board.room("room-1").unwrap().lease_holder(), None);
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    assert_eq!(net.board.room("room-1").unwrap().lease_holder(), None);
+    let events = &net.clients[driver].events_in;
+    assert!(events.iter().any(|e| e.contains("control_revoked")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains(r#""code":"no_holder""#)), "{events:?}");
+    assert!(net.board.sessions.get(net.clients[driver].id).is_some(), "still watching");
+}
+
+#[test]
 fn removal_leaves_no_entry_in_any_map() {
     let mut net = Net::new(SfuConfig::default());
-    let robot = net.admit(1, member(Role::Robot, "robot", false)).unwrap();
+    let robot = net.admit(1, robot()).unwrap();
     let viewer = net.admit(2, member(Role::Observer, "s", false)).unwrap();
     net.run_until_ready();
-    assert_eq!(net.board.sessions.sizes(), (2, 2, 2));
+    assert_eq!(net.board.sessions.sizes(), (2, 2, 2, 0));
     for i in [viewer, robot] {
         let id = net.clients[i].id;
         net.board.leave(net.now, id, &mut net.io);
     }
-    assert_eq!(net.board.sessions.sizes(), (0, 0, 0));
+    assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
     assert!(net.board.room("room-1").is_none(), "the empty room is gone");
     assert_eq!(net.board.watchers(), 0);
     let mut closed = Vec::new();
@@ -515,10 +698,10 @@ fn removal_leaves_no_entry_in_any_map() {
     // A session that never connects is removed by the connect timeout, from every map too.
     let mut net = Net::new(SfuConfig::default());
     net.admit(3, member(Role::Observer, "s", false)).unwrap();
-    assert_eq!(net.board.sessions.sizes(), (1, 0, 1));
+    assert_eq!(net.board.sessions.sizes(), (1, 0, 1, 1));
     let later = net.now + SfuConfig::default().connect_timeout + Duration::from_millis(1);
     net.board.handle_timeout(later, 0, &mut net.io);
-    assert_eq!(net.board.sessions.sizes(), (0, 0, 0));
+    assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
     assert!(net.board.room("room-1").is_none());
     assert!(matches!(
         net.board.poll_event(),

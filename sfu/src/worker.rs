@@ -6,16 +6,24 @@
 //! reads the socket again when the switchboard asks in the middle of a long pass. Because a
 //! room and all its sessions live on one worker, nothing here needs a lock.
 //!
+//! A panic inside the switchboard (a bug in room code, say) must not leave a dead worker behind
+//! that still owns its rooms: every call into the switchboard is isolated, and a worker that
+//! caught one starts over with a fresh switchboard (its sessions are gone and reconnect; rooms'
+//! e-stop latches and epochs are carried over), counted in `bedside_worker_restarts_total`.
+//!
 //! Not here: any policy (the switchboard decides what to handle first and where things go),
 //! HTTP (`signalling.rs`), building a session from an offer (`peer.rs`).
 
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bedside_proto::node::{Deny, Latch};
 use str0m::net::Transmit;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::SfuConfig;
 use crate::directory::Directory;
 use crate::error::SfuError;
 use crate::io::{Arrived, Io};
@@ -38,12 +46,27 @@ pub(crate) enum Command {
         room: Arc<str>,
         reply: oneshot::Sender<bool>,
     },
+    EndSession {
+        room: Arc<str>,
+        session: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Deny(Deny),
+    RestoreLatches(Vec<Latch>),
+    /// A fault injected by a test.
+    Panic,
 }
 
 /// Receive buffers for the switchboard's mid-pass reads.
 const URGENT_BUFFERS: usize = 8;
+/// Commands handled per turn of the loop at most: a burst of offers or revocations waits for
+/// the next turn rather than keep the socket unread.
+const COMMANDS_PER_TURN: usize = 16;
 
 pub(crate) struct Worker {
+    index: usize,
+    config: SfuConfig,
+    local: SocketAddr,
     socket: MediaSocket,
     metrics: Metrics,
     board: Switchboard,
@@ -57,16 +80,23 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        index: usize,
+        config: SfuConfig,
+        local: SocketAddr,
         socket: MediaSocket,
-        board: Switchboard,
         metrics: Metrics,
         commands: mpsc::Receiver<Command>,
         directory: Arc<Directory>,
         room_events: Option<RoomEventHook>,
     ) -> Self {
         let urgent = socket.recv_batch(URGENT_BUFFERS);
+        let board = Switchboard::new(config.clone(), local, metrics.clone(), Instant::now());
         Worker {
+            index,
+            config,
+            local,
             socket,
             metrics,
             board,
@@ -82,16 +112,24 @@ impl Worker {
         let mut batch = self.socket.recv_batch(quinn_udp::BATCH_SIZE);
         loop {
             let sleep = tokio::time::sleep_until(self.board.poll_timeout().into());
+            // Not biased: under a flood of offers the socket still gets its turns, and under a
+            // flood of media the commands get theirs.
             tokio::select! {
-                biased;
                 cmd = self.commands.recv() => match cmd {
-                    Some(cmd) => self.handle_command(cmd),
+                    Some(cmd) => {
+                        self.handle_command(cmd);
+                        for _ in 1..COMMANDS_PER_TURN {
+                            match self.commands.try_recv() {
+                                Ok(cmd) => self.handle_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 // Media read mid-pass is next in line, before anything newer.
                 _ = std::future::ready(()), if self.board.has_deferred() => {
-                    let (board, mut io) = self.split();
-                    board.handle_deferred(Instant::now(), &mut io);
+                    self.guarded(|board, io| board.handle_deferred(Instant::now(), io));
                 }
                 r = self.socket.readable() => {
                     if let Err(e) = r {
@@ -105,24 +143,57 @@ impl Worker {
                         // ICMP port unreachable and the like surface here; never fatal.
                         Err(e) => tracing::debug!(error = %e, "udp receive error"),
                     }
-                    let (board, mut io) = self.split();
-                    board.handle_batch(Instant::now(), &batch, &mut io);
+                    let b = &batch;
+                    self.guarded(|board, io| board.handle_batch(Instant::now(), b, io));
                     batch.clear();
                 }
                 _ = sleep => {}
             }
-            let now = Instant::now();
-            let (board, mut io) = self.split();
-            if now >= board.poll_timeout() {
-                board.handle_timeout(now, unix_ms(), &mut io);
-            }
-            // Anything routed by commands or timers (str0m can release a buffered packet on a
-            // timeout) goes out now too.
-            board.flush(Instant::now(), &mut io);
+            self.guarded(|board, io| {
+                let now = Instant::now();
+                if now >= board.poll_timeout() {
+                    board.handle_timeout(now, unix_ms(), io);
+                }
+                // Anything routed by commands or timers (str0m can release a buffered packet
+                // on a timeout) goes out now too.
+                board.flush(Instant::now(), io);
+            });
             self.carry_out_events();
         }
+        self.guarded(|board, io| board.shutdown(io));
+    }
+
+    /// Run `f` on the switchboard; if it panics, start over with a fresh one (see the module
+    /// docs). `None` when it panicked.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Switchboard, &mut dyn Io) -> T) -> Option<T> {
         let (board, mut io) = self.split();
-        board.shutdown(&mut io);
+        let r = catch_unwind(AssertUnwindSafe(|| f(board, &mut io)));
+        match r {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.restart();
+                None
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        tracing::error!(worker = self.index, "media worker caught a panic; starting over");
+        self.metrics.worker_restarts.inc();
+        let memories = catch_unwind(AssertUnwindSafe(|| {
+            self.board.abandon();
+            self.board.memories()
+        }))
+        .unwrap_or_default();
+        let mut board = Switchboard::new(
+            self.config.clone(),
+            self.local,
+            self.metrics.clone(),
+            Instant::now(),
+        );
+        board.remember(memories);
+        self.board = board;
+        self.directory.forget_worker(self.index);
     }
 
     /// The switchboard and an [`Io`] over the socket, borrowed side by side.
@@ -142,17 +213,34 @@ impl Worker {
         let now = Instant::now();
         match cmd {
             Command::Join { admit, reply } => {
-                let r = self.board.admit(now, *admit);
-                let _ = reply.send(r);
+                let r = self.guarded(|board, _| board.admit(now, *admit));
+                let _ = reply.send(r.unwrap_or(Err(SfuError::Internal(
+                    "the media worker restarted".into(),
+                ))));
             }
             Command::Leave { id } => {
-                let (board, mut io) = self.split();
-                board.leave(now, id, &mut io);
+                self.guarded(|board, io| board.leave(now, id, io));
             }
             Command::RevokeLease { room, reply } => {
-                let (board, mut io) = self.split();
-                let found = board.revoke_lease(now, &room, &mut io);
-                let _ = reply.send(found);
+                let found = self.guarded(|board, io| board.revoke_lease(now, &room, io));
+                let _ = reply.send(found.unwrap_or(false));
+            }
+            Command::EndSession {
+                room,
+                session,
+                reply,
+            } => {
+                let found = self.guarded(|board, io| board.end_session(now, &room, &session, io));
+                let _ = reply.send(found.unwrap_or(false));
+            }
+            Command::Deny(deny) => {
+                self.guarded(|board, io| board.apply_deny(now, &deny, io));
+            }
+            Command::RestoreLatches(latches) => {
+                self.guarded(|board, io| board.restore_latches(now, &latches, io));
+            }
+            Command::Panic => {
+                self.guarded(|board, _| board.panic_for_tests());
             }
         }
         self.carry_out_events();

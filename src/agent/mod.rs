@@ -46,8 +46,10 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(250);
     let mut failures = 0u32;
     let mut seq_base = 1u64;
+    // One watchdog for the agent's life: its e-stop latch survives reconnections.
+    let mut watchdog = Watchdog::new(opts.deadman);
     loop {
-        match session(&opts, &mut seq_base).await {
+        match session(&opts, &mut watchdog, &mut seq_base).await {
             Ok(()) => {
                 failures = 0;
                 backoff = Duration::from_millis(250);
@@ -94,7 +96,11 @@ async fn token(opts: &AgentOptions) -> anyhow::Result<String> {
 }
 
 /// One connection: publish and obey until it ends.
-async fn session(opts: &AgentOptions, seq_base: &mut u64) -> anyhow::Result<()> {
+async fn session(
+    opts: &AgentOptions,
+    watchdog: &mut Watchdog,
+    seq_base: &mut u64,
+) -> anyhow::Result<()> {
     let token = token(opts).await?;
     let mut client = WebRtcClient::connect(
         &opts.server,
@@ -121,9 +127,26 @@ async fn session(opts: &AgentOptions, seq_base: &mut u64) -> anyhow::Result<()> 
         .pt();
     let apt = client.pt_for(Codec::Opus).context("no Opus")?.pt();
 
-    let mut watchdog = Watchdog::new(opts.deadman);
-    // Whatever we were doing before the reconnect, we start still.
-    opts.sink.emit(&watchdog.current());
+    // Whatever we were doing before the reconnect, we start still (and still latched).
+    opts.sink.emit(&watchdog.reconnected());
+    let ended =
+        publish_and_obey(opts, &mut client, &mut source, vpt, apt, watchdog, seq_base).await;
+    // However the connection ended (the server said goodbye, the socket failed, a bug), losing
+    // it means losing the driver: the motors stop now, not at the next reconnect.
+    stop_now(opts, watchdog);
+    ended
+}
+
+/// The session's loop: media out, control frames and events in, until the connection ends.
+async fn publish_and_obey(
+    opts: &AgentOptions,
+    client: &mut WebRtcClient,
+    source: &mut FrameSource,
+    vpt: str0m::media::Pt,
+    apt: str0m::media::Pt,
+    watchdog: &mut Watchdog,
+    seq_base: &mut u64,
+) -> anyhow::Result<()> {
     let (mut vseq, mut aseq) = (*seq_base, *seq_base);
     let (mut vts, mut ats) = (0u32, 0u32);
     let start = Instant::now();
@@ -179,14 +202,16 @@ async fn session(opts: &AgentOptions, seq_base: &mut u64) -> anyhow::Result<()> 
                     Err(why) => tracing::debug!(?why, "control frame ignored"),
                 },
                 ClientEvent::Event(text) => {
-                    if let Ok(ServerEvent::Estop { latched, .. }) = serde_json::from_str(&text) {
-                        if let Some(d) = watchdog.on_estop(latched) {
-                            opts.sink.emit(&d);
-                        }
+                    let d = match serde_json::from_str(&text) {
+                        Ok(ServerEvent::Estop { latched, .. }) => watchdog.on_estop(latched),
+                        Ok(ServerEvent::Lease { epoch, .. }) => watchdog.on_lease(epoch),
+                        _ => None,
+                    };
+                    if let Some(d) = d {
+                        opts.sink.emit(&d);
                     }
                 }
                 ClientEvent::Disconnected => {
-                    stop_now(opts, &watchdog);
                     *seq_base = vseq.max(aseq) + 1000;
                     return Ok(());
                 }

@@ -4,7 +4,10 @@
 //! upstream misbehaves: the robot stops when no valid frame arrived for `deadman` (default
 //! 300 ms); frames with an epoch older than the newest seen are ignored (a previous lease holder's
 //! late frames); within an epoch only newer sequence numbers count; a stop frame stops at once;
-//! an e-stop latches and holds the robot still until the lease holder clears it.
+//! an e-stop latches and holds the robot still until the lease holder clears it; a lease change
+//! announced on the reliable `events` channel stops it too (the stop frame travels on the
+//! unreliable one and may be lost). The watchdog outlives a reconnection: its e-stop latch is
+//! kept until the room says otherwise, and it starts still.
 //!
 //! Sans-IO: fed frames, e-stop changes and the time; returns [`Drive`] commands. The agent loop
 //! (`agent/mod.rs`) owns the sockets and the sink.
@@ -124,6 +127,34 @@ impl Watchdog {
         Ok(Some(d))
     }
 
+    /// The room announced a lease change (or told us the lease on joining). A newer epoch
+    /// stops the robot: the old driver is gone even if its stop frame was lost.
+    pub fn on_lease(&mut self, epoch: u32) -> Option<Drive> {
+        if epoch <= self.epoch {
+            return None;
+        }
+        self.epoch = epoch;
+        self.last_seq = None;
+        self.last_valid = None;
+        self.set(Drive::still(epoch, DriveReason::Stop))
+    }
+
+    /// The connection to the server was lost and made again: start still, in a room whose
+    /// epochs may have started over (a restarted server), keeping the e-stop latch until the
+    /// room tells us its state.
+    pub fn reconnected(&mut self) -> Drive {
+        self.epoch = 0;
+        self.last_seq = None;
+        self.last_valid = None;
+        let reason = if self.estop {
+            DriveReason::Estop
+        } else {
+            DriveReason::Stop
+        };
+        self.current = Drive::still(0, reason);
+        self.current
+    }
+
     /// The room's e-stop state changed.
     pub fn on_estop(&mut self, latched: bool) -> Option<Drive> {
         self.estop = latched;
@@ -217,5 +248,34 @@ mod tests {
         assert!(w.current().is_still());
         assert_eq!(w.on_estop(false), None);
         assert!(w.on_frame(&drive(1, 3, 100), t0).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_lease_event_stops_the_robot_when_the_stop_frame_was_lost() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(Duration::from_millis(300));
+        w.on_frame(&drive(1, 1, 100), t0).unwrap();
+        let d = w.on_lease(2).expect("stopped");
+        assert_eq!((d.is_still(), d.epoch), (true, 2));
+        assert_eq!(w.on_frame(&drive(1, 2, 100), t0), Err(Ignored::OldEpoch));
+        // The same epoch again (the new holder's frames came first) changes nothing.
+        assert!(w.on_frame(&drive(3, 1, 100), t0).unwrap().is_some());
+        assert_eq!(w.on_lease(3), None);
+        assert_eq!(w.current().linear_x, 100);
+    }
+
+    #[test]
+    fn a_reconnection_keeps_the_latch_and_starts_still() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(Duration::from_millis(300));
+        w.on_frame(&drive(5, 1, 100), t0).unwrap();
+        w.on_estop(true);
+        let d = w.reconnected();
+        assert!(d.is_still());
+        assert!(w.estop_latched(), "the latch survives the reconnection");
+        // A restarted server's epochs begin again at 1: obeyed once the latch is cleared.
+        assert_eq!(w.on_frame(&drive(1, 1, 100), t0), Err(Ignored::Estop));
+        w.on_estop(false);
+        assert!(w.on_frame(&drive(1, 2, 100), t0).unwrap().is_some());
     }
 }

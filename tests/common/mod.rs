@@ -99,6 +99,8 @@ pub fn metric_value(text: &str, name_and_labels: &str) -> f64 {
 #[derive(Default)]
 pub struct RobotLog {
     pub sent: AtomicU64,
+    /// Every video packet sent: when, and whether it starts a keyframe.
+    pub video_sent: Mutex<Vec<(Instant, bool)>>,
     pub keyframe_requests: Mutex<Vec<Instant>>,
     pub control: Mutex<Vec<(Instant, Vec<u8>)>>,
     pub events: Mutex<Vec<String>>,
@@ -108,28 +110,58 @@ pub struct RobotHandle {
     pub log: Arc<RobotLog>,
     stop: Arc<AtomicBool>,
     vanish: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
     pub session_id: String,
 }
 
 impl RobotHandle {
-    /// Stop publishing and leave politely (DELETE).
+    /// Stop publishing and leave politely (DELETE). Fails the test if the robot's task
+    /// panicked or its connection failed on the way.
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
+        expect_clean("robot", self.task.await);
     }
 
     /// Stop publishing and disappear without a goodbye (Wi-Fi roam, crash).
     pub async fn vanish(self) {
         self.vanish.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
+        expect_clean("robot", self.task.await);
+    }
+
+    /// Stop and return how the robot's task ended, for tests in which the server ends it.
+    pub async fn finish(self) -> Result<(), String> {
+        self.stop.store(true, Ordering::SeqCst);
+        flatten(self.task.await)
     }
 }
 
-/// Publish the VP8 test pattern (30 fps) and Opus silence (50 pps) until stopped.
+fn flatten(r: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), String> {
+    match r {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(format!("task cancelled: {e}")),
+    }
+}
+
+/// A helper task's panic fails the test with the panic; its error fails it with the error.
+fn expect_clean(what: &str, r: Result<Result<(), String>, tokio::task::JoinError>) {
+    if let Err(e) = flatten(r) {
+        panic!("{what} task failed: {e}");
+    }
+}
+
+/// Publish the VP8 test pattern (30 fps) and Opus silence (50 pps) until stopped, restarting
+/// the pattern at its keyframe when the SFU asks for one (what an encoder does).
 /// `first_seq` lets a reconnecting robot start its sequence numbers elsewhere.
-pub fn spawn_robot(mut client: WebRtcClient, first_seq: u64) -> RobotHandle {
+pub fn spawn_robot(client: WebRtcClient, first_seq: u64) -> RobotHandle {
+    spawn_robot_with(client, first_seq, false)
+}
+
+/// [`spawn_robot`]; with `keep_gop` the robot ignores keyframe requests and sends a keyframe
+/// only every 30 frames (1 s), so a viewer joining mid-GOP depends on the SFU holding its
+/// video back until the next keyframe.
+pub fn spawn_robot_with(mut client: WebRtcClient, first_seq: u64, keep_gop: bool) -> RobotHandle {
     let log = Arc::new(RobotLog::default());
     let stop = Arc::new(AtomicBool::new(false));
     let vanish = Arc::new(AtomicBool::new(false));
@@ -151,6 +183,8 @@ pub fn spawn_robot(mut client: WebRtcClient, first_seq: u64) -> RobotHandle {
                 let packets = packetize(source.codec, &frame);
                 let n = packets.len();
                 for (i, p) in packets.into_iter().enumerate() {
+                    let key = is_keyframe_start(VideoCodec::Vp8, &p);
+                    l.video_sent.lock().unwrap().push((Instant::now(), key));
                     client.send_packet(true, vp8, vseq, vts, i + 1 == n, p);
                     vseq += 1;
                     l.sent.fetch_add(1, Ordering::SeqCst);
@@ -166,11 +200,19 @@ pub fn spawn_robot(mut client: WebRtcClient, first_seq: u64) -> RobotHandle {
                 next_audio += Duration::from_millis(20);
             }
             let until = next_video.min(next_audio);
-            while let Ok(Some(ev)) = client.next_event(until).await {
+            // An error is the connection failing, not a timeout: it ends the robot and the
+            // test hears of it from `stop`.
+            while let Some(ev) = client
+                .next_event(until)
+                .await
+                .map_err(|e| format!("robot connection: {e}"))?
+            {
                 match ev {
                     ClientEvent::KeyframeRequest => {
                         l.keyframe_requests.lock().unwrap().push(Instant::now());
-                        source.restart_at_keyframe();
+                        if !keep_gop {
+                            source.restart_at_keyframe();
+                        }
                     }
                     ClientEvent::Control(b) => l.control.lock().unwrap().push((Instant::now(), b)),
                     ClientEvent::Event(e) => l.events.lock().unwrap().push(e),
@@ -181,8 +223,9 @@ pub fn spawn_robot(mut client: WebRtcClient, first_seq: u64) -> RobotHandle {
         if v.load(Ordering::SeqCst) {
             client.vanish();
         } else {
-            let _ = client.close().await;
+            client.close().await.map_err(|e| format!("robot DELETE: {e}"))?;
         }
+        Ok(())
     });
     RobotHandle {
         log,
@@ -208,6 +251,8 @@ pub struct ViewerLog {
     pub packets: Mutex<Vec<Received>>,
     pub events: Mutex<Vec<String>>,
     pub control: Mutex<Vec<Vec<u8>>>,
+    /// Messages a data channel refused to take (buffer full or channel closed).
+    pub unwritten: AtomicU64,
 }
 
 pub struct ViewerHandle {
@@ -216,7 +261,7 @@ pub struct ViewerHandle {
     pub session_id: String,
     stop: Arc<AtomicBool>,
     vanish: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
     outbox: tokio::sync::mpsc::UnboundedSender<Outgoing>,
 }
 
@@ -227,16 +272,23 @@ pub enum Outgoing {
 }
 
 impl ViewerHandle {
+    /// Leave politely. Fails the test if the viewer's task panicked or its connection failed.
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
+        expect_clean("viewer", self.task.await);
     }
 
     /// Disappear without a goodbye: no DELETE, no DTLS close, the socket just goes quiet.
     pub async fn vanish(self) {
         self.vanish.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
+        expect_clean("viewer", self.task.await);
+    }
+
+    /// Stop and return how the viewer's task ended, for tests in which the server ends it.
+    pub async fn finish(self) -> Result<(), String> {
+        self.stop.store(true, Ordering::SeqCst);
+        flatten(self.task.await)
     }
 
     /// Wait until an `events` message satisfies `pred`; returns it.
@@ -260,12 +312,19 @@ impl ViewerHandle {
         None
     }
 
+    /// Send a control frame from this viewer. Panics if the viewer's task has ended: a test
+    /// must not believe it sent something that went nowhere.
     pub fn send_control(&self, frame: Vec<u8>) {
-        let _ = self.outbox.send(Outgoing::Control(frame));
+        self.outbox
+            .send(Outgoing::Control(frame))
+            .expect("the viewer is running");
     }
 
+    /// Send an `events` message from this viewer (see [`send_control`](Self::send_control)).
     pub fn send_event(&self, json: &str) {
-        let _ = self.outbox.send(Outgoing::Event(json.to_string()));
+        self.outbox
+            .send(Outgoing::Event(json.to_string()))
+            .expect("the viewer is running");
     }
 
     pub fn video(&self) -> Vec<Received> {
@@ -312,13 +371,20 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
         let vp8 = client.pt_for(Codec::Vp8).map(|x| x.pt());
         while !s.load(Ordering::SeqCst) {
             while let Ok(out) = inbox.try_recv() {
-                match out {
+                let written = match out {
                     Outgoing::Control(f) => client.send_control(&f),
                     Outgoing::Event(e) => client.send_event(&e),
                 };
+                // The unreliable channel may refuse when its buffer is full (counted by the
+                // tests that flood it); the reliable one must take everything.
+                l.unwritten.fetch_add(u64::from(!written), Ordering::SeqCst);
             }
             let deadline = Instant::now() + Duration::from_millis(10);
-            while let Ok(Some(ev)) = client.next_event(deadline).await {
+            while let Some(ev) = client
+                .next_event(deadline)
+                .await
+                .map_err(|e| format!("viewer connection: {e}"))?
+            {
                 match ev {
                     ClientEvent::Rtp(p) => {
                         let video = Some(p.header.payload_type) == vp8;
@@ -339,8 +405,9 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
         if v.load(Ordering::SeqCst) {
             client.vanish();
         } else {
-            let _ = client.close().await;
+            client.close().await.map_err(|e| format!("viewer DELETE: {e}"))?;
         }
+        Ok(())
     });
     ViewerHandle {
         log,
@@ -375,4 +442,20 @@ pub async fn spawn_viewer_client_ready(mut client: WebRtcClient) -> ViewerHandle
         .await
         .expect("viewer connects");
     spawn_viewer_client(client, joined)
+}
+
+/// Poll `cond` every 10 ms until it holds or `within` passes; whether it held. Tests wait for
+/// what they expect instead of sleeping a fixed time (a busy 2-core machine is slow, and a
+/// fixed sleep is either flaky or wasteful).
+pub async fn wait_until(within: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
