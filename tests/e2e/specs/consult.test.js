@@ -13,7 +13,8 @@ import {
 } from '../lib/browser.js';
 
 const PASSWORD = 'correct-horse-battery';
-const OBSERVER_DROPS = 'bedside_control_frames_dropped_total{reason="observer"}';
+/** @type {[string, Record<string, string>]} */
+const OBSERVER_DROPS = ['bedside_control_frames_dropped_total', { reason: 'observer' }];
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -213,7 +214,7 @@ test('frames forged on the observer page are dropped by the SFU', { timeout: 60_
   const { observer, robot } = pages;
   await screenshot(observer, 'consult-observer');
   await sleep(500); // let the doctor's last frames land
-  const dropsBefore = await server.metric(OBSERVER_DROPS);
+  const dropsBefore = await server.metric(...OBSERVER_DROPS);
   const robotBefore = await robotDrive(robot);
   const sent = await observer.evaluate(async () => {
     const { encode, driveFrame } = await import('/js/control_frame.js');
@@ -231,7 +232,7 @@ test('frames forged on the observer page are dropped by the SFU', { timeout: 60_
   });
   assert.equal(sent, 30, 'the observer page could write to its control channel');
   const drops = await until('the SFU counts the observer drops', async () => {
-    const v = await server.metric(OBSERVER_DROPS);
+    const v = await server.metric(...OBSERVER_DROPS);
     return v >= dropsBefore + sent ? v : null;
   }, 10_000);
   assert.ok(drops >= dropsBefore + sent);
