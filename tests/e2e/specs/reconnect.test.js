@@ -32,10 +32,6 @@ before(async () => {
 });
 
 after(async () => {
-  const errors = Object.values(pages).flatMap((p) => p.errors)
-    // Expected while the server is down or restarting.
-    .filter((e) => !/HTTP (404 DELETE \/sessions\/|502|503)/.test(e));
-  if (errors.length) console.log(`browser errors:\n${errors.join('\n')}`);
   if (browser) await browser.close();
   if (server) await server.stop();
 });
