@@ -1,16 +1,26 @@
 // Headless Chromium for the end-to-end tests: the system Chromium (never a downloaded one), fake
-// camera and microphone, loopback WebRTC. Plus the checks every spec needs: "this page decodes
-// video", "wait until".
+// camera and microphone, loopback WebRTC. Plus what every spec needs: `browserTest` (a test that
+// fails on page errors and HTTP errors), logging in through the form, "this page decodes video",
+// "wait until", layout checks, screenshots.
 //
-// Not here: the server (server.js).
+// Not here: the server (server.js), seeding (seed.js), metrics (metrics.js).
 
+import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PASSWORD } from './seed.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const SCREENSHOTS = resolve(here, '../../../docs/screenshots');
+/**
+ * Where screenshots go: the git-ignored `tests/e2e/out/screenshots` by default, so a test run
+ * never changes the committed pictures; `BEDSIDE_SCREENSHOTS=docs` refreshes `docs/screenshots`
+ * on purpose.
+ */
+export const SCREENSHOTS = process.env.BEDSIDE_SCREENSHOTS === 'docs'
+  ? resolve(here, '../../../docs/screenshots')
+  : resolve(here, '../out/screenshots');
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -32,8 +42,79 @@ export async function launch() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
 }
 
+// --- page problems --------------------------------------------------------------------------------
+
 /**
- * A new page in its own context (own storage: one login per person).
+ * Something a page should never see: an uncaught error or an HTTP status >= 400.
+ * @typedef {object} PageProblem
+ * @property {string} page the name given to `newPage`
+ * @property {string} what e.g. `HTTP 404 DELETE /sessions/…` or `page error: …`
+ */
+
+/** @type {PageProblem[]} every problem of every page of this spec file, in order */
+const problems = [];
+/** Problems before this index were judged by an earlier test. */
+let judged = 0;
+
+/** @param {PageProblem} p */
+const show = (p) => `${p.page}: ${p.what}`;
+
+/**
+ * The problems since the last check that `allow` does not list; marks them judged.
+ * @param {RegExp[]} allow matched against `<page name>: <what>`
+ */
+export function unexpectedPageProblems(allow = []) {
+  return judgePageProblems(allow).unexpected;
+}
+
+/**
+ * The problems since the last check, split by `allow`; marks them judged.
+ * @param {RegExp[]} allow matched against `<page name>: <what>`
+ */
+function judgePageProblems(allow) {
+  const fresh = problems.slice(judged).map(show);
+  judged = problems.length;
+  return {
+    allowed: fresh.filter((p) => allow.some((re) => re.test(p))),
+    unexpected: fresh.filter((p) => !allow.some((re) => re.test(p))),
+  };
+}
+
+/**
+ * node:test's `test` for browser specs: the test also fails when any page of the spec raised an
+ * uncaught error, crashed or got an HTTP status >= 400 while it ran (or since the previous test
+ * ended), unless `opts.allow` lists it. `allow` is for what a test provokes on purpose: each
+ * pattern is matched against `<page name>: HTTP <status> <METHOD> <path>` or
+ * `<page name>: page error: <message>`.
+ * @param {string} name
+ * @param {{timeout?: number, allow?: RegExp[]}} opts
+ * @param {() => Promise<void>} fn
+ */
+export function browserTest(name, opts, fn) {
+  const { allow = [], ...testOpts } = opts;
+  return test(name, testOpts, async (t) => {
+    // Problems that came after the previous test's check are judged with this one.
+    /** @type {unknown} */
+    let failure = null;
+    try {
+      await fn();
+    } catch (e) {
+      failure = e;
+    }
+    const { allowed, unexpected: bad } = judgePageProblems(allow);
+    for (const p of allowed) t.diagnostic(`allowed: ${p}`);
+    const report = bad.length ? `browser problems during this test:\n  ${bad.join('\n  ')}` : '';
+    if (failure) {
+      if (report && failure instanceof Error) failure.message += `\n${report}`;
+      throw failure;
+    }
+    if (report) throw new Error(report);
+  });
+}
+
+/**
+ * A new page in its own context (own storage: one login per person). Its uncaught errors and
+ * HTTP errors are recorded for `browserTest`.
  * @param {import('playwright-core').Browser} browser
  * @param {{width?: number, height?: number, name: string}} opts
  */
@@ -45,13 +126,41 @@ export async function newPage(browser, opts) {
     permissions: ['camera', 'microphone'],
   });
   const page = await context.newPage();
-  /** @type {string[]} */
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(`${opts.name}: ${e.message}`));
+  const name = opts.name;
+  page.on('pageerror', (e) => problems.push({ page: name, what: `page error: ${e.message}` }));
+  page.on('crash', () => problems.push({ page: name, what: 'page error: crashed' }));
   page.on('response', (r) => {
-    if (r.status() >= 400) errors.push(`${opts.name}: HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+    if (r.status() >= 400) problems.push({ page: name, what: `HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}` });
   });
-  return Object.assign(page, { errors });
+  return page;
+}
+
+// --- logging in ---------------------------------------------------------------------------------
+
+/**
+ * Fill in the login form and submit it (no waiting: the caller knows what should happen).
+ * @param {import('playwright-core').Page} page
+ * @param {string} username
+ * @param {string} [password]
+ */
+export async function submitLogin(page, username, password = PASSWORD) {
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.click('#login-submit');
+}
+
+/**
+ * Open `path` (a consult link survives the login), log in through the form and wait until the
+ * console shows who is logged in.
+ * @param {import('playwright-core').Page} page
+ * @param {string} base the server's URL
+ * @param {string} username a seeded user (seed.js PASSWORD)
+ * @param {{path?: string}} [opts]
+ */
+export async function login(page, base, username, opts = {}) {
+  await page.goto(`${base}${opts.path || '/'}`);
+  await submitLogin(page, username);
+  await page.waitForSelector('#whoami', { timeout: 15_000 });
 }
 
 /**
@@ -60,7 +169,7 @@ export async function newPage(browser, opts) {
  * @param {string} what
  * @param {() => Promise<T>|T} f
  * @param {number} [timeoutMs]
- * @returns {Promise<T>}
+ * @returns {Promise<NonNullable<T>>}
  */
 export async function until(what, f, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
@@ -69,7 +178,7 @@ export async function until(what, f, timeoutMs = 20_000) {
   for (;;) {
     try {
       const v = await f();
-      if (v) return v;
+      if (v) return /** @type {NonNullable<T>} */ (v);
       last = v;
     } catch (e) {
       last = e;
@@ -120,7 +229,7 @@ export async function expectDecoding(page, who) {
 }
 
 /**
- * Save a PNG to docs/screenshots, scrolled to the top (the view a person gets first).
+ * Save a PNG to SCREENSHOTS, scrolled to the top (the view a person gets first).
  * @param {import('playwright-core').Page} page
  * @param {string} name without extension
  * @param {{fullPage?: boolean}} [opts]
@@ -129,6 +238,53 @@ export async function screenshot(page, name, opts = {}) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: resolve(SCREENSHOTS, `${name}.png`), fullPage: !!opts.fullPage });
+}
+
+/**
+ * What is wrong with the layout at the current viewport: the page scrolls sideways, or one of
+ * `selectors` is missing, not rendered, sticks out of the viewport's width, is covered by
+ * something else where a tap would land (its centre, once scrolled into view), or is smaller
+ * than a 24 px tap target (WCAG 2.5.8). Empty when all is well.
+ * @param {import('playwright-core').Page} page
+ * @param {string[]} selectors
+ * @returns {Promise<string[]>}
+ */
+export async function layoutProblems(page, selectors) {
+  const out = await page.evaluate((sels) => {
+    /** @type {string[]} */
+    const found = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) {
+      found.push(`the page scrolls sideways (scrollWidth ${root.scrollWidth} > clientWidth ${root.clientWidth})`);
+    }
+    /** @param {Element|null} el */
+    const describe = (el) => (el ? `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''}` : 'nothing');
+    for (const sel of sels) {
+      const el = document.querySelector(sel);
+      if (!el) {
+        found.push(`${sel}: missing`);
+        continue;
+      }
+      el.scrollIntoView({ block: 'center', inline: 'nearest' });
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) {
+        found.push(`${sel}: not rendered`);
+        continue;
+      }
+      if (r.left < -0.5 || r.right > root.clientWidth + 0.5) {
+        found.push(`${sel}: sticks out sideways (${Math.round(r.left)}..${Math.round(r.right)} of ${root.clientWidth})`);
+      }
+      if (r.top < -0.5 || r.bottom > window.innerHeight + 0.5) {
+        found.push(`${sel}: cannot be brought into view (${Math.round(r.top)}..${Math.round(r.bottom)} of ${window.innerHeight})`);
+      }
+      if (r.width < 24 || r.height < 24) found.push(`${sel}: too small to tap (${Math.round(r.width)}x${Math.round(r.height)})`);
+      const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      if (!hit || !(hit === el || el.contains(hit))) found.push(`${sel}: covered by ${describe(hit)}`);
+    }
+    window.scrollTo(0, 0);
+    return found;
+  }, selectors);
+  return out;
 }
 
 /**

@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseMetrics } from './metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The binary: $BEDSIDE_BIN, else target/debug/bedside of this checkout. */
@@ -227,23 +228,35 @@ export class Server {
     return new ApiUser(this.base, body);
   }
 
-  /** Prometheus text from /metrics. */
+  /** The samples of `GET /metrics`, parsed (lib/metrics.js). */
   async metrics() {
-    return (await fetch(`${this.base}/metrics`)).text();
+    const resp = await fetch(`${this.base}/metrics`);
+    if (!resp.ok) throw new Error(`GET /metrics -> ${resp.status}`);
+    return parseMetrics(await resp.text());
   }
 
   /**
    * One sample's value, 0 when absent.
-   * @param {string} nameAndLabels e.g. `bedside_control_frames_dropped_total{reason="observer"}`
+   * @param {string} name e.g. `bedside_control_frames_dropped_total`
+   * @param {Record<string, string>} [labels] e.g. `{reason: 'observer'}`
    */
-  async metric(nameAndLabels) {
-    const text = await this.metrics();
-    for (const line of text.split('\n')) {
-      if (line.startsWith('#')) continue;
-      const i = line.lastIndexOf(' ');
-      if (i > 0 && line.slice(0, i) === nameAndLabels) return Number(line.slice(i + 1));
-    }
-    return 0;
+  async metric(name, labels = {}) {
+    return (await this.metrics()).value(name, labels);
+  }
+
+  /**
+   * A publish token for a robot, asked the way the robot page asks (its credential).
+   * @param {string} robotId
+   * @param {string} credential
+   * @returns {Promise<{room: string, token: string}>}
+   */
+  async publishToken(robotId, credential) {
+    const resp = await fetch(`${this.base}/api/robots/${robotId}/publish-token`, {
+      method: 'POST', headers: { Authorization: `Robot ${credential}` },
+    });
+    const body = await resp.json();
+    if (!resp.ok) throw new ApiClientError(resp.status, body, `publish token for ${robotId}`);
+    return body;
   }
 }
 

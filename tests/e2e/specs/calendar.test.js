@@ -1,87 +1,108 @@
 // Login, robots and the booking calendar in a real browser against the real binary: a doctor
 // logs in (after a wrong password), books a slot, hits a conflict, invites a consultant and an
-// observer, cancels a booking; a student sees the booking they are invited to and cannot book.
-import { test, before, after } from 'node:test';
+// observer, cancels a booking; a student sees the booking they are invited to and can book
+// nothing, not even through the API; the calendar works on a phone.
+//
+// Each test starts from the seeded data only (not from what an earlier test booked), so one
+// failure does not take the others with it.
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, iso, ADMIN_USERNAME, ADMIN_PASSWORD } from '../lib/server.js';
-import { launch, newPage, until, screenshot, text } from '../lib/browser.js';
-
-const PASSWORD = 'correct-horse-battery';
+import { startServer, iso } from '../lib/server.js';
+import { seed } from '../lib/seed.js';
+import {
+  launch, newPage, browserTest, login, submitLogin, until, screenshot, text, layoutProblems,
+  unexpectedPageProblems,
+} from '../lib/browser.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
 /** @type {import('playwright-core').Browser} */
 let browser;
-/** @type {Record<string, any>} */
-const seed = {};
-/** @type {Awaited<ReturnType<typeof newPage>>[]} */
-const pages = [];
+/** @type {Awaited<ReturnType<typeof seed>>} */
+let world;
 
-/** Tomorrow at hh:mm UTC (the browser runs in UTC too). */
-function tomorrowAt(hh, mm) {
+/**
+ * The day every test books on: tomorrow (UTC, like the browsers), computed once, so a run that
+ * crosses midnight does not compare two different "tomorrows".
+ */
+const DAY = (() => {
   const d = new Date();
-  d.setUTCDate(d.getUTCDate() + 1);
-  d.setUTCHours(hh, mm, 0, 0);
-  return d;
-}
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
+})();
+/** "2030-01-02", the value of a date input for DAY. */
+const DAY_VALUE = new Date(DAY).toISOString().slice(0, 10);
+
+/**
+ * DAY at hh:mm UTC, ms since the epoch.
+ * @param {number} hh
+ * @param {number} mm
+ */
+const at = (hh, mm) => DAY + (hh * 60 + mm) * 60_000;
 
 before(async () => {
   server = await startServer();
-  const admin = await server.login(ADMIN_USERNAME, ADMIN_PASSWORD);
-  seed.ana = await admin.createUser('ana', 'Dr Ana Lima', 'doctor', PASSWORD);
-  seed.ben = await admin.createUser('ben', 'Dr Ben Adler', 'doctor', PASSWORD);
-  seed.sam = await admin.createUser('sam', 'Sam Student', 'student', PASSWORD);
-  seed.r1 = (await admin.createRobot('Rounds-1', 'Cardiology 3B', 'Tablet robot')).robot;
-  seed.r2 = (await admin.createRobot('Rounds-2', 'ICU', 'Wheeled robot with zoom camera')).robot;
-  // Someone else's booking that Ana's will collide with.
-  const ben = await server.login('ben', PASSWORD);
-  const t = tomorrowAt(10, 0).getTime();
-  seed.benBooking = await ben.call('POST', '/api/bookings', { robot_id: seed.r1.id, starts_at: iso(t), ends_at: iso(t + 3600_000) });
+  world = await seed(server, {
+    users: {
+      ana: ['Dr Ana Lima', 'doctor'],
+      ben: ['Dr Ben Adler', 'doctor'],
+      sam: ['Sam Student', 'student'],
+    },
+    robots: {
+      r1: ['Rounds-1', 'Cardiology 3B', 'Tablet robot'],
+      r2: ['Rounds-2', 'ICU', 'Wheeled robot with zoom camera'],
+    },
+    bookings: {
+      // Someone else's booking that Ana's will collide with.
+      benTen: { robot: 'r1', doctor: 'ben', from: at(10, 0), minutes: 60 },
+      // The one the student is invited to.
+      benEight: { robot: 'r1', doctor: 'ben', from: at(8, 0), minutes: 30, observers: ['sam'] },
+    },
+  });
   browser = await launch();
 });
 
 after(async () => {
-  // Expected: the wrong password (401) and the conflicting booking (409).
-  const errors = pages.flatMap((p) => p.errors).filter((e) => !/HTTP (401 POST \/api\/auth\/login|409 POST \/api\/bookings)$/.test(e));
-  if (errors.length) console.log(`browser errors:\n${errors.join('\n')}`);
+  // Whatever a page did after the last test's check.
+  const left = unexpectedPageProblems();
   if (browser) await browser.close();
   if (server) await server.stop();
+  if (left.length) throw new Error(`browser problems after the last test:\n  ${left.join('\n  ')}`);
 });
 
 /**
+ * Show the calendar week that contains DAY (tomorrow is next week on a Sunday).
  * @param {import('playwright-core').Page} page
- * @param {string} username
- * @param {string} password
  */
-async function login(page, username, password) {
-  await page.goto(`${server.base}/`);
-  await page.fill('#username', username);
-  await page.fill('#password', password);
-  await page.click('#login-submit');
+async function showWeekOfDay(page) {
+  const column = page.locator(`.cal-day[data-date="${DAY_VALUE}"]`);
+  await page.waitForSelector('.cal-day');
+  if ((await column.count()) === 0) await page.click('button[aria-label="Next week"]');
+  await column.waitFor();
 }
 
-test('a doctor books, hits a conflict, invites and cancels through the calendar', { timeout: 90_000 }, async () => {
+browserTest('a doctor books, hits a conflict, invites and cancels through the calendar', {
+  timeout: 90_000,
+  // Provoked: the wrong password, and the booking that overlaps Ben's.
+  allow: [/^ana: HTTP 401 POST \/api\/auth\/login$/, /^ana: HTTP 409 POST \/api\/bookings$/],
+}, async () => {
+  const { users } = world;
   const page = await newPage(browser, { name: 'ana' });
-  pages.push(page);
 
-  await login(page, 'ana', 'not-the-password');
+  await page.goto(`${server.base}/`);
+  await submitLogin(page, 'ana', 'not-the-password');
   await until('a wrong password is explained', async () => (await text(page, '#login-error')).includes('wrong password'));
-  await page.fill('#password', PASSWORD);
-  await page.click('#login-submit');
+  await submitLogin(page, 'ana');
   await page.waitForSelector('#robots li');
   assert.match(await text(page, '#whoami'), /Dr Ana Lima/);
   assert.equal(await page.locator('#robots li').count(), 2);
   assert.match(await text(page, '#robots'), /Rounds-2.*ICU/s);
 
   // Overlaps Ben's 10:00-11:00: refused, with the reason in words.
-  const conflict = tomorrowAt(10, 30);
-  await page.fill('#book-date', conflict.toISOString().slice(0, 10));
+  await page.fill('#book-date', DAY_VALUE);
   await page.fill('#book-time', '10:30');
   await page.selectOption('#book-duration', '60');
   await page.click('#book-submit');
-  await until('the conflict is explained', async () => (await text(page, '#book-error')).includes('overlaps another booking'));
-  // Ben's booking shows as anonymous busy time.
-  await page.waitForSelector('.cal-event.busy');
+  await until('the conflict is explained', async () => /overlaps another booking \(.*10:00.11:00\)/.test(await text(page, '#book-error')));
 
   // 13:00-14:00 works.
   await page.fill('#book-time', '13:00');
@@ -94,6 +115,9 @@ test('a doctor books, hits a conflict, invites and cancels through the calendar'
   assert.equal(await text(page, '#book-error'), '');
   await page.waitForSelector('#booking-details #invite-consultant');
   assert.match(await text(page, '#details-when'), /13:00.*14:00/);
+  // The calendar now shows that day's week: Ben's bookings are anonymous busy time there.
+  await until('Ben\'s two bookings show as busy', async () => (await page.locator(`.cal-day[data-date="${DAY_VALUE}"] .cal-event.busy`).count()) === 2);
+  assert.doesNotMatch(await text(page, '#calendar'), /Ben/, 'no names on other people\'s bookings');
 
   // Invite a consultant and an observer.
   await page.selectOption('#invite-consultant', { label: 'Dr Ben Adler' });
@@ -103,17 +127,17 @@ test('a doctor books, hits a conflict, invites and cancels through the calendar'
   await page.click('#invite-observer-submit');
   await until('the observer is listed', async () => (await text(page, '#invitees')).includes('Sam Student'));
 
-  const ana = await server.login('ana', PASSWORD);
-  const booking = await ana.call('GET', `/api/bookings/${bookingId}`);
-  assert.equal(booking.starts_at, iso(tomorrowAt(13, 0).getTime()));
-  assert.equal(booking.ends_at, iso(tomorrowAt(14, 0).getTime()));
+  const booking = await users.ana.api.call('GET', `/api/bookings/${bookingId}`);
+  assert.equal(booking.starts_at, iso(at(13, 0)));
+  assert.equal(booking.ends_at, iso(at(14, 0)));
   assert.equal(booking.note, 'Ward round, bed 4');
   assert.deepEqual(booking.invitations.map((/** @type {any} */ i) => [i.user_id, i.role]).sort(), [
-    [seed.ben.id, 'consultant'], [seed.sam.id, 'observer'],
+    [users.ben.id, 'consultant'], [users.sam.id, 'observer'],
   ].sort());
   // It is in "Your bookings", not yet joinable.
   await until('listed under your bookings', async () => (await page.locator(`#my-bookings li[data-booking-id="${bookingId}"]`).count()) === 1);
   assert.match(await text(page, `#my-bookings li[data-booking-id="${bookingId}"]`), /opens /);
+  assert.equal(await page.locator(`#my-bookings li[data-booking-id="${bookingId}"] button.join`).count(), 0);
   await screenshot(page, 'calendar', { fullPage: true });
 
   // A second booking, cancelled again.
@@ -123,38 +147,82 @@ test('a doctor books, hits a conflict, invites and cancels through the calendar'
   await page.click('#book-submit');
   await until('the second booking is selected', async () => (await text(page, '#details-when')).includes('15:00'));
   const secondId = await page.locator('.cal-event.selected').getAttribute('data-booking-id');
-  await page.click("#cancel-booking");
+  assert.ok(secondId && secondId !== bookingId);
+  await page.click('#cancel-booking');
   await page.click('#cancel-confirm');
   await until('shown as cancelled', async () => (await text(page, '#details-status')) === 'cancelled');
-  assert.equal((await ana.call('GET', `/api/bookings/${secondId}`)).status, 'cancelled');
+  assert.equal((await users.ana.api.call('GET', `/api/bookings/${secondId}`)).status, 'cancelled');
   // The slot is free again: booking it once more works.
   await page.click('#book-submit');
   await until('rebooked', async () => (await page.locator('.cal-event:not(.busy):not(.cancelled)').count()) === 2);
-  seed.bookingId = bookingId;
+  const live = (await users.ana.api.call('GET', `/api/bookings?robot_id=${world.robots.r1.id}&mine=true&from=${iso(at(0, 0))}`))
+    .filter((/** @type {any} */ b) => b.status === 'confirmed').map((/** @type {any} */ b) => b.starts_at).sort();
+  assert.deepEqual(live, [iso(at(13, 0)), iso(at(15, 0))]);
 });
 
-test('a student sees the booking they are invited to and cannot book', { timeout: 60_000 }, async () => {
+browserTest('a student sees the booking they are invited to and can book nothing, not even through the API', {
+  timeout: 60_000,
+  // Provoked: the booking and the cancellation the student tries through the API.
+  allow: [/^sam: HTTP 403 POST \/api\/bookings$/, /^sam: HTTP 403 POST \/api\/bookings\/[^/]+\/cancel$/],
+}, async () => {
+  const { bookings, robots } = world;
   const page = await newPage(browser, { name: 'sam' });
-  pages.push(page);
-  await login(page, 'sam', PASSWORD);
-  const item = page.locator(`#my-bookings li[data-booking-id="${seed.bookingId}"]`);
+  await login(page, server.base, 'sam');
+  const item = page.locator(`#my-bookings li[data-booking-id="${bookings.benEight.id}"]`);
   await item.waitFor();
   assert.match(await item.textContent() || '', /observer/i);
   assert.equal(await page.locator('#booking-form').count(), 0, 'no booking form for students');
-  await page.locator(`.cal-event[data-booking-id="${seed.bookingId}"]`).click();
+  await showWeekOfDay(page);
+  await page.locator(`.cal-event[data-booking-id="${bookings.benEight.id}"]`).click();
   await page.waitForSelector('#details-when');
   assert.equal(await page.locator('#cancel-booking').count(), 0, 'students cannot cancel');
   assert.equal(await page.locator('#invite-consultant').count(), 0, 'students cannot invite');
+
+  // Without the form, the API still has to say no: the student's own access token, from the page.
+  const attempt = await page.evaluate(async ({ robotId, startsAt, endsAt, bookingId }) => {
+    const auth = JSON.parse(sessionStorage.getItem('bedside.auth') || 'null');
+    if (!auth) return { error: 'not logged in' };
+    const headers = { Authorization: `Bearer ${auth.accessToken}`, 'Content-Type': 'application/json' };
+    const book = await fetch('/api/bookings', {
+      method: 'POST', headers, body: JSON.stringify({ robot_id: robotId, starts_at: startsAt, ends_at: endsAt }),
+    });
+    const cancel = await fetch(`/api/bookings/${bookingId}/cancel`, { method: 'POST', headers });
+    return { book: book.status, bookBody: await book.json(), cancel: cancel.status };
+  }, { robotId: robots.r2.id, startsAt: iso(at(16, 0)), endsAt: iso(at(17, 0)), bookingId: bookings.benEight.id });
+  assert.equal(attempt.book, 403, `a student's booking is refused (${JSON.stringify(attempt)})`);
+  assert.equal(attempt.bookBody && attempt.bookBody.error, 'forbidden');
+  assert.equal(attempt.cancel, 403, 'a student cannot cancel the booking they observe');
+  // And nothing was booked or cancelled.
+  const busy = await world.users.ben.api.call('GET', `/api/robots/${robots.r2.id}/busy?from=${iso(at(0, 0))}&to=${iso(at(24, 0))}`);
+  assert.deepEqual(busy, [], 'the student\'s booking attempt left no booking behind');
+  assert.equal((await world.users.ben.api.call('GET', `/api/bookings/${bookings.benEight.id}`)).status, 'confirmed');
+
   // Logging out returns to the login page.
   await page.click('#logout');
   await page.waitForSelector('#username');
 });
 
-test('the calendar is usable on a phone', { timeout: 30_000 }, async () => {
-  const page = await newPage(browser, { name: 'ana-phone', width: 390, height: 844 });
-  pages.push(page);
-  await login(page, 'ana', PASSWORD);
+browserTest('the calendar is usable on a phone', { timeout: 60_000 }, async () => {
+  const page = await newPage(browser, { name: 'ben-phone', width: 390, height: 844 });
+  await login(page, server.base, 'ben');
   await page.waitForSelector('#robots li');
-  await page.waitForSelector('#my-bookings li[data-booking-id]');
+  await page.waitForSelector(`#my-bookings li[data-booking-id="${world.bookings.benTen.id}"]`);
+  await showWeekOfDay(page);
+  const controls = [
+    '#logout', '#my-bookings li', '#robots li button', 'button[aria-label="Next week"]', '#calendar',
+    `.cal-event[data-booking-id="${world.bookings.benTen.id}"]`, '#book-date', '#book-time', '#book-duration', '#book-note', '#book-submit',
+  ];
+  assert.deepEqual(await layoutProblems(page, controls), [], 'nothing sticks out, hides or is too small on a 390 px screen');
   await screenshot(page, 'calendar-phone');
+
+  // And it works there: a booking made with taps on the phone.
+  await page.fill('#book-date', DAY_VALUE);
+  await page.fill('#book-time', '17:00');
+  await page.selectOption('#book-duration', '30');
+  await page.click('#book-submit');
+  await until('the phone booking is selected', async () => (await text(page, '#details-when')).includes('17:00'));
+  const id = await page.locator('.cal-event.selected').getAttribute('data-booking-id');
+  const b = await world.users.ben.api.call('GET', `/api/bookings/${id}`);
+  assert.equal(b.starts_at, iso(at(17, 0)));
+  assert.deepEqual(await layoutProblems(page, ['#booking-details', '#cancel-booking']), [], 'the details fit too');
 });
