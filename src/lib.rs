@@ -4,10 +4,12 @@
 //! - [`agent`]: `bedside robot`, the headless robot agent with its watchdog.
 //! - [`media_node`]: `bedside sfu`, a media node alone for clusters.
 //! - [`web`]: the embedded browser client.
+//! - [`http_server`]: the HTTP listener all of them use (header timeout, connection cap).
 //!
 //! Not here: flag parsing (`main.rs`), or any media or booking logic (the `sfu` and `api` crates).
 
 pub mod agent;
+pub mod http_server;
 pub mod media_node;
 pub mod serve;
 pub mod web;

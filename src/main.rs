@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bedside::agent::{sink::Sink, AgentOptions};
+use bedside::http_server::HttpLimits;
 use bedside::media_node::MediaNodeOptions;
 use bedside::serve::{Parts, ServeOptions};
 use bedside_api::{create_admin, Api, ApiConfig};
@@ -90,6 +91,29 @@ struct MediaArgs {
     max_viewers_per_worker: usize,
 }
 
+/// HTTP listener flags, the same for every server subcommand.
+#[derive(Args)]
+struct HttpArgs {
+    /// Serve /metrics on this address only (e.g. 10.0.0.5:9100), not on the public port.
+    #[arg(long, env = "BEDSIDE_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Open HTTP connections at most; more are closed at once.
+    #[arg(long, env = "BEDSIDE_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has to send its request headers.
+    #[arg(long, env = "BEDSIDE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+        }
+    }
+}
+
 #[derive(Args)]
 struct ServeArgs {
     #[command(flatten)]
@@ -97,6 +121,8 @@ struct ServeArgs {
     /// HTTP address (API, WHIP/WHEP, web client, /metrics).
     #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    #[command(flatten)]
+    http_opts: HttpArgs,
     #[command(flatten)]
     media: MediaArgs,
     /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
@@ -109,6 +135,8 @@ struct SfuArgs {
     /// HTTP address for WHIP/WHEP, /metrics and /healthz.
     #[arg(long, env = "BEDSIDE_HTTP", default_value = "127.0.0.1:8090")]
     http: SocketAddr,
+    #[command(flatten)]
+    http_opts: HttpArgs,
     #[command(flatten)]
     media: MediaArgs,
     /// The API's JWKS document, e.g. http://bedside-api:8080/.well-known/jwks.json
@@ -198,6 +226,8 @@ async fn main() -> anyhow::Result<()> {
                 udp_port: a.media.udp_port,
                 workers: a.media.workers.unwrap_or_else(cores),
                 max_viewers_per_worker: a.media.max_viewers_per_worker,
+                metrics_addr: a.http_opts.metrics_addr,
+                http_limits: a.http_opts.limits(),
                 jwks_url: a.jwks_url,
                 jwks_refresh: Duration::from_secs(a.jwks_refresh_secs.max(10)),
             })
@@ -270,6 +300,8 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
             max_viewers_per_worker: a.media.max_viewers_per_worker,
             data_dir: a.data.data_dir,
             public_url: a.public_url,
+            metrics_addr: a.http_opts.metrics_addr,
+            http_limits: a.http_opts.limits(),
         },
         parts,
     )
@@ -278,13 +310,9 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
         "Bedside is running. Open http://{}/ in a browser.",
         running.http
     );
-    tokio::select! {
-        r = running.wait() => r,
-        _ = tokio::signal::ctrl_c() => {
-            println!("shutting down");
-            Ok(())
-        }
-    }
+    running
+        .serve_until(bedside::serve::shutdown_signal())
+        .await
 }
 
 fn init_logging(format: LogFormat) {

@@ -24,6 +24,10 @@ pub struct MediaNodeOptions {
     pub workers: usize,
     /// See `SfuConfig::max_viewers_per_worker`.
     pub max_viewers_per_worker: usize,
+    /// Serve `/metrics` here instead of on the public port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Header timeout and connection cap of the HTTP listener.
+    pub http_limits: crate::http_server::HttpLimits,
     pub jwks_url: String,
     pub jwks_refresh: Duration,
 }
@@ -62,11 +66,32 @@ pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
             }
         }
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .merge(bedside_sfu::signalling::router(sfu.clone()))
         .route("/healthz", get(|| async { "ok" }));
+    let metrics = bedside_sfu::signalling::metrics_router(sfu.clone());
+    match opts.metrics_addr {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            tokio::spawn(crate::http_server::serve(
+                l,
+                metrics,
+                opts.http_limits,
+                std::future::pending(),
+                Duration::ZERO,
+            ));
+        }
+        None => app = app.merge(metrics),
+    }
     let listener = tokio::net::TcpListener::bind(opts.http).await?;
     println!("Bedside media node on http://{}/", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    crate::http_server::serve(
+        listener,
+        app,
+        opts.http_limits,
+        crate::serve::shutdown_signal(),
+        Duration::from_secs(5),
+    )
+    .await?;
     Ok(())
 }

@@ -15,6 +15,12 @@ use anyhow::Context;
 use axum::Router;
 use bedside_api::{Api, ApiConfig};
 use bedside_sfu::{Metrics, RoomEvent, RoomEventHook, Sfu, SfuConfig};
+use tokio::sync::watch;
+
+use crate::http_server::{self, HttpLimits};
+
+/// How long requests in flight may take to finish at shutdown.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct ServeOptions {
     pub http: SocketAddr,
@@ -27,22 +33,70 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Base URL clients use; defaults to `http://{http}`.
     pub public_url: Option<String>,
+    /// Serve `/metrics` here instead of on the public port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Header timeout and connection cap of the HTTP listeners.
+    pub http_limits: HttpLimits,
 }
 
 /// A running server: its address and a handle to stop it.
 pub struct Running {
     pub http: SocketAddr,
+    /// Where `/metrics` is served when it has an address of its own.
+    pub metrics: Option<SocketAddr>,
     /// `None` when running the API alone.
     pub sfu: Option<Sfu>,
     pub api: Api,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl Running {
-    /// Serve until the task ends (it does not, short of an I/O error).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    /// Serve until `signal` resolves (SIGTERM, Ctrl-C), then stop accepting, let requests in
+    /// flight finish and close the database after the audit log's queue is written.
+    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let Running {
+            api,
+            mut task,
+            stop,
+            ..
+        } = self;
+        tokio::select! {
+            r = &mut task => { r??; }
+            _ = signal => {
+                tracing::info!("shutting down: no new connections, finishing requests in flight");
+                let _ = stop.send(true);
+                let _ = tokio::time::timeout(DRAIN * 2, task).await;
+            }
+        }
+        api.close().await;
         Ok(())
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes and systemd send) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Stop `rx` waits on, as a future for [`http_server::serve`].
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            // The sender is gone only when the server is dropped: keep serving.
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -116,13 +170,27 @@ pub async fn start_configured(
         }));
     }
     let mut app = Router::new().merge(api.router());
+    let (stop, stop_rx) = watch::channel(false);
+    let mut metrics = None;
     if let Some(sfu) = &sfu {
         app = app.merge(bedside_sfu::signalling::router(sfu.clone()));
+        let metrics_app = bedside_sfu::signalling::metrics_router(sfu.clone());
+        match opts.metrics_addr {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics {addr}"))?;
+                metrics = Some(l.local_addr()?);
+                let (limits, rx) = (opts.http_limits, stop_rx.clone());
+                tokio::spawn(http_server::serve(l, metrics_app, limits, stopped(rx), DRAIN));
+            }
+            None => app = app.merge(metrics_app),
+        }
     }
     let app = app.fallback(crate::web::asset);
-    // Connect info gives the API the client address for its per-address login limit.
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move { axum::serve(listener, service).await });
+    // The listener gives the API each client's address for its per-address login limit.
+    let limits = opts.http_limits;
+    let task = tokio::spawn(http_server::serve(listener, app, limits, stopped(stop_rx), DRAIN));
     tracing::info!(
         %http,
         database = api.backend_name(),
@@ -131,8 +199,10 @@ pub async fn start_configured(
     );
     Ok(Running {
         http,
+        metrics,
         sfu,
         api,
         task,
+        stop,
     })
 }

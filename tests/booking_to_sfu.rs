@@ -36,6 +36,8 @@ impl Server {
                 max_viewers_per_worker: bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER,
                 data_dir: dir.path().to_path_buf(),
                 public_url: None,
+                metrics_addr: None,
+                http_limits: Default::default(),
             },
             Parts::All,
             move |config| config.clock = c,

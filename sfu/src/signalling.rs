@@ -27,14 +27,21 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 /// Room ids are robot UUIDs; allow some slack for other id schemes, not for abuse.
 const MAX_ROOM_LEN: usize = 128;
 
-/// Routes for `/whip`, `/whep`, `/sessions` and `/metrics`.
+/// Routes for `/whip`, `/whep` and `/sessions`.
 pub fn router(sfu: Sfu) -> Router {
     Router::new()
         .route("/whip/{room}", post(whip).options(options))
         .route("/whep/{room}", post(whep).options(options))
         .route("/sessions/{key}", delete(end_session).patch(patch_session))
-        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_OFFER_BYTES))
+        .with_state(sfu)
+}
+
+/// `GET /metrics` (Prometheus text): on the public port by default, or on an address of its own
+/// that only the monitoring network reaches (`--metrics-addr`).
+pub fn metrics_router(sfu: Sfu) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(sfu)
 }
 

@@ -27,6 +27,9 @@ export function h(tag, attrs, ...children) {
       for (const [dk, dv] of Object.entries(/** @type {Record<string, string>} */ (v))) el.dataset[dk] = dv;
     } else if (k === 'text') {
       el.textContent = String(v);
+    } else if (k === 'style') {
+      // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+      el.style.cssText = String(v);
     } else if (v === true) {
       el.setAttribute(k, '');
     } else if (k === 'value' && 'value' in el) {
