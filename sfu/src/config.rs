@@ -10,6 +10,8 @@ use crate::room::RoomConfig;
 /// See [`SfuConfig::max_viewers_per_worker`].
 pub const DEFAULT_MAX_VIEWERS_PER_WORKER: usize = 500;
 
+/// Everything [`Sfu::start`](crate::Sfu::start) needs besides keys and metrics. The binary's
+/// `MediaArgs` flags fill it; tests use [`Default`] (loopback, free ports, one worker).
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
     /// Address the UDP sockets bind to (e.g. 0.0.0.0 or 127.0.0.1).
@@ -30,6 +32,7 @@ pub struct SfuConfig {
     /// 500, which one core of the benchmark machine forwards at ~65% (`docs/benchmarks.md`);
     /// lower it on slower hardware or for higher bitrates.
     pub max_viewers_per_worker: usize,
+    /// Per-room policy: keyframe request interval, control-frame rate limits.
     pub room: RoomConfig,
 }
 

@@ -1,7 +1,8 @@
 //! The e-stop latch of one room, as the SFU sees it.
 //!
 //! Any doctor may latch the e-stop (observers and the robot may not); only the lease holder may
-//! clear it (design.md, "Control safety"). While latched, the control gate lets only "hold still"
+//! clear it (see [safety ordering](crate#safety-ordering) and `docs/architecture.md`, "Safety in
+//! depth"). While latched, the control gate lets only "hold still"
 //! frames through. The robot has its own latch, which also trips from its physical button; it
 //! reports it in telemetry and [`Estop::robot_reported`] mirrors it, so the room shows latched
 //! whenever either side is.
@@ -26,6 +27,7 @@ pub struct Estop {
 }
 
 impl Estop {
+    /// Unlatched: a room starts without an e-stop, whatever the robot reports next.
     pub fn new() -> Self {
         Self::default()
     }

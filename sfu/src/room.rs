@@ -30,15 +30,21 @@ use crate::SessionId;
 /// Audio or video; a room forwards one of each from its robot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackKind {
+    /// Opus; forwarded to every viewer from its first packet.
     Audio,
+    /// VP8 or H.264; a viewer gets it from a keyframe start on.
     Video,
 }
 
 /// A participant as admitted by its join token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The token's opaque subject: what audit records name, and how a reconnecting robot is
+    /// told from a different one.
     pub sub: String,
+    /// The token's role.
     pub role: Role,
+    /// May take a free lease (only ever true for doctors).
     pub can_control: bool,
     /// The token's `exp`, unix ms: the lease is revoked then.
     pub expires_at_ms: u64,
@@ -47,6 +53,7 @@ pub struct Member {
 /// Can a robot publish here?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
+    /// No robot publishes here yet.
     Accept,
     /// The same robot reconnecting (Wi-Fi roam): the old session is replaced.
     Replace(SessionId),
@@ -57,8 +64,11 @@ pub enum Admission {
 /// Who an event goes to, as the room decides it when it queues the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// One participant.
     One(SessionId),
+    /// Everyone in the room now.
     All,
+    /// Everyone but this one (the newcomer of a `joined`).
     AllBut(SessionId),
 }
 
@@ -66,11 +76,14 @@ pub enum Target {
 /// (an expired holder, say) still hears what was said to everyone before it left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipients {
+    /// One participant.
     One(SessionId),
+    /// These participants, in join order.
     Many(Vec<SessionId>),
 }
 
 impl Recipients {
+    /// Is `id` among them.
     pub fn contains(&self, id: SessionId) -> bool {
         match self {
             Recipients::One(x) => *x == id,
@@ -83,16 +96,34 @@ impl Recipients {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send a PLI to the publisher's video track.
-    RequestKeyframe { publisher: SessionId },
+    RequestKeyframe {
+        /// The robot's session.
+        publisher: SessionId,
+    },
     /// Send these 24 bytes on the publisher's `control` channel.
-    Control { to: SessionId, frame: [u8; 24] },
+    Control {
+        /// The robot's session.
+        to: SessionId,
+        /// A forwarded frame with the epoch stamped, or the room's own stop frame.
+        frame: [u8; 24],
+    },
     /// Send this JSON on the `events` channel.
-    Event { to: Recipients, json: Arc<str> },
-    /// Close this session (replaced by a reconnecting robot).
-    Close { id: SessionId },
+    Event {
+        /// Resolved when queued.
+        to: Recipients,
+        /// Serialised once, shared by every recipient.
+        json: Arc<str>,
+    },
+    /// Close this session (replaced by a reconnecting robot, or its token expired).
+    Close {
+        /// The session to say goodbye to and remove.
+        id: SessionId,
+    },
     /// For metrics and the audit log: a control frame was dropped.
     ControlDropped {
+        /// The sender.
         from: SessionId,
+        /// The `reason` label of `bedside_control_frames_dropped_total`.
         reason: &'static str,
     },
     /// For metrics and the audit log: the lease changed or the e-stop latched/cleared.
@@ -102,10 +133,13 @@ pub enum Output {
 /// What the room needs to know of one publisher packet.
 #[derive(Debug, Clone, Copy)]
 pub struct RtpIn {
+    /// Which of the room's two tracks.
     pub kind: TrackKind,
+    /// Tells a restarted encoder from the same stream.
     pub ssrc: u32,
     /// Extended (rollover-free) sequence number.
     pub seq: u64,
+    /// The publisher's RTP timestamp.
     pub ts: u32,
     /// The payload starts a keyframe (see `keyframe.rs`).
     pub keyframe_start: bool,
@@ -114,14 +148,21 @@ pub struct RtpIn {
 /// Where one publisher packet goes.
 #[derive(Debug)]
 pub struct Fanout<'a> {
+    /// The room's continuous sequence number (each viewer rebases it).
     pub seq: u64,
+    /// The room's continuous timestamp.
     pub ts: u32,
+    /// The viewers receiving this track now; borrowed, so a packet costs no allocation.
     pub targets: &'a [SessionId],
 }
 
+/// Per-room policy, the same for every room of a process.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomConfig {
+    /// Least time between keyframe requests to the robot (300 ms: a browser robot ignores
+    /// requests within 300 ms of the last one it honoured).
     pub keyframe_interval: Duration,
+    /// Rate limits on control frames.
     pub gate: ControlGateConfig,
 }
 
@@ -134,6 +175,7 @@ impl Default for RoomConfig {
     }
 }
 
+/// One room. See the module docs.
 pub struct Room {
     members: HashMap<SessionId, Member>,
     /// Join order, for stable presence lists.
@@ -183,30 +225,37 @@ impl Room {
         }
     }
 
+    /// Nobody has joined, or everybody left: the switchboard drops the room then.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
+    /// The robot's session, while one publishes.
     pub fn publisher(&self) -> Option<SessionId> {
         self.publisher
     }
 
+    /// A joined participant (sessions still connecting are not members yet).
     pub fn member(&self, id: SessionId) -> Option<&Member> {
         self.members.get(&id)
     }
 
+    /// Members with this role.
     pub fn count_by_role(&self, role: Role) -> usize {
         self.members.values().filter(|m| m.role == role).count()
     }
 
+    /// Who may drive now.
     pub fn lease_holder(&self) -> Option<SessionId> {
         self.lease.holder()
     }
 
+    /// The epoch stamped into forwarded frames.
     pub fn lease_epoch(&self) -> u32 {
         self.lease.epoch()
     }
 
+    /// Latched by a doctor or by the robot's own button.
     pub fn estop_latched(&self) -> bool {
         self.estop.is_latched()
     }
@@ -223,7 +272,7 @@ impl Room {
         }
     }
 
-    /// A session joined. Robots become the publisher (call [`admit_publisher`] first).
+    /// A session joined. Robots become the publisher (call [`admit_publisher`](Self::admit_publisher) first).
     pub fn join(&mut self, id: SessionId, member: Member, now: Instant) {
         let role = member.role;
         if role == Role::Robot {
@@ -531,6 +580,8 @@ impl Room {
         (self.keyframes.next_deadline(), wall)
     }
 
+    /// The next thing to carry out. The order is the safety order: carry them out as they
+    /// come (the stop frame is queued before the lease event).
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }

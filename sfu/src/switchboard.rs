@@ -1,9 +1,9 @@
 //! The switchboard: the sans-IO core of one worker. Sessions, rooms, and the order things happen.
 //!
 //! It is fed what the shell sees (a batch of datagrams, the time, a command from signalling) and
-//! does its sending through the shell's [`Io`]. It owns the worker's [`Sessions`] (peers and the
-//! indexes that find them), the [`Room`]s pinned to the worker, and every policy that is about
-//! more than one session:
+//! does its sending through the shell's [`Io`]. It owns the worker's `Sessions` (`sessions.rs`:
+//! peers and the indexes that find them), the [`Room`]s pinned to the worker, and every policy
+//! that is about more than one session:
 //!
 //! - **Admission**: a new remote address is mapped only through a STUN binding request naming a
 //!   session's ufrag; anything else from an unknown address is dropped and counted.
@@ -81,7 +81,7 @@ impl Datagrams for [Arrived] {
 
 /// A session ready to be admitted: its peer built from the offer, and its token's member.
 pub struct Admit {
-    /// The peer and its ICE ufrag, from [`Peer::accept`].
+    /// The peer and its ICE ufrag, from `Peer::accept` (`peer.rs`).
     pub accepted: Accepted,
     /// The secret of its `Location` URL.
     pub key: String,

@@ -27,16 +27,27 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use thiserror::Error;
 use tokio::net::UdpSocket;
 
+/// Why a client could not connect or keep going.
 #[derive(Debug, Error)]
 pub enum ClientError {
+    /// The signalling request did not get an answer.
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
+    /// The SFU refused the offer; tests assert on the status (401, 403, 409, 503, …).
     #[error("server answered {status}: {body}")]
-    Refused { status: u16, body: String },
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The SFU's plain-text reason.
+        body: String,
+    },
+    /// str0m refused the answer or failed.
     #[error("WebRTC: {0}")]
     Rtc(String),
+    /// The UDP socket.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// What did not happen in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
 }
@@ -44,7 +55,9 @@ pub enum ClientError {
 /// Publish (robot, WHIP) or subscribe (viewer, WHEP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `POST /whip/{room}`: sends media, receives control frames.
     Whip,
+    /// `POST /whep/{room}`: receives media, may send control frames.
     Whep,
 }
 
@@ -53,8 +66,11 @@ pub enum Endpoint {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ClientEvent {
+    /// ICE and DTLS are up.
     Connected,
+    /// A data channel opened (its label); see [`WebRtcClient::wait_ready`] for both.
     ChannelOpen(String),
+    /// A media packet, as str0m's RTP mode hands it over.
     Rtp(RtpPacket),
     /// The SFU asked for a keyframe (we publish).
     KeyframeRequest,
@@ -62,13 +78,16 @@ pub enum ClientEvent {
     Control(Vec<u8>),
     /// Text on the `events` channel.
     Event(String),
+    /// ICE gave up on the SFU.
     Disconnected,
 }
 
+/// One WHIP or WHEP session, driven by the caller's calls to [`next_event`](Self::next_event).
 pub struct WebRtcClient {
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    /// The absolute `Location` URL: the secret that ends the session on `DELETE`.
     pub session_url: String,
     /// The SFU's internal id for this session, as others see it in `events`.
     pub session_id: String,
@@ -87,7 +106,9 @@ pub struct WebRtcClient {
 /// STUN, DTLS or RTCP, so the connection itself and its NACKs survive).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LossSim {
+    /// Drop every Nth RTP datagram received (0: none).
     pub drop_every_in: u32,
+    /// Drop every Nth RTP datagram sent (0: none).
     pub drop_every_out: u32,
     seen_in: u32,
     seen_out: u32,
@@ -293,6 +314,7 @@ impl WebRtcClient {
         Ok(())
     }
 
+    /// Both `control` and `events` are open: before that, sends are lost.
     pub fn channels_open(&self) -> bool {
         self.open.contains(&self.control) && self.open.contains(&self.events)
     }
@@ -357,6 +379,7 @@ impl WebRtcClient {
         }
     }
 
+    /// One message on `control` (unordered, no retransmits). False if the channel is not open.
     pub fn send_control(&mut self, frame: &[u8]) -> bool {
         match self.rtc.channel(self.control) {
             Some(mut ch) => ch.write(true, frame).unwrap_or(false),
@@ -364,6 +387,7 @@ impl WebRtcClient {
         }
     }
 
+    /// One JSON text on `events`. False if the channel is not open.
     pub fn send_event(&mut self, json: &str) -> bool {
         match self.rtc.channel(self.events) {
             Some(mut ch) => ch.write(false, json.as_bytes()).unwrap_or(false),
