@@ -93,7 +93,13 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(addr));
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+                async move {
+                    Ok::<_, Infallible>(
+                        app.oneshot(req.map(Body::new))
+                            .await
+                            .unwrap_or_else(|e| match e {}),
+                    )
+                }
             });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(conn);

@@ -310,9 +310,7 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
         "Bedside is running. Open http://{}/ in a browser.",
         running.http
     );
-    running
-        .serve_until(bedside::serve::shutdown_signal())
-        .await
+    running.serve_until(bedside::serve::shutdown_signal()).await
 }
 
 fn init_logging(format: LogFormat) {

@@ -54,7 +54,10 @@ pub struct Running {
 impl Running {
     /// Serve until `signal` resolves (SIGTERM, Ctrl-C), then stop accepting, let requests in
     /// flight finish and close the database after the audit log's queue is written.
-    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn serve_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let Running {
             api,
             mut task,
@@ -182,7 +185,13 @@ pub async fn start_configured(
                     .with_context(|| format!("binding metrics {addr}"))?;
                 metrics = Some(l.local_addr()?);
                 let (limits, rx) = (opts.http_limits, stop_rx.clone());
-                tokio::spawn(http_server::serve(l, metrics_app, limits, stopped(rx), DRAIN));
+                tokio::spawn(http_server::serve(
+                    l,
+                    metrics_app,
+                    limits,
+                    stopped(rx),
+                    DRAIN,
+                ));
             }
             None => app = app.merge(metrics_app),
         }
@@ -190,7 +199,13 @@ pub async fn start_configured(
     let app = app.fallback(crate::web::asset);
     // The listener gives the API each client's address for its per-address login limit.
     let limits = opts.http_limits;
-    let task = tokio::spawn(http_server::serve(listener, app, limits, stopped(stop_rx), DRAIN));
+    let task = tokio::spawn(http_server::serve(
+        listener,
+        app,
+        limits,
+        stopped(stop_rx),
+        DRAIN,
+    ));
     tracing::info!(
         %http,
         database = api.backend_name(),

@@ -154,7 +154,11 @@ async fn only_the_holder_drives() {
     );
     // Wait for the holder's frames and the drops to be counted (the flood's tail is in flight).
     wait_until(Duration::from_secs(5), || {
-        robot_frames(&r.robot).iter().filter(|(_, f)| sent_by(1234)(f)).count() >= 48
+        robot_frames(&r.robot)
+            .iter()
+            .filter(|(_, f)| sent_by(1234)(f))
+            .count()
+            >= 48
             && r.dropped_total() - dropped_before >= 9_900.0
     })
     .await;

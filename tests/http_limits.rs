@@ -59,7 +59,9 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     let mut slow = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(s);
     }
     // Meanwhile an honest client is served.
@@ -100,7 +102,9 @@ async fn connections_past_the_cap_are_closed_at_once() {
     // The cap is in force: the ninth is accepted by the kernel and closed by the server.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut ninth = TcpStream::connect(addr).await.unwrap();
-    let _ = ninth.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = ninth
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     assert!(closed_within(&mut ninth, Duration::from_secs(2)).await);
     // Freeing a slot lets the next client in.
     drop(held.pop());

@@ -113,7 +113,11 @@ fn single_join(r: &RunResult) -> String {
     match (r.join_single_failed, r.join_single_ms.n) {
         (0, _) => join(&r.join_single_ms),
         (f, 0) => format!("**all {f} failed**"),
-        (f, _) => format!("{} (**{f} of {} failed**)", join(&r.join_single_ms), r.join_single_tried),
+        (f, _) => format!(
+            "{} (**{f} of {} failed**)",
+            join(&r.join_single_ms),
+            r.join_single_tried
+        ),
     }
 }
 

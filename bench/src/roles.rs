@@ -130,7 +130,8 @@ pub async fn robot(
     let mut peer = Peer::new(ip)?;
     match &target {
         Target::Bedside(b) => {
-            b.connect(&http, &mut peer, true, &b.token(Role::Robot)?).await?;
+            b.connect(&http, &mut peer, true, &b.token(Role::Robot)?)
+                .await?;
         }
         Target::Janus(j) => {
             let id = j.publish(&http, &mut peer).await?;

@@ -487,29 +487,29 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             eprintln!("  single join failed: {e}");
         }
         let (Some(k), Some(sig), Some(con)) = (
-                v.track.first_keyframe_ns,
-                v.signalled_ns,
-                v.track.connected_ns,
-            ) else {
-                r.join_single_failed += 1;
-                continue;
+            v.track.first_keyframe_ns,
+            v.signalled_ns,
+            v.track.connected_ns,
+        ) else {
+            r.join_single_failed += 1;
+            continue;
+        };
+        single.push(k.saturating_sub(v.start_ns) / 1000);
+        phases[0].push(sig.saturating_sub(v.start_ns) / 1000);
+        phases[1].push(con.saturating_sub(sig) / 1000);
+        phases[2].push(k.saturating_sub(con) / 1000);
+        if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {
+            let after = |v: &std::sync::Mutex<Vec<u64>>| {
+                v.lock()
+                    .ok()
+                    .and_then(|v| {
+                        v.iter()
+                            .find(|t| **t >= v.first().map(|_| con).unwrap_or(0))
+                            .copied()
+                    })
+                    .map(|t| (t as i64 - con as i64) / 1000)
             };
-                single.push(k.saturating_sub(v.start_ns) / 1000);
-                phases[0].push(sig.saturating_sub(v.start_ns) / 1000);
-                phases[1].push(con.saturating_sub(sig) / 1000);
-                phases[2].push(k.saturating_sub(con) / 1000);
-                if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {
-                    let after = |v: &std::sync::Mutex<Vec<u64>>| {
-                        v.lock()
-                            .ok()
-                            .and_then(|v| {
-                                v.iter()
-                                    .find(|t| **t >= v.first().map(|_| con).unwrap_or(0))
-                                    .copied()
-                            })
-                            .map(|t| (t as i64 - con as i64) / 1000)
-                    };
-                    eprintln!(
+            eprintln!(
                         "   single join: signalled +{} us, connected +{} us, PLI at robot {:?} us after connect, keyframe queued {:?} us after connect, first keyframe packet +{} us",
                         (sig - v.start_ns) / 1000,
                         (con - v.start_ns) / 1000,
@@ -517,7 +517,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
                         after(&robot_stats.keyframe_sent_ns),
                         (k - v.start_ns) / 1000
                     );
-                }
+        }
     }
     r.join_single_ms = Pcts::of(&mut single, 1e-3);
     if std::env::var("BEDSIDE_BENCH_DEBUG").is_ok() {

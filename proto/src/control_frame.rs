@@ -2,21 +2,9 @@
 //!
 //! Sent by the lease holder on the `control` data channel (unordered, no retransmits), forwarded
 //! by the SFU to the robot with the current lease epoch stamped in. The SFU also originates
-//! `Stop` frames on every lease change. Byte layout (documented for the web client in
-//! `docs/protocol.md`):
-//!
-//! | offset | size | field        | notes                                          |
-//! |--------|------|--------------|------------------------------------------------|
-//! | 0      | 1    | version      | [`VERSION`] (1)                                |
-//! | 1      | 1    | kind         | 1 = drive, 2 = stop                            |
-//! | 2      | 2    | flags        | reserved, must be 0                            |
-//! | 4      | 4    | epoch        | lease epoch; the SFU overwrites it             |
-//! | 8      | 4    | seq          | sender sequence, strictly increasing           |
-//! | 12     | 4    | timestamp_ms | sender clock, ms, wrapping                     |
-//! | 16     | 2    | linear_x     | i16, forward positive                          |
-//! | 18     | 2    | linear_y     | i16, left positive                             |
-//! | 20     | 2    | angular_z    | i16, counter-clockwise positive                |
-//! | 22     | 2    | buttons      | bit field                                      |
+//! `Stop` frames on every lease change and e-stop latch. The byte layout, the drop reasons and the
+//! robot's rules are in the [crate docs](crate#control-frame), the one specification the web
+//! client (`web/js/`) and the robot agent are written against.
 //!
 //! This module only encodes and decodes; deciding whether a frame may pass is the SFU's job.
 
@@ -32,7 +20,7 @@ pub const VERSION: u8 = 1;
 pub enum FrameKind {
     /// Drive with the given axes (all zero means "hold still", sent on release).
     Drive,
-    /// Stop now. Originated by the SFU on every lease change; axes are zero.
+    /// Stop now. Originated by the SFU on every lease change and e-stop latch; axes are zero.
     Stop,
 }
 
@@ -56,25 +44,40 @@ impl FrameKind {
 /// One decoded control frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlFrame {
+    /// Clients may send only [`FrameKind::Drive`]; stops come from the SFU.
     pub kind: FrameKind,
+    /// The lease epoch the frame belongs to. Senders may leave it 0: the SFU stamps the
+    /// current epoch, so a frame can never claim a lease its sender no longer holds.
     pub epoch: u32,
+    /// Strictly increasing per sender within an epoch; the SFU and the robot drop anything
+    /// not newer.
     pub seq: u32,
+    /// The sender's clock in ms, wrapping. Informational: nobody orders or drops by it.
     pub timestamp_ms: u32,
+    /// Forward positive; the robot maps the i16 range to its own speeds.
     pub linear_x: i16,
+    /// Left positive.
     pub linear_y: i16,
+    /// Counter-clockwise positive.
     pub angular_z: i16,
+    /// Bit field defined by the robot. Non-zero counts as motion while the e-stop is latched
+    /// (a button may start docking).
     pub buttons: u16,
 }
 
 /// Why bytes are not a frame. The SFU counts drops by [`FrameError::reason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum FrameError {
+    /// Not exactly [`FRAME_LEN`] bytes (the length it had).
     #[error("control frame must be {FRAME_LEN} bytes, got {0}")]
     WrongSize(usize),
+    /// A version byte other than [`VERSION`]: a newer client against an older server.
     #[error("unsupported control frame version {0}")]
     Version(u8),
+    /// A kind byte that is neither drive nor stop.
     #[error("unknown control frame kind {0}")]
     Kind(u8),
+    /// Reserved flag bits set: refused so the bits stay free for a future meaning.
     #[error("reserved flags must be zero")]
     Flags,
 }
@@ -132,6 +135,7 @@ impl ControlFrame {
             || (self.linear_x == 0 && self.linear_y == 0 && self.angular_z == 0)
     }
 
+    /// The wire bytes. Flags are always written as zero.
     pub fn encode(&self) -> [u8; FRAME_LEN] {
         let mut b = [0u8; FRAME_LEN];
         b[0] = VERSION;

@@ -21,7 +21,10 @@ pub struct Participant {
     pub id: String,
     /// Opaque user or robot id from the token.
     pub sub: String,
+    /// The token's role.
     pub role: Role,
+    /// The token allows taking a free lease (the booking's doctor); says nothing about who
+    /// holds it now.
     pub can_control: bool,
 }
 
@@ -66,27 +69,49 @@ pub struct Telemetry {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// First message on a new session: who you are.
-    Welcome { you: Participant },
+    Welcome {
+        /// This session as the others see it.
+        you: Participant,
+    },
     /// Everyone in the room now: sent once, to a participant that just joined.
-    Presence { participants: Vec<Participant> },
+    Presence {
+        /// Everyone in the room, the newcomer included, in join order.
+        participants: Vec<Participant>,
+    },
     /// Someone joined (sent to everyone already in the room).
-    Joined { participant: Participant },
+    Joined {
+        /// The newcomer.
+        participant: Participant,
+    },
     /// Someone left (sent to everyone still in the room).
-    Left { id: String },
+    Left {
+        /// The session id that left.
+        id: String,
+    },
     /// The lease changed. Sent after the stop frame went to the robot.
     Lease {
+        /// Session id of the new holder; `null` when the lease is free.
         holder: Option<String>,
+        /// The new epoch: one more than the last, on every change.
         epoch: u32,
+        /// Why it changed.
         reason: LeaseReason,
     },
     /// A consultant asks the holder for control (sent to the holder and the requester).
-    LeaseRequested { from: String },
+    LeaseRequested {
+        /// Session id of the requester.
+        from: String,
+    },
     /// The holder refused a request (sent to the requester).
-    LeaseDenied { to: String },
+    LeaseDenied {
+        /// Session id of the refused requester.
+        to: String,
+    },
     /// The room's e-stop changed (or is told to a newcomer). `latched` is what the gate obeys:
     /// the room latch (a doctor pressed it; the lease holder clears it) or the robot's own
     /// latch (`robot`: pressed at the bedside; only the robot clears it).
     Estop {
+        /// Latched now (either latch).
         latched: bool,
         /// The session that pressed the room latch, if it is in the room; empty otherwise.
         by: String,
@@ -95,9 +120,20 @@ pub enum ServerEvent {
         robot: bool,
     },
     /// From the robot.
-    Telemetry { from: String, telemetry: Telemetry },
+    Telemetry {
+        /// The robot's session id.
+        from: String,
+        /// What it reported, as it reported it.
+        telemetry: Telemetry,
+    },
     /// Something you sent was refused.
-    Error { code: String, message: String },
+    Error {
+        /// Stable, machine-readable: `bad_event`, `forbidden`, `not_holder`, `no_holder`,
+        /// `not_in_room`, `no_request`, `already_holder`, `expired`.
+        code: String,
+        /// For people; may change between versions.
+        message: String,
+    },
 }
 
 /// Participant -> SFU.
@@ -107,11 +143,20 @@ pub enum ClientEvent {
     /// Take the lease if free (needs `can_control`) or ask the holder for it.
     RequestLease,
     /// Holder: give the lease to the participant who asked.
-    GrantLease { to: String },
+    GrantLease {
+        /// Session id of the requester.
+        to: String,
+    },
     /// Holder: refuse a request.
-    DenyLease { to: String },
+    DenyLease {
+        /// Session id of the requester.
+        to: String,
+    },
     /// Holder: give the lease to another doctor.
-    Handoff { to: String },
+    Handoff {
+        /// Session id of the doctor who takes over.
+        to: String,
+    },
     /// Holder: give the lease up.
     Release,
     /// Any doctor: latch the e-stop.
@@ -123,6 +168,7 @@ pub enum ClientEvent {
 }
 
 impl ServerEvent {
+    /// The message as sent on `events`.
     pub fn to_json(&self) -> String {
         // Serialising these plain enums cannot fail; fall back to an error object anyway.
         serde_json::to_string(self)

@@ -25,12 +25,16 @@ pub const LEEWAY_SECS: u64 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Publishes media over WHIP and receives control frames; one per room.
     Robot,
+    /// Watches over WHEP; may drive when `can_control` or when handed the lease.
     Doctor,
+    /// Watches over WHEP (a student); never drives, sends no events.
     Observer,
 }
 
 impl Role {
+    /// The claim's spelling, also used as a metric label.
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Robot => "robot",
@@ -59,6 +63,7 @@ pub struct Claims {
     pub sub: String,
     /// The room, which is the robot's id.
     pub room: String,
+    /// Decides WHIP or WHEP and what the participant may send.
     pub role: Role,
     /// May this participant hold the control lease (the booking's doctor, within the slot).
     #[serde(default)]
@@ -99,18 +104,25 @@ impl Claims {
 /// Why a token was refused. Each maps to 401 except [`TokenError::WrongRoom`] (403).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TokenError {
+    /// No `Authorization: Bearer` header.
     #[error("missing bearer token")]
     Missing,
+    /// Not a JWT, or claims missing or of the wrong type.
     #[error("malformed token")]
     Malformed,
+    /// Signature does not verify, or an algorithm other than EdDSA.
     #[error("token signature is not valid")]
     BadSignature,
+    /// Past `exp` (plus [`LEEWAY_SECS`]).
     #[error("token has expired")]
     Expired,
+    /// Before `nbf` (minus [`LEEWAY_SECS`]).
     #[error("token is not valid yet")]
     NotYetValid,
+    /// Valid, but for another room (403 rather than 401: the token itself is good).
     #[error("token is for another room")]
     WrongRoom,
+    /// The `kid` names no key we hold (a foreign issuer, or a rotation not yet fetched).
     #[error("unknown signing key")]
     UnknownKey,
 }
@@ -118,10 +130,12 @@ pub enum TokenError {
 /// Failure to create, load or parse keys.
 #[derive(Debug, Error)]
 pub enum KeyError {
+    /// The key material (PKCS#8, PEM, JWK) is unusable; the text says why.
     #[error("invalid key: {0}")]
     Invalid(String),
 }
 
+/// Seconds since the Unix epoch, the unit of `nbf` and `exp` (0 if the clock is before 1970).
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,12 +151,14 @@ pub struct KeyPair {
 }
 
 impl KeyPair {
+    /// A fresh key from the system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
         Self::from_pkcs8(doc.as_ref())
     }
 
+    /// Load a key stored as PKCS#8 DER: v1, v2, and the non-compliant v2 of older ring.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
         let kp = Ed25519KeyPair::from_pkcs8(der)
             .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
@@ -168,6 +184,7 @@ impl KeyPair {
         Self::from_pkcs8(&der)
     }
 
+    /// The key as `-----BEGIN PRIVATE KEY-----` PEM, the form it is stored in.
     pub fn to_pem(&self) -> String {
         let b64 = STANDARD.encode(&self.pkcs8);
         let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
@@ -179,14 +196,18 @@ impl KeyPair {
         out
     }
 
+    /// Key id: base64url of the first 12 bytes of SHA-256 of the public key, so every process
+    /// derives the same id from the same key without storing it.
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    /// The raw 32-byte Ed25519 public key.
     pub fn public_key(&self) -> &[u8] {
         &self.public
     }
 
+    /// A signer that puts this key's `kid` in every token header.
     pub fn signer(&self) -> TokenSigner {
         TokenSigner {
             key: EncodingKey::from_ed_der(&self.pkcs8),
@@ -194,6 +215,7 @@ impl KeyPair {
         }
     }
 
+    /// A verifier for this key only (the all-in-one binary, tests).
     pub fn verifier(&self) -> TokenVerifier {
         let mut v = TokenVerifier::empty();
         v.add_key(self.kid.clone(), &self.public);
@@ -228,6 +250,7 @@ pub struct TokenSigner {
 }
 
 impl TokenSigner {
+    /// A compact JWT: header `{"alg":"EdDSA","typ":"JWT","kid":…}`, these claims.
     pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -244,6 +267,7 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
+    /// A verifier with no keys (refuses everything until [`add_key`](Self::add_key)).
     pub fn empty() -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
@@ -256,6 +280,7 @@ impl TokenVerifier {
         }
     }
 
+    /// Trust a raw 32-byte Ed25519 public key under `kid`. Several keys allow rotation.
     pub fn add_key(&mut self, kid: String, public_raw: &[u8]) {
         self.keys.insert(kid, DecodingKey::from_ed_der(public_raw));
     }
@@ -418,7 +443,10 @@ mod tests {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
         let none = format!(
             "{}.{payload}.",
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, kp.kid()))
+            URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+                kp.kid()
+            ))
         );
         assert!(v.verify(&none, "r").is_err());
         let mut header = Header::new(Algorithm::HS256);

@@ -239,7 +239,9 @@ mod tests {
             assert!(deny(t.clone(), None).matches(&c), "{t:?}");
         }
         let misses = [
-            DenyTarget::Token { jti: "other".into() },
+            DenyTarget::Token {
+                jti: "other".into(),
+            },
             DenyTarget::Booking {
                 booking: "b2".into(),
             },

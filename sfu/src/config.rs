@@ -10,6 +10,8 @@ use crate::room::RoomConfig;
 /// See [`SfuConfig::max_viewers_per_worker`].
 pub const DEFAULT_MAX_VIEWERS_PER_WORKER: usize = 500;
 
+/// Everything [`Sfu::start`](crate::Sfu::start) needs besides keys and metrics. The binary's
+/// `MediaArgs` flags fill it; tests use [`Default`] (loopback, free ports, one worker).
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
     /// Address the UDP sockets bind to (e.g. 0.0.0.0 or 127.0.0.1).
@@ -36,6 +38,7 @@ pub struct SfuConfig {
     /// Sessions still setting up per join token (`jti`); past it an offer gets 429. A browser
     /// needs one, two while it retries.
     pub max_pending_per_token: usize,
+    /// Per-room policy: keyframe request interval, control-frame rate limits.
     pub room: RoomConfig,
 }
 

@@ -46,12 +46,15 @@ impl Default for ControlGateConfig {
 /// Who sent a frame and the room state it is judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameContext {
+    /// The sender; rate and sequence state are kept per sender.
     pub from: SessionId,
+    /// Observers and the robot are refused before the bytes are even decoded.
     pub role: Role,
     /// Does `from` hold the lease right now.
     pub is_holder: bool,
     /// The current lease epoch, stamped into forwarded frames.
     pub epoch: u32,
+    /// Only "hold still" frames pass while latched.
     pub estop_latched: bool,
 }
 
@@ -189,6 +192,7 @@ impl Default for ControlGate {
 }
 
 impl ControlGate {
+    /// A gate that has seen no sender yet.
     pub fn new(cfg: ControlGateConfig) -> Self {
         ControlGate {
             cfg,

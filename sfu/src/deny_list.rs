@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(l.check(&claims("b2")), Check::Admit);
         l.prune(50);
         assert_eq!(l.len(), 1, "the access entry ran out");
-        assert!(matches!(l.check(&claims("b1")), Check::AdmitWithoutControl(_)));
+        assert!(matches!(
+            l.check(&claims("b1")),
+            Check::AdmitWithoutControl(_)
+        ));
         l.replace(Vec::new(), 0);
         assert!(l.is_empty());
         assert_eq!(l.check(&claims("b1")), Check::Admit);

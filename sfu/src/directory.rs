@@ -45,9 +45,10 @@ impl Directory {
         if let Some(w) = self.rooms.get(room) {
             return *w;
         }
-        *self.rooms.entry(room.to_string()).or_insert_with(|| {
-            self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers
-        })
+        *self
+            .rooms
+            .entry(room.to_string())
+            .or_insert_with(|| self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers)
     }
 
     /// The worker of a room that has been live, if any.

@@ -96,12 +96,7 @@ impl Estop {
     /// A participant pressed e-stop. `Ok(true)`: the room latch is newly latched, by `by`.
     /// `Ok(false)`: it already was. Recorded even if the robot's own latch is pressed, so that
     /// releasing the robot's button does not undo a doctor's e-stop.
-    pub fn latch(
-        &mut self,
-        by: SessionId,
-        sub: &str,
-        role: Role,
-    ) -> Result<bool, &'static str> {
+    pub fn latch(&mut self, by: SessionId, sub: &str, role: Role) -> Result<bool, &'static str> {
         if role != Role::Doctor {
             return Err("forbidden");
         }

@@ -17,10 +17,13 @@ use std::time::Instant;
 /// Identifies one incoming stream: which session sent it and with what SSRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Source {
+    /// The publisher's session id: a reconnecting robot may reuse its SSRC.
     pub session: u64,
+    /// The stream's SSRC: a robot may restart its encoder within one session.
     pub ssrc: u32,
 }
 
+/// One room track's continuous numbering across publishers. See the module docs.
 #[derive(Debug)]
 pub struct TrackForwarder {
     clock_rate: u32,
@@ -40,13 +43,17 @@ struct Last {
 /// Where one packet goes in the continuous output numbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapped {
+    /// Extended output sequence number (viewers' [`DownTrack`]s rebase it).
     pub seq: u64,
+    /// Output RTP timestamp.
     pub ts: u32,
     /// This packet is the first of a new source (viewers need a keyframe again).
     pub switched: bool,
 }
 
 impl TrackForwarder {
+    /// A track whose RTP clock runs at `clock_rate` Hz (90 000 for video, 48 000 for Opus),
+    /// needed to advance timestamps across a switch by the time that passed.
     pub fn new(clock_rate: u32) -> Self {
         TrackForwarder {
             clock_rate,
@@ -57,6 +64,7 @@ impl TrackForwarder {
         }
     }
 
+    /// The stream currently mapped, if the publisher has not gone.
     pub fn source(&self) -> Option<Source> {
         self.source
     }
@@ -118,6 +126,7 @@ impl DownTrack {
         seq.checked_sub(base).filter(|s| *s > 0)
     }
 
+    /// The viewer has been sent a packet of this track.
     pub fn started(&self) -> bool {
         self.base.is_some()
     }

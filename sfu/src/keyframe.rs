@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 /// Codecs the SFU forwards. Anything else is forwarded without keyframe gating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
+    /// RFC 7741 payloads.
     Vp8,
+    /// RFC 6184 payloads.
     H264,
+    /// Every packet counts as a keyframe start, so viewers are never held back forever.
     Other,
 }
 
@@ -85,6 +88,8 @@ pub struct KeyframeCoalescer {
 }
 
 impl KeyframeCoalescer {
+    /// At most one request per `interval` (300 ms in a room: a browser robot ignores requests
+    /// within 300 ms of the last one it honoured).
     pub fn new(interval: Duration) -> Self {
         KeyframeCoalescer {
             interval,

@@ -7,8 +7,8 @@
 //! the current one into every forwarded frame.
 //!
 //! On [`LeaseOutput::Changed`] the shell must send a stop frame to the robot *before* telling
-//! anyone about the change (design.md, "Control safety"): the old holder's last command must not
-//! keep the robot moving while the new holder is still finding the joystick.
+//! anyone about the change ([safety ordering](crate#safety-ordering)): the old holder's last
+//! command must not keep the robot moving while the new holder is still finding the joystick.
 //!
 //! Not here: sockets, clocks (time comes in as unix ms), the wire format of events, frame
 //! filtering ([`crate::control_gate`]) or the e-stop ([`crate::estop`]).
@@ -23,7 +23,9 @@ use crate::SessionId;
 /// What the lease needs to know about one participant, taken from its join token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
+    /// The session, as the room names it.
     pub id: SessionId,
+    /// Only doctors may hold the lease.
     pub role: Role,
     /// The booking's doctor: may take a free lease.
     pub can_control: bool,
@@ -34,35 +36,47 @@ pub struct Member {
 /// Everything that can happen to a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseInput {
+    /// A participant joined the room; nobody gets the lease by joining.
     Join(Member),
+    /// A participant left; if it held the lease, the lease is freed (`disconnected`).
     Leave {
+        /// Who left.
         id: SessionId,
     },
     /// Take the lease if free, else ask the holder for it.
     Request {
+        /// The asking doctor.
         from: SessionId,
     },
     /// Holder: give the lease to someone who asked.
     Grant {
+        /// Must be the holder.
         by: SessionId,
+        /// Must have a pending request.
         to: SessionId,
     },
     /// Holder: refuse someone who asked.
     Deny {
+        /// Must be the holder.
         by: SessionId,
+        /// Must have a pending request.
         to: SessionId,
     },
     /// Holder: give the lease to another doctor, asked or not.
     Handoff {
+        /// Must be the holder.
         by: SessionId,
+        /// Any doctor in the room, `can_control` or not: the holder vouches for them.
         to: SessionId,
     },
     /// Holder: give the lease up.
     Release {
+        /// Must be the holder.
         by: SessionId,
     },
     /// The clock moved; the shell sends one at [`Lease::next_deadline_ms`] and may send more.
     Tick {
+        /// Unix ms, the unit of token expiry; a clock stepping back is ignored.
         now_ms: u64,
     },
     /// An administrator takes the lease away.
@@ -70,6 +84,7 @@ pub enum LeaseInput {
     /// This member may no longer take control (its booking's control was revoked): it loses
     /// the lease if it holds it.
     Withdraw {
+        /// The member.
         id: SessionId,
     },
 }
@@ -79,20 +94,33 @@ pub enum LeaseInput {
 pub enum LeaseOutput {
     /// The holder changed: stop frame to the robot first, then `ServerEvent::Lease` to everyone.
     Changed {
+        /// The new holder, or `None`: the lease is free.
         holder: Option<SessionId>,
+        /// The new epoch, one more than before.
         epoch: u32,
+        /// Why, as participants are told.
         reason: LeaseReason,
     },
     /// Tell the holder (and the requester) that `from` asks for control.
-    Requested { from: SessionId, holder: SessionId },
+    Requested {
+        /// The asking doctor.
+        from: SessionId,
+        /// The current holder, who must answer.
+        holder: SessionId,
+    },
     /// Tell `to` that the holder refused its request.
-    Denied { to: SessionId },
+    Denied {
+        /// The refused requester.
+        to: SessionId,
+    },
     /// Tell `to` (as `ServerEvent::Error`) that what it sent was refused.
     Rejected {
+        /// Whoever sent the refused input.
         to: SessionId,
         /// Stable, machine-readable: `forbidden`, `not_holder`, `no_holder`, `not_in_room`,
         /// `no_request`, `already_holder`, `expired`.
         code: &'static str,
+        /// For people.
         message: &'static str,
     },
 }
@@ -115,6 +143,7 @@ fn rejected(to: SessionId, code: &'static str, message: &'static str) -> Option<
 }
 
 impl Lease {
+    /// No members, no holder, epoch 0.
     pub fn new() -> Self {
         Self::default()
     }
@@ -128,14 +157,17 @@ impl Lease {
         }
     }
 
+    /// Who may drive now.
     pub fn holder(&self) -> Option<SessionId> {
         self.holder
     }
 
+    /// Stamped into every forwarded frame; the robot ignores frames of older epochs.
     pub fn epoch(&self) -> u32 {
         self.epoch
     }
 
+    /// Does `id` hold the lease now.
     pub fn is_holder(&self, id: SessionId) -> bool {
         self.holder == Some(id)
     }

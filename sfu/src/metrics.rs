@@ -1,48 +1,79 @@
 //! Prometheus metrics of the media plane, served as text on `/metrics`.
 //!
-//! One [`Metrics`] per process, registered in its own registry (the API adds its own families to
-//! the same registry through [`Metrics::registry`]). Labels are low-cardinality on purpose: no room
-//! ids or participant ids (they would grow without bound and room ids are robot ids).
+//! One [`Metrics`] per process, registered in its own registry (other families can join it
+//! through [`Metrics::registry`], or bring theirs with [`Metrics::with_registry`]). Labels are
+//! low-cardinality on purpose: no room ids or participant ids (they would grow without bound and
+//! room ids are robot ids).
 //!
-//! Not here: deciding what to count (the worker and the room decide; this only holds counters).
+//! Not here: deciding what to count (the switchboard, the worker and signalling decide; this
+//! only holds the counters).
+
+// Each field's doc names its family, so a dashboard query leads back to the code.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// The media plane's metric families. Cheap to clone: clones share the counters.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `bedside_rooms`: rooms live on any worker.
     pub rooms: IntGauge,
+    /// `bedside_sessions{role}`: admitted sessions, connected or not.
     pub sessions: IntGaugeVec,
+    /// `bedside_rtp_packets_in_total{kind}`.
     pub packets_in: IntCounterVec,
+    /// `bedside_rtp_bytes_in_total{kind}`: payload bytes, not datagram bytes.
     pub bytes_in: IntCounterVec,
+    /// `bedside_rtp_packets_out_total{kind}`: one per packet and viewer.
     pub packets_out: IntCounterVec,
+    /// `bedside_udp_bytes_out_total`: everything sent, media or not.
     pub bytes_out: IntCounter,
-    /// Send syscalls and the datagrams they carried: their ratio is how much GSO batches.
+    /// `bedside_udp_send_calls_total`: send syscalls; against `datagrams_out` it shows how much
+    /// GSO batches.
     pub udp_sends: IntCounter,
+    /// `bedside_udp_datagrams_out_total`.
     pub datagrams_out: IntCounter,
+    /// `bedside_datagrams_dropped_total{reason}`: `unknown_source` and `unparseable` (no
+    /// session saw them), `send_failed`.
     pub datagrams_dropped: IntCounterVec,
+    /// `bedside_keyframe_requests_total`: PLIs that reached a robot, after coalescing.
     pub keyframe_requests: IntCounter,
+    /// `bedside_nacks_total{direction}`: `received` (viewers lost our packets) or `sent` (we
+    /// lost the robot's).
     pub nacks: IntCounterVec,
+    /// `bedside_forward_latency_seconds`: robot packet read to its last viewer's send.
     pub forward_latency: Histogram,
+    /// `bedside_control_frames_forwarded_total`, stop frames included.
     pub control_forwarded: IntCounter,
+    /// `bedside_control_frames_dropped_total{reason}`: the control gate's labels, `no_robot`
+    /// and `robot_channel_closed`.
     pub control_dropped: IntCounterVec,
+    /// `bedside_lease_changes_total`.
     pub lease_changes: IntCounter,
+    /// `bedside_estops_total`: latches through the SFU (not the robot's own button).
     pub estops: IntCounter,
+    /// `bedside_session_failures_total{reason}`: sessions that ended other than by goodbye or
+    /// replacement: `connect_timeout`, `room_busy`, `ice_disconnected`, `rtc_error`, `dead`,
+    /// `panic`.
     pub session_failures: IntCounterVec,
     /// A worker caught a panic in its switchboard and started over with no sessions.
     pub worker_restarts: IntCounter,
+    /// `bedside_signalling_requests_total{endpoint,status}`.
     pub signalling: IntCounterVec,
+    /// `bedside_join_seconds{role}`: offer accepted to ICE and DTLS connected.
     pub join_seconds: HistogramVec,
 }
 
 impl Metrics {
+    /// Families in a registry of their own.
     pub fn new() -> Self {
         Self::with_registry(Registry::new())
     }
 
+    /// Families in a registry the caller owns, to serve them with its own on one `/metrics`.
     pub fn with_registry(registry: Registry) -> Self {
         let m = Metrics {
             rooms: IntGauge::new("bedside_rooms", "Rooms with at least one session")
@@ -173,6 +204,7 @@ impl Metrics {
         }
     }
 
+    /// The registry, for other crates to add their families to.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

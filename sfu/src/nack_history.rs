@@ -19,6 +19,7 @@ pub const MAX: Duration = Duration::from_secs(1);
 /// Round trips of history.
 const ROUND_TRIPS: u32 = 4;
 
+/// The history length of one viewer's video stream. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NackHistory {
     current: Duration,
@@ -31,6 +32,7 @@ impl Default for NackHistory {
 }
 
 impl NackHistory {
+    /// The length in force (what str0m was last told).
     pub fn current(&self) -> Duration {
         self.current
     }

@@ -1,12 +1,13 @@
 //! One WebRTC session in the SFU: a str0m `Rtc` in RTP mode and what we learned about it.
 //!
-//! The worker owns many peers; each peer is fed datagrams and timeouts and drained of its
-//! outputs. Transmits go straight to the worker's socket; everything else comes back as a
-//! [`PeerEvent`] for the worker to route through the room. Every call into str0m is wrapped in
+//! The switchboard owns many peers; each peer is fed datagrams and timeouts and drained of its
+//! outputs. Transmits go straight to the shell's [`Io`](crate::io::Io); everything else comes
+//! back as a [`PeerEvent`] for the switchboard to route through the room. [`Peer::accept`]
+//! builds the `Rtc` from the client's offer, on the signalling task. Every call into str0m is wrapped in
 //! `catch_unwind`: str0m panics only on its own bugs, and such a bug must cost one session,
 //! never the worker and its other rooms.
 //!
-//! Not here: routing between sessions (the room) or socket ownership (the worker).
+//! Not here: routing between sessions (the switchboard and the room) or sockets (the worker).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ const NACK_HISTORY_PACKETS: usize = 512;
 /// that NACKs everything gets a keyframe's worth, not a copy of the stream.
 const RESEND_RATIO_CAP: f32 = 0.15;
 
-/// What a peer produced that the worker must route.
+/// What a peer produced that the switchboard must route.
 // Packets are the common case and move once; boxing them would allocate per packet.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -125,7 +126,7 @@ pub struct Peer {
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
     nack_totals: Vec<((Mid, bool), u64)>,
     closed: Option<&'static str>,
-    /// `Closed` has been handed to the worker (a panic inside `write_rtp` has no event queue
+    /// `Closed` has been handed to the switchboard (a panic inside `write_rtp` has no event queue
     /// at hand; the next input reports it).
     close_reported: bool,
 }

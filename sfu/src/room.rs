@@ -721,12 +721,13 @@ impl Room {
                         .and_then(|h| self.members.get(&h))
                         .map(|m| m.sub.clone());
                     let previous = std::mem::replace(&mut self.holder_sub, holder_sub.clone());
-                    self.outputs.push_back(Output::Audit(RoomAudit::LeaseChanged {
-                        holder: holder_sub,
-                        previous,
-                        epoch,
-                        reason,
-                    }));
+                    self.outputs
+                        .push_back(Output::Audit(RoomAudit::LeaseChanged {
+                            holder: holder_sub,
+                            previous,
+                            epoch,
+                            reason,
+                        }));
                     self.send(
                         Target::All,
                         ServerEvent::Lease {
@@ -983,7 +984,12 @@ mod tests {
             matches!(o,
             Output::Event { to: Recipients::One(id), json } if *id == short && json.contains("expired"))
         });
-        let closed = out.iter().position(|o| *o == Output::Close { id: short, reason: "expired" });
+        let closed = out.iter().position(|o| {
+            *o == Output::Close {
+                id: short,
+                reason: "expired",
+            }
+        });
         assert!(
             told.is_some() && told < closed,
             "told, then disconnected: {out:?}"
@@ -1008,7 +1014,12 @@ mod tests {
         let lease = out.iter().position(
             |o| matches!(o, Output::Event { to, json } if to.contains(doc) && json.contains(r#""reason":"expired""#)),
         );
-        let closed = out.iter().position(|o| *o == Output::Close { id: doc, reason: "expired" });
+        let closed = out.iter().position(|o| {
+            *o == Output::Close {
+                id: doc,
+                reason: "expired",
+            }
+        });
         assert!(lease.is_some() && lease < closed, "{out:?}");
     }
 
@@ -1166,7 +1177,9 @@ mod tests {
         let take: Step = |r, now| r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
         let cases: [(&str, Step); 5] = [
             ("granted", |_, _| {}),
-            ("released", |r, now| r.on_event(DOC, br#"{"type":"release"}"#, now)),
+            ("released", |r, now| {
+                r.on_event(DOC, br#"{"type":"release"}"#, now)
+            }),
             ("revoked", |r, now| r.admin_revoke(now)),
             ("disconnected", |r, now| r.leave(DOC, now)),
             ("handoff", |r, now| {
@@ -1184,7 +1197,9 @@ mod tests {
             let stops = stops(&out);
             let lease = first_event(&out, "lease").expect("a lease event");
             assert!(
-                out[lease..].iter().any(|o| matches!(o, Output::Event { json, .. }
+                out[lease..]
+                    .iter()
+                    .any(|o| matches!(o, Output::Event { json, .. }
                     if json.contains(&format!(r#""reason":"{reason}""#)))),
                 "{reason}: {out:?}"
             );
@@ -1284,7 +1299,9 @@ mod tests {
         let out = drain(&mut r);
         assert!(r.estop_latched());
         assert_eq!(forwarded_drives(&out), 0, "{out:?}");
-        assert!(out.iter().any(|o| matches!(o, Output::Event { json, .. } if json.contains("robot_estop"))));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Event { json, .. } if json.contains("robot_estop"))));
         // Only the robot releases it.
         r.on_event(ROBOT, br#"{"type":"telemetry","estop":false}"#, now);
         assert!(!r.estop_latched());
@@ -1301,7 +1318,10 @@ mod tests {
         drain(&mut r);
         let memory = r.memory();
         assert_eq!(memory.epoch, 1);
-        assert_eq!(memory.latch.as_ref().unwrap().sub.as_deref(), Some("consultant"));
+        assert_eq!(
+            memory.latch.as_ref().unwrap().sub.as_deref(),
+            Some("consultant")
+        );
         // Everyone leaves; the next room of this id starts latched, with epochs going on.
         let mut again = Room::restore(RoomConfig::default(), now, memory);
         assert!(again.estop_latched());
@@ -1312,8 +1332,10 @@ mod tests {
         let out = drain(&mut again);
         assert_eq!(again.lease_epoch(), 2, "epochs never go back");
         assert_eq!(forwarded_drives(&out), 0, "still latched");
-        assert!(out.iter().any(|o| matches!(o, Output::Event { to: Recipients::One(ROBOT), json }
-            if json.contains(r#""type":"estop""#) && json.contains(r#""latched":true"#))));
+        assert!(out.iter().any(
+            |o| matches!(o, Output::Event { to: Recipients::One(ROBOT), json }
+            if json.contains(r#""type":"estop""#) && json.contains(r#""latched":true"#))
+        ));
     }
 
     #[test]
@@ -1329,7 +1351,10 @@ mod tests {
         let third = stops(&drain(&mut r));
         assert_eq!((second.len(), third.len()), (1, 1));
         assert_eq!(second[0].1.epoch, 1);
-        assert!(third[0].1.seq > second[0].1.seq, "each repeat is a newer frame");
+        assert!(
+            third[0].1.seq > second[0].1.seq,
+            "each repeat is a newer frame"
+        );
 
         // Once the new holder's own frame has gone out, the repeats are dropped.
         r.on_event(DOC, br#"{"type":"release"}"#, now);
@@ -1359,7 +1384,11 @@ mod tests {
         r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
         assert!(r.estop_latched(), "an e-stop is never rate limited");
         // Tokens come back with time.
-        r.on_event(CONSULT, br#"{"type":"release"}"#, now + Duration::from_secs(1));
+        r.on_event(
+            CONSULT,
+            br#"{"type":"release"}"#,
+            now + Duration::from_secs(1),
+        );
         assert_eq!(errors(&drain(&mut r), "not_holder"), 1);
     }
 
@@ -1377,7 +1406,11 @@ mod tests {
             reason: "replaced"
         }));
         assert!(r.member(DOC).is_none());
-        assert_eq!(r.lease_holder(), None, "the old session's lease ended with it");
+        assert_eq!(
+            r.lease_holder(),
+            None,
+            "the old session's lease ended with it"
+        );
         assert!(!stops(&out).is_empty(), "and the robot was stopped");
         // Another booking of the same user is another seat.
         let other = Member {
@@ -1413,6 +1446,9 @@ mod tests {
                 .count();
             t += Duration::from_millis(100);
         }
-        assert!(asked >= 6, "a doctor's decoder is served every 300 ms: {asked}");
+        assert!(
+            asked >= 6,
+            "a doctor's decoder is served every 300 ms: {asked}"
+        );
     }
 }

@@ -121,7 +121,12 @@ impl RoomMedia {
     /// A packet from `from`: where it goes and with what numbering, or `None` to drop it (not
     /// the publisher, or a straggler from before a switch). The bool says whether the robot
     /// should be asked for a keyframe now.
-    pub fn on_rtp(&mut self, from: SessionId, pkt: RtpIn, now: Instant) -> (Option<Fanout<'_>>, bool) {
+    pub fn on_rtp(
+        &mut self,
+        from: SessionId,
+        pkt: RtpIn,
+        now: Instant,
+    ) -> (Option<Fanout<'_>>, bool) {
         if self.publisher != Some(from) {
             return (None, false);
         }

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+/// Unique per process and never reused, so a late datagram or event cannot reach a newer
+/// session. Shown as `s<N>` (its [`Display`](fmt::Display) and `FromStr` forms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 

@@ -1,8 +1,9 @@
 //! The media server as a whole: starts the workers and routes requests to them.
 //!
-//! [`Sfu::start`] binds one UDP socket per worker and spawns each worker as a tokio task.
-//! A `dashmap` maps room id -> worker so all sessions of a room meet on one worker; a second one
-//! maps the secret session key of a `Location` URL -> (worker, session).
+//! [`Sfu::start`] binds one UDP socket per worker and spawns each worker as a tokio task. The
+//! directory (`directory.rs`) maps room id -> worker so all sessions of a room meet on one
+//! worker, and the secret session key of a `Location` URL -> (worker, session). A join builds
+//! its session's `Rtc` here, on the signalling task, and hands it to the room's worker.
 //!
 //! Not here: HTTP parsing (`signalling.rs`) or anything about rooms' contents (`room.rs`).
 
@@ -118,6 +119,7 @@ impl Sfu {
         &self.inner.addrs
     }
 
+    /// The families the workers and signalling count into (`/metrics` renders them).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }

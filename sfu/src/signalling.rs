@@ -8,7 +8,7 @@
 //!
 //! This file is also the one place where [`SfuError`] becomes an HTTP status.
 //!
-//! Not here: room logic or str0m (the workers own those).
+//! Not here: room logic (the switchboard and the room) or str0m (`peer.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};

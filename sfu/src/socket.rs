@@ -11,7 +11,7 @@
 //! its batch size per syscall, and since it turns GRO on, one buffer may hold several datagrams
 //! of one sender, which [`RecvBatch`] splits again.
 //!
-//! Not here: what a datagram means (the worker and str0m decide) or which to send first.
+//! Not here: what a datagram means (the switchboard and str0m decide) or which to send first.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;

@@ -1,9 +1,9 @@
 //! The switchboard: the sans-IO core of one worker. Sessions, rooms, and the order things happen.
 //!
 //! It is fed what the shell sees (a batch of datagrams, the time, a command from signalling) and
-//! does its sending through the shell's [`Io`]. It owns the worker's [`Sessions`] (peers and the
-//! indexes that find them), the [`Room`]s pinned to the worker, and every policy that is about
-//! more than one session:
+//! does its sending through the shell's [`Io`]. It owns the worker's `Sessions` (`sessions.rs`:
+//! peers and the indexes that find them), the [`Room`]s pinned to the worker, and every policy
+//! that is about more than one session:
 //!
 //! - **Admission**: a new remote address is mapped only through a STUN binding request naming a
 //!   session's ufrag; anything else from an unknown address is dropped and counted.
@@ -38,10 +38,10 @@ use str0m::Input;
 use crate::config::SfuConfig;
 use crate::demux::PacketKind;
 use crate::error::SfuError;
+use crate::estop::Latcher;
 use crate::io::{Arrived, Io};
 use crate::metrics::Metrics;
 use crate::peer::{Accepted, Peer, PeerEvent};
-use crate::estop::Latcher;
 use crate::room::{Admission, Member, Output, Recipients, Room, RoomMemory, RtpIn};
 use crate::room_event::{RoomAudit, RoomEvent};
 use crate::sessions::{Lookup, NewSession, Sessions};
@@ -83,7 +83,7 @@ impl Datagrams for [Arrived] {
 
 /// A session ready to be admitted: its peer built from the offer, and its token.
 pub struct Admit {
-    /// The peer and its ICE credentials, from [`Peer::accept`].
+    /// The peer and its ICE credentials, from `Peer::accept` (`peer.rs`).
     pub accepted: Accepted,
     /// The secret of its `Location` URL.
     pub key: String,
@@ -308,7 +308,13 @@ impl Switchboard {
 
     /// An administrator ends one participant's session, named by its public id. False if it is
     /// not in that room here.
-    pub fn end_session(&mut self, now: Instant, room: &str, session: &str, io: &mut dyn Io) -> bool {
+    pub fn end_session(
+        &mut self,
+        now: Instant,
+        room: &str,
+        session: &str,
+        io: &mut dyn Io,
+    ) -> bool {
         let Ok(id) = session.parse::<SessionId>() else {
             return false;
         };
@@ -417,7 +423,12 @@ impl Switchboard {
 
     /// One receive batch: urgent datagrams first, then media read earlier, then this batch's
     /// media in slices; then everything written goes out.
-    pub fn handle_batch(&mut self, now: Instant, batch: &(impl Datagrams + ?Sized), io: &mut dyn Io) {
+    pub fn handle_batch(
+        &mut self,
+        now: Instant,
+        batch: &(impl Datagrams + ?Sized),
+        io: &mut dyn Io,
+    ) {
         for i in 0..batch.len() {
             let (src, data) = batch.get(i);
             if !PacketKind::of(data).is_media() {
@@ -722,7 +733,10 @@ impl Switchboard {
         self.metrics
             .join_seconds
             .with_label_values(&[member.role.as_str()])
-            .observe(now.saturating_duration_since(s.peer.created()).as_secs_f64());
+            .observe(
+                now.saturating_duration_since(s.peer.created())
+                    .as_secs_f64(),
+            );
         if is_watcher(member.role, member.can_control)
             && self.sessions.watchers() > self.config.max_viewers_per_worker
         {
@@ -732,8 +746,7 @@ impl Switchboard {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        if member.role == Role::Robot && room.admit_publisher(&member.sub) == Admission::Conflict
-        {
+        if member.role == Role::Robot && room.admit_publisher(&member.sub) == Admission::Conflict {
             // Another robot won the race between our admission check and now.
             return self.remove(now, id, "room_busy", io);
         }

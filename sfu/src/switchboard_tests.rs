@@ -279,7 +279,13 @@ impl Net {
         let now = self.now;
         let mut api = c.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("audio stream");
-        tx.write_rtp(RtpWrite::new(pt, SeqNo::from(seq), 960 * seq as u32, now, vec![0xf8, 0xff, 0xfe]));
+        tx.write_rtp(RtpWrite::new(
+            pt,
+            SeqNo::from(seq),
+            960 * seq as u32,
+            now,
+            vec![0xf8, 0xff, 0xfe],
+        ));
         let _ = c.rtc.handle_input(Input::Timeout(now));
         let mut found = None;
         loop {
@@ -307,7 +313,9 @@ impl Net {
         for (d, data) in &sent[..first_media] {
             if *d == dst {
                 if let Ok(r) = Receive::new(Protocol::Udp, SERVER, dst, data) {
-                    let _ = self.clients[i].rtc.handle_input(Input::Receive(self.now, r));
+                    let _ = self.clients[i]
+                        .rtc
+                        .handle_input(Input::Receive(self.now, r));
                 }
             }
         }
@@ -338,7 +346,9 @@ fn not_stun() -> Vec<u8> {
 #[test]
 fn a_new_address_is_admitted_only_by_a_stun_request_naming_a_known_ufrag() {
     let mut net = Net::new(SfuConfig::default());
-    let viewer = net.admit(1, member(Role::Observer, "student", false)).unwrap();
+    let viewer = net
+        .admit(1, member(Role::Observer, "student", false))
+        .unwrap();
 
     // Garbage from a stranger touches no session.
     net.board
@@ -361,9 +371,14 @@ fn a_new_address_is_admitted_only_by_a_stun_request_naming_a_known_ufrag() {
         .into_iter()
         .find(|d| PacketKind::of(d) == PacketKind::Stun)
         .expect("a binding request");
-    net.board.handle_datagram(net.now, addr(8), &stun, &mut net.io);
+    net.board
+        .handle_datagram(net.now, addr(8), &stun, &mut net.io);
     assert_eq!(net_dropped(&net, "unknown_source"), 2);
-    assert_eq!(net.board.sessions.sizes(), (1, 0, 1, 1), "no address learnt");
+    assert_eq!(
+        net.board.sessions.sizes(),
+        (1, 0, 1, 1),
+        "no address learnt"
+    );
 
     // The admitted client's own binding request maps its address.
     net.run_until_ready();
@@ -497,7 +512,8 @@ fn the_cap_refuses_watchers_never_the_robot_or_the_driver() {
     };
     let mut net = Net::new(config);
     net.admit(1, member(Role::Observer, "s1", false)).unwrap();
-    net.admit(2, member(Role::Doctor, "consultant", false)).unwrap();
+    net.admit(2, member(Role::Doctor, "consultant", false))
+        .unwrap();
     // The cap counts connected watchers: sessions still setting up are bounded apart.
     assert_eq!(net.board.watchers(), 0);
     net.run_until_ready();
@@ -567,7 +583,9 @@ fn a_binding_request_must_be_signed_with_the_sessions_password() {
     );
     let mut buf = vec![0u8; 512];
     let n = forged
-        .to_bytes(Some(b"not-the-password"), &mut buf, |k, p| hmac.sha1_hmac(k, p))
+        .to_bytes(Some(b"not-the-password"), &mut buf, |k, p| {
+            hmac.sha1_hmac(k, p)
+        })
         .unwrap();
     net.board
         .handle_datagram(net.now, addr(66), &buf[..n], &mut net.io);
@@ -587,7 +605,9 @@ fn a_deny_ends_the_sessions_it_names_and_only_those() {
     let mut net = Net::new(SfuConfig::default());
     let robot = net.admit(1, robot()).unwrap();
     let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
-    let student = net.admit(3, member(Role::Observer, "student", false)).unwrap();
+    let student = net
+        .admit(3, member(Role::Observer, "student", false))
+        .unwrap();
     let other = net
         .admit(
             4,
@@ -667,9 +687,18 @@ fn a_control_deny_takes_the_lease_and_the_right_to_take_it_back() {
     net.run(5);
     assert_eq!(net.board.room("room-1").unwrap().lease_holder(), None);
     let events = &net.clients[driver].events_in;
-    assert!(events.iter().any(|e| e.contains("control_revoked")), "{events:?}");
-    assert!(events.iter().any(|e| e.contains(r#""code":"no_holder""#)), "{events:?}");
-    assert!(net.board.sessions.get(net.clients[driver].id).is_some(), "still watching");
+    assert!(
+        events.iter().any(|e| e.contains("control_revoked")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains(r#""code":"no_holder""#)),
+        "{events:?}"
+    );
+    assert!(
+        net.board.sessions.get(net.clients[driver].id).is_some(),
+        "still watching"
+    );
 }
 
 #[test]

@@ -178,7 +178,10 @@ impl Worker {
     }
 
     fn restart(&mut self) {
-        tracing::error!(worker = self.index, "media worker caught a panic; starting over");
+        tracing::error!(
+            worker = self.index,
+            "media worker caught a panic; starting over"
+        );
         self.metrics.worker_restarts.inc();
         let memories = catch_unwind(AssertUnwindSafe(|| {
             self.board.abandon();
@@ -214,9 +217,9 @@ impl Worker {
         match cmd {
             Command::Join { admit, reply } => {
                 let r = self.guarded(|board, _| board.admit(now, *admit));
-                let _ = reply.send(r.unwrap_or(Err(SfuError::Internal(
-                    "the media worker restarted".into(),
-                ))));
+                let _ = reply.send(
+                    r.unwrap_or(Err(SfuError::Internal("the media worker restarted".into()))),
+                );
             }
             Command::Leave { id } => {
                 self.guarded(|board, io| board.leave(now, id, io));

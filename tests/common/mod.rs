@@ -223,7 +223,10 @@ pub fn spawn_robot_with(mut client: WebRtcClient, first_seq: u64, keep_gop: bool
         if v.load(Ordering::SeqCst) {
             client.vanish();
         } else {
-            client.close().await.map_err(|e| format!("robot DELETE: {e}"))?;
+            client
+                .close()
+                .await
+                .map_err(|e| format!("robot DELETE: {e}"))?;
         }
         Ok(())
     });
@@ -405,7 +408,10 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
         if v.load(Ordering::SeqCst) {
             client.vanish();
         } else {
-            client.close().await.map_err(|e| format!("viewer DELETE: {e}"))?;
+            client
+                .close()
+                .await
+                .map_err(|e| format!("viewer DELETE: {e}"))?;
         }
         Ok(())
     });

@@ -14,21 +14,27 @@ use std::path::Path;
 /// Largest RTP payload we produce; leaves room for headers, SRTP and extensions in ~1200 bytes.
 pub const MAX_PAYLOAD: usize = 1100;
 
+/// The codec of a fixture, told by its file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixtureCodec {
+    /// An `.ivf` file, packetized per RFC 7741.
     Vp8,
+    /// An Annex B file, packetized per RFC 6184.
     H264,
 }
 
 /// One encoded video frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// The encoded bitstream of the frame (for H.264, one access unit in Annex B).
     pub data: Vec<u8>,
+    /// A decoder can start here: what the publisher sends first and after a PLI.
     pub keyframe: bool,
 }
 
 /// A looping sequence of encoded frames.
 pub struct FrameSource {
+    /// Decides the packetizer and the payload type to send with.
     pub codec: FixtureCodec,
     frames: Vec<Frame>,
     next: usize,
@@ -76,10 +82,12 @@ impl FrameSource {
         }
     }
 
+    /// Frames in one loop.
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
+    /// A broken bundled fixture loads empty rather than panicking; this tells.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }

@@ -34,8 +34,11 @@ use tokio::net::UdpSocket;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ClientEvent {
+    /// ICE and DTLS are up.
     Connected,
+    /// A data channel opened (its label); see [`WebRtcClient::wait_ready`] for both.
     ChannelOpen(String),
+    /// A media packet, as str0m's RTP mode hands it over.
     Rtp(RtpPacket),
     /// The SFU asked for a keyframe (we publish).
     KeyframeRequest,
@@ -43,13 +46,16 @@ pub enum ClientEvent {
     Control(Vec<u8>),
     /// Text on the `events` channel.
     Event(String),
+    /// ICE gave up on the SFU.
     Disconnected,
 }
 
+/// One WHIP or WHEP session, driven by the caller's calls to [`next_event`](Self::next_event).
 pub struct WebRtcClient {
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    /// The absolute `Location` URL: the secret that ends the session on `DELETE`.
     pub session_url: String,
     /// The SFU's internal id for this session, as others see it in `events`.
     pub session_id: String,
@@ -68,7 +74,9 @@ pub struct WebRtcClient {
 /// STUN, DTLS or RTCP, so the connection itself and its NACKs survive).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LossSim {
+    /// Drop every Nth RTP datagram received (0: none).
     pub drop_every_in: u32,
+    /// Drop every Nth RTP datagram sent (0: none).
     pub drop_every_out: u32,
     seen_in: u32,
     seen_out: u32,
@@ -274,6 +282,7 @@ impl WebRtcClient {
         Ok(())
     }
 
+    /// Both `control` and `events` are open: before that, sends are lost.
     pub fn channels_open(&self) -> bool {
         self.open.contains(&self.control) && self.open.contains(&self.events)
     }
@@ -338,6 +347,7 @@ impl WebRtcClient {
         }
     }
 
+    /// One message on `control` (unordered, no retransmits). False if the channel is not open.
     pub fn send_control(&mut self, frame: &[u8]) -> bool {
         match self.rtc.channel(self.control) {
             Some(mut ch) => ch.write(true, frame).unwrap_or(false),
@@ -345,6 +355,7 @@ impl WebRtcClient {
         }
     }
 
+    /// One JSON text on `events`. False if the channel is not open.
     pub fn send_event(&mut self, json: &str) -> bool {
         match self.rtc.channel(self.events) {
             Some(mut ch) => ch.write(false, json.as_bytes()).unwrap_or(false),

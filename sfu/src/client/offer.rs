@@ -19,7 +19,9 @@ use super::error::ClientError;
 /// Publish (robot, WHIP) or subscribe (viewer, WHEP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `POST /whip/{room}`: sends media, receives control frames.
     Whip,
+    /// `POST /whep/{room}`: receives media, may send control frames.
     Whep,
 }
 
