@@ -14,41 +14,6 @@ fn sent_by(marker: i16) -> impl Fn(&ControlFrame) -> bool {
     move |f| f.kind == FrameKind::Drive && f.linear_x == marker
 }
 
-fn robot_frames(robot: &RobotHandle) -> Vec<(Instant, ControlFrame)> {
-    robot
-        .log
-        .control
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(t, b)| ControlFrame::decode(b).ok().map(|f| (*t, f)))
-        .collect()
-}
-
-/// Send `n` drive frames marked with `marker` at 50 Hz.
-async fn drive(v: &ViewerHandle, marker: i16, first_seq: u32, n: u32) {
-    for seq in first_seq..first_seq + n {
-        v.send_control(
-            ControlFrame::drive(seq, seq * 20, marker, 0, 0)
-                .encode()
-                .to_vec(),
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn take_lease(v: &ViewerHandle) -> u64 {
-    v.send_event(r#"{"type":"request_lease"}"#);
-    let me = v.session_id.clone();
-    let ev = v
-        .wait_event(Duration::from_secs(3), |e| {
-            e["type"] == "lease" && e["holder"] == me.as_str()
-        })
-        .await
-        .expect("lease granted");
-    ev["epoch"].as_u64().expect("epoch")
-}
-
 struct Room {
     sfu: TestSfu,
     robot: RobotHandle,

@@ -465,3 +465,40 @@ pub async fn wait_until(within: Duration, cond: impl Fn() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Every control frame the robot received, decoded, with when.
+pub fn robot_frames(robot: &RobotHandle) -> Vec<(Instant, bedside_proto::ControlFrame)> {
+    robot
+        .log
+        .control
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(t, b)| bedside_proto::ControlFrame::decode(b).ok().map(|f| (*t, f)))
+        .collect()
+}
+
+/// Send `n` drive frames marked with `marker` (as `linear_x`) at 50 Hz.
+pub async fn drive(v: &ViewerHandle, marker: i16, first_seq: u32, n: u32) {
+    for seq in first_seq..first_seq + n {
+        v.send_control(
+            bedside_proto::ControlFrame::drive(seq, seq * 20, marker, 0, 0)
+                .encode()
+                .to_vec(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ask for the lease and wait until the room says this viewer holds it; the granted epoch.
+pub async fn take_lease(v: &ViewerHandle) -> u64 {
+    v.send_event(r#"{"type":"request_lease"}"#);
+    let me = v.session_id.clone();
+    let ev = v
+        .wait_event(Duration::from_secs(5), |e| {
+            e["type"] == "lease" && e["holder"] == me.as_str()
+        })
+        .await
+        .unwrap_or_else(|| panic!("lease granted to {me}: {:?}", v.events()));
+    ev["epoch"].as_u64().expect("epoch")
+}
