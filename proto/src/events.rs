@@ -26,6 +26,12 @@ pub struct Participant {
     /// The token allows taking a free lease (the booking's doctor); says nothing about who
     /// holds it now.
     pub can_control: bool,
+    /// It publishes a microphone (doctors) or the robot's audio.
+    #[serde(default)]
+    pub sends_audio: bool,
+    /// It publishes a camera (doctors) or the robot's video.
+    #[serde(default)]
+    pub sends_video: bool,
 }
 
 /// Why the lease changed.
@@ -126,6 +132,30 @@ pub enum ServerEvent {
         /// What it reported, as it reported it.
         telemetry: Telemetry,
     },
+    /// What your receive slots carry now (sent to you when it changes): for each of your
+    /// audio and video slots in m-line order, the session id of the doctor it carries, or
+    /// `null`. For a robot, video slot 0 is the presenter.
+    Slots {
+        /// Your audio slots.
+        audio: Vec<Option<String>>,
+        /// Your video slots.
+        video: Vec<Option<String>>,
+    },
+    /// The doctors speaking now, loudest first (sent to everyone when it changes, at most four
+    /// times a second).
+    Speaking {
+        /// Session ids.
+        ids: Vec<String>,
+    },
+    /// A doctor muted or unmuted its microphone or camera (sent to everyone).
+    Media {
+        /// Its session id.
+        id: String,
+        /// Its microphone is muted.
+        audio_muted: bool,
+        /// Its camera is off.
+        video_muted: bool,
+    },
     /// Something you sent was refused.
     Error {
         /// Stable, machine-readable: `bad_event`, `forbidden`, `not_holder`, `no_holder`,
@@ -165,6 +195,15 @@ pub enum ClientEvent {
     EstopClear,
     /// Robot: report its state.
     Telemetry(Telemetry),
+    /// Doctor: my microphone is muted / my camera is off (or not any more).
+    Media {
+        /// Microphone muted.
+        #[serde(default)]
+        audio_muted: bool,
+        /// Camera off.
+        #[serde(default)]
+        video_muted: bool,
+    },
 }
 
 impl ServerEvent {

@@ -9,7 +9,7 @@
 //!
 //! Not here: routing between sessions (the switchboard and the room) or sockets (the worker).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -20,16 +20,19 @@ use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, Mid};
 use str0m::net::Transmit;
-use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Patch};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::error::SfuError;
-use crate::forwarder::DownTrack;
+use crate::forwarder::{DownTrack, Source, TrackForwarder};
 use crate::keyframe::VideoCodec;
+use crate::lines::{Line, Lines};
 use crate::nack_history::NackHistory;
+use crate::picture_ids::PictureIds;
 use crate::room::TrackKind;
+use crate::room_media::Layout;
 use crate::SessionId;
 
 /// At most this many events wait for a data channel to open; beyond it the oldest go.
@@ -54,7 +57,11 @@ pub enum PeerEvent {
         packet: RtpPacket,
         codec: Option<PayloadParams>,
     },
-    KeyframeRequest,
+    /// The remote's decoder wants a keyframe on its robot video line (`slot` None) or on a
+    /// video slot.
+    KeyframeRequest {
+        slot: Option<u8>,
+    },
     Control(Vec<u8>),
     Events(Vec<u8>),
     /// NACKs since the last report: `received` from the remote (it lost packets we sent),
@@ -104,6 +111,13 @@ pub struct Accepted {
     pub answer: String,
 }
 
+/// One slot line's sending state.
+struct SlotOut {
+    mid: Mid,
+    forwarder: TrackForwarder,
+    pictures: PictureIds,
+}
+
 pub struct Peer {
     id: SessionId,
     room: Arc<str>,
@@ -112,17 +126,19 @@ pub struct Peer {
     next_timeout: Instant,
     created: Instant,
     connected: bool,
-    mids: HashMap<Mid, TrackKind>,
+    lines: Lines,
+    /// Per slot line: its own continuous numbering and VP8 picture ids.
+    slots: Vec<SlotOut>,
     control: Option<ChannelId>,
     events: Option<ChannelId>,
     pending_events: VecDeque<Arc<str>>,
     down_video: DownTrack,
     down_audio: DownTrack,
-    /// The video send stream's resend history has been sized ([`NackHistory`]).
-    rtx_sized: bool,
+    /// Video send streams whose resend history has been sized ([`NackHistory`]).
+    rtx_sized: Vec<Mid>,
     nack_history: NackHistory,
-    /// Payload type on this session for each source codec seen so far (a handful at most).
-    pt_cache: Vec<(CodecKey, Option<str0m::media::Pt>)>,
+    /// Payload type on each of our m-lines for each source codec seen so far (a handful).
+    pt_cache: Vec<((Mid, CodecKey), Option<str0m::media::Pt>)>,
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
     nack_totals: Vec<((Mid, bool), u64)>,
     closed: Option<&'static str>,
@@ -183,13 +199,14 @@ impl Peer {
             next_timeout: now,
             created: now,
             connected: false,
-            mids: HashMap::new(),
+            lines: Lines::default(),
+            slots: Vec::new(),
             control: None,
             events: None,
             pending_events: VecDeque::new(),
             down_video: DownTrack::default(),
             down_audio: DownTrack::default(),
-            rtx_sized: false,
+            rtx_sized: Vec::new(),
             nack_history: NackHistory::default(),
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
@@ -285,13 +302,7 @@ impl Peer {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.fail("ice_disconnected", out);
             }
-            Event::MediaAdded(m) => {
-                let kind = match m.kind {
-                    MediaKind::Audio => TrackKind::Audio,
-                    MediaKind::Video => TrackKind::Video,
-                };
-                self.mids.insert(m.mid, kind);
-            }
+            Event::MediaAdded(m) => self.lines.add(m.mid, m.kind, m.direction, self.role),
             Event::ChannelOpen(id, label) => match label.as_str() {
                 "control" => self.control = Some(id),
                 "events" => {
@@ -321,7 +332,8 @@ impl Peer {
                 let Some(mid) = self.mid_of(&packet) else {
                     return;
                 };
-                let Some(&kind) = self.mids.get(&mid) else {
+                // Only the participant's own lines carry media in; anything else is dropped.
+                let Line::Own(kind) = self.lines.line(mid) else {
                     return;
                 };
                 let codec = self
@@ -344,7 +356,15 @@ impl Peer {
                     codec,
                 });
             }
-            Event::KeyframeRequest(_) => out.push(PeerEvent::KeyframeRequest),
+            Event::KeyframeRequest(req) => match self.lines.line(req.mid) {
+                Line::Robot(TrackKind::Video) => {
+                    out.push(PeerEvent::KeyframeRequest { slot: None })
+                }
+                Line::Slot(TrackKind::Video, n) => {
+                    out.push(PeerEvent::KeyframeRequest { slot: Some(n) })
+                }
+                _ => {}
+            },
             Event::MediaEgressStats(st) => {
                 if let Some(rtt) = st.rtt {
                     self.resize_nack_history(st.mid, rtt, out);
@@ -403,7 +423,13 @@ impl Peer {
         }
     }
 
-    /// Forward one packet of the room's `kind` track, numbered `seq`/`ts` room-wide.
+    /// What this session's m-lines let it receive and send.
+    pub fn layout(&self) -> Layout {
+        self.lines.layout()
+    }
+
+    /// Forward one packet of the robot's `kind` track, numbered `seq`/`ts` room-wide, on this
+    /// session's robot line.
     pub fn write_rtp(
         &mut self,
         kind: TrackKind,
@@ -416,19 +442,9 @@ impl Peer {
         if !self.connected || self.closed.is_some() {
             return false;
         }
-        let Some(mid) = self.mids.iter().find(|(_, k)| **k == kind).map(|(m, _)| *m) else {
+        let Some(mid) = self.lines.mid(Line::Robot(kind)) else {
             return false;
         };
-        let key = CodecKey::of(codec);
-        let pt = match self.pt_cache.iter().find(|(k, _)| *k == key) {
-            Some((_, pt)) => *pt,
-            None => {
-                let pt = self.find_pt(mid, key);
-                self.pt_cache.push((key, pt));
-                pt
-            }
-        };
-        let Some(pt) = pt else { return false };
         let down = match kind {
             TrackKind::Video => &mut self.down_video,
             TrackKind::Audio => &mut self.down_audio,
@@ -436,6 +452,82 @@ impl Peer {
         let Some(seq) = down.seq(seq) else {
             return false;
         };
+        self.write_on(mid, kind, source, codec, seq, ts, None, now)
+    }
+
+    /// Forward a doctor's packet (`from`) on this session's slot `n` of `kind`: the slot
+    /// numbers it on from whatever it carried before, so its source can change underneath.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_slot(
+        &mut self,
+        kind: TrackKind,
+        n: u8,
+        from: SessionId,
+        source: &RtpPacket,
+        codec: &PayloadParams,
+        now: Instant,
+    ) -> bool {
+        if !self.connected || self.closed.is_some() {
+            return false;
+        }
+        let Some(mid) = self.lines.mid(Line::Slot(kind, n)) else {
+            return false;
+        };
+        let i = match self.slots.iter().position(|s| s.mid == mid) {
+            Some(i) => i,
+            None => {
+                let clock = if kind == TrackKind::Video {
+                    90_000
+                } else {
+                    48_000
+                };
+                self.slots.push(SlotOut {
+                    mid,
+                    forwarder: TrackForwarder::new(clock),
+                    pictures: PictureIds::default(),
+                });
+                self.slots.len() - 1
+            }
+        };
+        let src = Source {
+            session: from.0,
+            ssrc: *source.header.ssrc,
+        };
+        let slot = &mut self.slots[i];
+        let Some(m) = slot
+            .forwarder
+            .map(src, *source.seq_no, source.header.timestamp, now)
+        else {
+            return false;
+        };
+        let patch = (kind == TrackKind::Video && codec.spec().codec == Codec::Vp8)
+            .then(|| slot.pictures.patch(src, &source.payload))
+            .flatten();
+        self.write_on(mid, kind, source, codec, m.seq, m.ts, patch, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_on(
+        &mut self,
+        mid: Mid,
+        kind: TrackKind,
+        source: &RtpPacket,
+        codec: &PayloadParams,
+        seq: u64,
+        ts: u32,
+        patch: Option<Vp8Patch>,
+        now: Instant,
+    ) -> bool {
+        let key = (mid, CodecKey::of(codec));
+        let pt = match self.pt_cache.iter().find(|(k, _)| *k == key) {
+            Some((_, pt)) => *pt,
+            None => {
+                let pt = self.find_pt(mid, key.1);
+                self.pt_cache.push((key, pt));
+                pt
+            }
+        };
+        let Some(pt) = pt else { return false };
         let ext = ExtensionValues {
             audio_level: source.header.ext_vals.audio_level,
             voice_activity: source.header.ext_vals.voice_activity,
@@ -445,7 +537,7 @@ impl Peer {
         let rtc = &mut self.rtc;
         let payload = source.payload.clone();
         let marker = source.header.marker;
-        let size_rtx = kind == TrackKind::Video && !self.rtx_sized;
+        let size_rtx = kind == TrackKind::Video && !self.rtx_sized.contains(&mid);
         let history = self.nack_history.current();
         let wrote = catch_unwind(AssertUnwindSafe(|| {
             let mut api = rtc.direct_api();
@@ -455,12 +547,14 @@ impl Peer {
                         // Before the first packet: this replaces (empties) the history.
                         tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RESEND_RATIO_CAP));
                     }
-                    tx.write_rtp(
-                        RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
-                            .marker(marker)
-                            .ext_vals(ext)
-                            .nackable(kind == TrackKind::Video),
-                    );
+                    let mut w = RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+                        .marker(marker)
+                        .ext_vals(ext)
+                        .nackable(kind == TrackKind::Video);
+                    if let Some(p) = patch {
+                        w = w.vp8_patch(p);
+                    }
+                    tx.write_rtp(w);
                     true
                 }
                 None => false,
@@ -468,7 +562,9 @@ impl Peer {
         }));
         match wrote {
             Ok(w) => {
-                self.rtx_sized |= w && size_rtx;
+                if w && size_rtx {
+                    self.rtx_sized.push(mid);
+                }
                 w
             }
             Err(_) => {
@@ -480,7 +576,7 @@ impl Peer {
 
     /// Keep as much video history as this viewer's round trip needs (see `nack_history.rs`).
     fn resize_nack_history(&mut self, mid: Mid, rtt: Duration, out: &mut Vec<PeerEvent>) {
-        if !self.rtx_sized || self.mids.get(&mid) != Some(&TrackKind::Video) {
+        if !self.rtx_sized.contains(&mid) || self.lines.kind(mid) != Some(TrackKind::Video) {
             return;
         }
         let Some(history) = self.nack_history.on_rtt(rtt) else {
@@ -511,14 +607,9 @@ impl Peer {
             .map(|p| p.pt())
     }
 
-    /// Ask this (publishing) peer for a keyframe on its video track.
+    /// Ask this (publishing) peer for a keyframe on its own video track.
     pub fn request_keyframe(&mut self) -> bool {
-        let Some(mid) = self
-            .mids
-            .iter()
-            .find(|(_, k)| **k == TrackKind::Video)
-            .map(|(m, _)| *m)
-        else {
+        let Some(mid) = self.lines.mid(Line::Own(TrackKind::Video)) else {
             return false;
         };
         let rtc = &mut self.rtc;

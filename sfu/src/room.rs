@@ -30,8 +30,8 @@ use crate::control_gate::{ControlGate, ControlGateConfig, FrameContext, Verdict}
 use crate::estop::{Estop, Latcher};
 use crate::lease::{Lease, LeaseInput, LeaseOutput, Member as LeaseMember};
 use crate::room_event::RoomAudit;
-use crate::room_media::RoomMedia;
-pub use crate::room_media::{Fanout, RtpIn, TrackKind};
+use crate::room_media::{Control, RoomMedia};
+pub use crate::room_media::{Fanout, Layout, RtpIn, TrackKind};
 use crate::SessionId;
 
 /// When the stop frame of a lease change or an e-stop is sent again, after the first.
@@ -50,6 +50,8 @@ pub struct Member {
     pub expires_at_ms: u64,
     /// The booking the token was issued for, if any.
     pub booking: Option<String>,
+    /// What its m-lines receive and send (known once it connected).
+    pub layout: Layout,
 }
 
 /// Can a robot publish here?
@@ -197,6 +199,8 @@ pub struct Room {
     earliest_expiry: Option<u64>,
     /// The current lease holder's `sub`, for the "previous holder" of the next audit record.
     holder_sub: Option<String>,
+    /// The speakers last announced, and when.
+    speaking: (Vec<SessionId>, Option<Instant>),
     /// Stop frames carry milliseconds since this instant (the room's creation).
     origin: Instant,
     outputs: VecDeque<Output>,
@@ -222,6 +226,7 @@ impl Room {
             stop_repeats: VecDeque::new(),
             earliest_expiry: None,
             holder_sub: None,
+            speaking: (Vec::new(), None),
             origin: now,
             outputs: VecDeque::new(),
         }
@@ -316,7 +321,7 @@ impl Room {
         );
         self.members.insert(id, member.clone());
         self.order.push(id);
-        if role != Role::Robot && self.media.add_viewer(id, now) {
+        if self.media.add(id, role, member.layout, now) {
             self.ask_robot_for_keyframe();
         }
         self.lease_input(
@@ -356,6 +361,7 @@ impl Room {
                 participant: participant(id, &member),
             },
         );
+        self.update_control(now);
     }
 
     fn same_person(&self, m: &Member) -> Option<SessionId> {
@@ -372,11 +378,12 @@ impl Room {
             return;
         }
         self.order.retain(|s| *s != id);
-        self.media.remove(id);
+        self.media.remove(id, now);
         self.gate.forget(id);
         self.buckets.remove(&id);
         self.lease_input(LeaseInput::Leave { id }, now);
         self.send(Target::All, ServerEvent::Left { id: id.to_string() });
+        self.update_control(now);
     }
 
     /// Tell a member why, then close its session (revoked, replaced, expired).
@@ -423,24 +430,25 @@ impl Room {
 
     /// An RTP packet from `from`. Returns where it goes, or `None` to drop it.
     pub fn on_rtp(&mut self, from: SessionId, pkt: RtpIn, now: Instant) -> Option<Fanout<'_>> {
-        let publisher = self.media.publisher();
         let (fan, ask) = self.media.on_rtp(from, pkt, now);
         if ask {
-            if let Some(p) = publisher {
-                self.outputs
-                    .push_back(Output::RequestKeyframe { publisher: p });
-            }
+            self.outputs
+                .push_back(Output::RequestKeyframe { publisher: from });
         }
         fan
     }
 
-    /// A viewer's decoder asked for a keyframe (PLI/FIR from its browser).
-    pub fn on_keyframe_request(&mut self, from: SessionId, now: Instant) {
+    /// A receiver's decoder asked for a keyframe (PLI/FIR from its browser), on its robot line
+    /// (`slot` None) or on a video slot.
+    pub fn on_keyframe_request(&mut self, from: SessionId, slot: Option<u8>, now: Instant) {
         let Some(role) = self.members.get(&from).map(|m| m.role) else {
             return;
         };
-        if self.media.publisher() != Some(from) && self.media.on_keyframe_request(role, now) {
-            self.ask_robot_for_keyframe();
+        if let Some(publisher) = self.media.on_keyframe_request(from, role, slot, now) {
+            if publisher != from {
+                self.outputs
+                    .push_back(Output::RequestKeyframe { publisher });
+            }
         }
     }
 
@@ -537,6 +545,21 @@ impl Room {
                     "only the doctor who has control may clear the e-stop",
                 ),
             },
+            ClientEvent::Media {
+                audio_muted,
+                video_muted,
+            } => {
+                self.media.set_muted(from, audio_muted, video_muted, now);
+                self.send(
+                    Target::All,
+                    ServerEvent::Media {
+                        id: from.to_string(),
+                        audio_muted,
+                        video_muted,
+                    },
+                );
+                self.media_events(now);
+            }
             ClientEvent::Telemetry(t) => {
                 if member.role != Role::Robot {
                     return self.refuse(from, "forbidden", "only the robot sends telemetry");
@@ -610,9 +633,11 @@ impl Room {
                 self.outputs.push_back(Output::Control { to: robot, frame });
             }
         }
-        if self.media.poll(now) {
-            self.ask_robot_for_keyframe();
+        for publisher in self.media.poll(now) {
+            self.outputs
+                .push_back(Output::RequestKeyframe { publisher });
         }
+        self.media_events(now);
         if self
             .lease
             .next_deadline_ms()
@@ -736,6 +761,8 @@ impl Room {
                             reason,
                         },
                     );
+                    // The robot's screen follows the driver.
+                    self.update_control(now);
                 }
                 LeaseOutput::Requested { from, holder } => {
                     let ev = ServerEvent::LeaseRequested {
@@ -766,6 +793,52 @@ impl Room {
         }));
         let ev = self.estop_event();
         self.send(Target::All, ev);
+    }
+
+    /// Tell the media who drives and who may (the robot's presenter follows them), then tell
+    /// receivers what their slots carry.
+    fn update_control(&mut self, now: Instant) {
+        let may_drive = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| self.members.get(id).is_some_and(|m| m.can_control))
+            .collect();
+        self.media.set_control(
+            Control {
+                holder: self.lease.holder(),
+                may_drive,
+            },
+            now,
+        );
+        self.media_events(now);
+    }
+
+    /// Slot changes to their receivers; who is speaking to everyone (at most 4 times a second).
+    fn media_events(&mut self, now: Instant) {
+        for s in self.media.take_changed() {
+            let ids =
+                |v: &[Option<SessionId>]| v.iter().map(|s| s.map(|s| s.to_string())).collect();
+            let ev = ServerEvent::Slots {
+                audio: ids(&s.audio),
+                video: ids(&s.video),
+            };
+            self.send(Target::One(s.receiver), ev);
+        }
+        let speaking = self.media.speaking(now);
+        let due = self
+            .speaking
+            .1
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(250));
+        if speaking != self.speaking.0 && due {
+            self.speaking = (speaking.clone(), Some(now));
+            self.send(
+                Target::All,
+                ServerEvent::Speaking {
+                    ids: speaking.iter().map(|s| s.to_string()).collect(),
+                },
+            );
+        }
     }
 
     fn estop_event(&self) -> ServerEvent {
@@ -838,6 +911,8 @@ fn participant(id: SessionId, m: &Member) -> Participant {
         sub: m.sub.clone(),
         role: m.role,
         can_control: m.can_control,
+        sends_audio: m.layout.sends_audio,
+        sends_video: m.layout.sends_video,
     }
 }
 
@@ -846,12 +921,32 @@ mod tests {
     use super::*;
 
     fn member(role: Role, sub: &str, can_control: bool) -> Member {
+        let layout = match role {
+            Role::Robot => Layout {
+                sends_audio: true,
+                sends_video: true,
+                ..Layout::default()
+            },
+            _ => Layout {
+                robot_video: true,
+                robot_audio: true,
+                ..Layout::default()
+            },
+        };
         Member {
             sub: sub.into(),
             role,
             can_control,
             expires_at_ms: u64::MAX / 2,
             booking: None,
+            layout,
+        }
+    }
+
+    fn robot_targets(f: &Fanout<'_>) -> (u64, Vec<SessionId>) {
+        match f {
+            Fanout::Robot { seq, targets, .. } => (*seq, targets.to_vec()),
+            Fanout::Slots { .. } => panic!("a robot packet goes to robot lines"),
         }
     }
 
@@ -1090,7 +1185,8 @@ mod tests {
                     ssrc: 5,
                     seq: 1,
                     ts: 0,
-                    keyframe_start: true
+                    keyframe_start: true,
+                    audio_level: None,
                 },
                 now
             )
@@ -1104,11 +1200,15 @@ mod tests {
                     seq: 1,
                     ts: 0,
                     keyframe_start: false,
+                    audio_level: None,
                 },
                 now,
             )
             .unwrap();
-        assert!(f.targets.is_empty(), "interframe: nobody started yet");
+        assert!(
+            robot_targets(&f).1.is_empty(),
+            "interframe: nobody started yet"
+        );
         // Viewers still waiting: the robot is asked again once the coalescing window closes.
         r.handle_timeout(now + Duration::from_millis(300), 0);
         let out = drain(&mut r);
@@ -1124,12 +1224,17 @@ mod tests {
                     seq: 2,
                     ts: 0,
                     keyframe_start: true,
+                    audio_level: None,
                 },
                 now,
             )
             .unwrap();
-        assert_eq!(f.targets.len(), 3, "keyframe starts all three viewers");
-        assert_eq!(f.seq, 2);
+        assert_eq!(
+            robot_targets(&f).1.len(),
+            3,
+            "keyframe starts all three viewers"
+        );
+        assert_eq!(robot_targets(&f).0, 2);
         let a = r
             .on_rtp(
                 ROBOT,
@@ -1139,11 +1244,12 @@ mod tests {
                     seq: 77,
                     ts: 0,
                     keyframe_start: false,
+                    audio_level: None,
                 },
                 now,
             )
             .unwrap();
-        assert_eq!(a.targets.len(), 3, "audio needs no keyframe");
+        assert_eq!(robot_targets(&a).1.len(), 3, "audio needs no keyframe");
     }
 
     /// The stop frames the robot was sent in `out`, with their positions.
@@ -1428,7 +1534,7 @@ mod tests {
         let mut t = now + Duration::from_secs(1);
         let mut asked = 0;
         for _ in 0..20 {
-            r.on_keyframe_request(STUDENT, t);
+            r.on_keyframe_request(STUDENT, None, t);
             r.handle_timeout(t, 0);
             asked += drain(&mut r)
                 .iter()
@@ -1438,7 +1544,7 @@ mod tests {
         }
         assert_eq!(asked, 1, "one in two seconds from students");
         for _ in 0..20 {
-            r.on_keyframe_request(DOC, t);
+            r.on_keyframe_request(DOC, None, t);
             r.handle_timeout(t, 0);
             asked += drain(&mut r)
                 .iter()

@@ -1,25 +1,38 @@
-//! Where a room's media goes: the robot's tracks to its viewers, with continuous numbering and
-//! keyframe gating.
+//! Where a room's media goes: the robot's camera and microphone to everyone, and the doctors'
+//! microphones and cameras to the robot and to each other, on receive slots negotiated once.
 //!
-//! A viewer gets audio at once and video from the next keyframe start on (an interframe is
-//! useless to a decoder that has not seen its keyframe); a new publisher (the robot reconnecting)
-//! sends every viewer back to waiting. Keyframe requests are coalesced: a join or a doctor's
-//! decoder may ask at most once per `keyframe_interval`; a student's decoder only once per
-//! `observer_keyframe_interval`, so a class of students cannot make the robot's encoder spend
-//! the driver's bits on keyframes.
+//! **The robot's tracks** go to every session that receives them, with one room-wide continuous
+//! numbering (the robot may reconnect with new SSRCs underneath). A viewer gets audio at once and
+//! video from the next keyframe start on; a new publisher sends everyone back to waiting.
 //!
-//! Not here: who may be in the room or what they may do ([`crate::room`]), str0m or SSRCs of the
-//! viewer side (`peer.rs`).
+//! **The doctors' tracks** go through *slots*: a session's extra receive m-lines, each carrying
+//! one source at a time, switched without renegotiation (the receiving peer renumbers each slot
+//! continuously and rewrites VP8 picture ids, see `peer.rs`):
+//! - the robot's first video slot is the **presenter**: the lease holder's camera; when nobody
+//!   drives, the booking's doctor (a member who may drive), else the doctor who spoke last;
+//! - audio slots carry the loudest doctors (see [`crate::speakers`]), never the receiver
+//!   itself (mix-minus by selection, nothing is decoded or mixed);
+//! - a doctor's video slots carry other doctors' cameras, the one speaking first.
+//!
+//! A video slot switched to a new source waits for that source's keyframe (and asks for one).
+//! Keyframe requests are coalesced per source: a join or a doctor's decoder may ask at most once
+//! per `keyframe_interval`; a student's decoder only once per `observer_keyframe_interval`, so a
+//! class of students cannot make the robot's encoder spend the driver's bits on keyframes.
+//!
+//! Not here: who may be in the room or what they may do ([`crate::room`]), str0m, payload types
+//! or the receiving side's numbering (`peer.rs`).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
 
 use crate::forwarder::{Source, TrackForwarder};
 use crate::keyframe::KeyframeCoalescer;
+use crate::speakers::{SlotSet, SpeakerConfig, Speakers};
 use crate::SessionId;
 
-/// Audio or video; a room forwards one of each from its robot.
+/// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackKind {
     /// Opus.
@@ -28,12 +41,29 @@ pub enum TrackKind {
     Video = 1,
 }
 
-/// What the room needs to know of one publisher packet.
+/// What a session's m-lines let it receive and send (see `docs/protocol.md`, "m-lines").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// It receives the robot's video (a viewer's first receive-only video m-line).
+    pub robot_video: bool,
+    /// It receives the robot's audio (a viewer's first receive-only audio m-line).
+    pub robot_audio: bool,
+    /// Doctors' audio slots it receives.
+    pub audio_slots: u8,
+    /// Video slots it receives (the presenter, for a robot; other doctors, for a doctor).
+    pub video_slots: u8,
+    /// It sends its own audio.
+    pub sends_audio: bool,
+    /// It sends its own video.
+    pub sends_video: bool,
+}
+
+/// What the room needs to know of one incoming packet.
 #[derive(Debug, Clone, Copy)]
 pub struct RtpIn {
     /// Which track.
     pub kind: TrackKind,
-    /// The publisher's SSRC.
+    /// The sender's SSRC.
     pub ssrc: u32,
     /// Extended (rollover-free) sequence number.
     pub seq: u64,
@@ -41,17 +71,67 @@ pub struct RtpIn {
     pub ts: u32,
     /// The payload starts a keyframe (see `keyframe.rs`).
     pub keyframe_start: bool,
+    /// RFC 6464 audio level, dBov (0 loudest, -127 silence), when the packet carries one.
+    pub audio_level: Option<i8>,
 }
 
-/// Where one publisher packet goes.
+/// Where one packet goes.
 #[derive(Debug)]
-pub struct Fanout<'a> {
-    /// Room-wide continuous sequence number.
-    pub seq: u64,
-    /// Room-wide continuous timestamp.
-    pub ts: u32,
-    /// The sessions to write it to.
-    pub targets: &'a [SessionId],
+pub enum Fanout<'a> {
+    /// A robot packet: to these sessions' robot line of its kind, numbered room-wide.
+    Robot {
+        /// Room-wide continuous sequence number.
+        seq: u64,
+        /// Room-wide continuous timestamp.
+        ts: u32,
+        /// The sessions to write it to.
+        targets: &'a [SessionId],
+    },
+    /// A doctor's packet: to these (session, slot index) pairs of its kind; each receiving
+    /// slot numbers it on.
+    Slots {
+        /// The receiving slots.
+        targets: &'a [(SessionId, u8)],
+    },
+}
+
+/// What one receiver's slots carry now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotsNow {
+    /// The receiving session.
+    pub receiver: SessionId,
+    /// Its audio slots, in m-line order.
+    pub audio: Vec<Option<SessionId>>,
+    /// Its video slots, in m-line order.
+    pub video: Vec<Option<SessionId>>,
+}
+
+/// One receiving session's slots.
+#[derive(Debug, Clone)]
+struct Receiver {
+    role: Role,
+    audio: SlotSet,
+    video: SlotSet,
+    /// Per video slot: its current source's keyframe has gone out (the decoder can start).
+    video_live: Vec<bool>,
+}
+
+/// What a doctor publishes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Publishing {
+    audio: bool,
+    video: bool,
+    audio_muted: bool,
+    video_muted: bool,
+}
+
+/// Who drives and who may, as the room tells it; the presenter depends on them.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// The lease holder.
+    pub holder: Option<SessionId>,
+    /// Members who may take a free lease (the booking's doctor), in join order.
+    pub may_drive: Vec<SessionId>,
 }
 
 /// See the module docs.
@@ -60,16 +140,36 @@ pub struct RoomMedia {
     publisher: Option<SessionId>,
     video: TrackForwarder,
     audio: TrackForwarder,
-    /// Viewers receiving video (they have seen a keyframe start).
+    /// Sessions receiving the robot's video (they have seen a keyframe start).
     video_live: Vec<SessionId>,
-    /// Viewers waiting for the next keyframe to start video.
+    /// Sessions waiting for the robot's next keyframe.
     video_waiting: Vec<SessionId>,
-    /// Viewers receiving audio.
+    /// Sessions receiving the robot's audio.
     audio_live: Vec<SessionId>,
     keyframes: KeyframeCoalescer,
     /// Students' decoders ask through this one first.
     observer_keyframes: KeyframeCoalescer,
+    keyframe_interval: Duration,
+    /// Doctors who publish, in join order.
+    doctors: Vec<SessionId>,
+    publishing: HashMap<SessionId, Publishing>,
+    receivers: HashMap<SessionId, Receiver>,
+    /// Receivers in join order (stable iteration).
+    receiver_order: Vec<SessionId>,
+    speakers: Speakers,
+    /// Per doctor publishing video: coalesced keyframe requests.
+    doctor_keyframes: HashMap<SessionId, KeyframeCoalescer>,
+    /// Doctors' video sources that a switched slot is waiting for.
+    wants_keyframe: Vec<SessionId>,
+    control: Control,
+    /// Receivers whose slots changed since [`take_changed`](Self::take_changed).
+    changed: Vec<SessionId>,
+    targets: Vec<(SessionId, u8)>,
+    next_tick: Option<Instant>,
 }
+
+/// How often slots are reconsidered while doctors publish audio.
+const TICK: Duration = Duration::from_millis(100);
 
 impl RoomMedia {
     /// No publisher, no viewers.
@@ -83,6 +183,18 @@ impl RoomMedia {
             audio_live: Vec::new(),
             keyframes: KeyframeCoalescer::new(keyframe_interval),
             observer_keyframes: KeyframeCoalescer::new(observer_keyframe_interval),
+            keyframe_interval,
+            doctors: Vec::new(),
+            publishing: HashMap::new(),
+            receivers: HashMap::new(),
+            receiver_order: Vec::new(),
+            speakers: Speakers::new(SpeakerConfig::default()),
+            doctor_keyframes: HashMap::new(),
+            wants_keyframe: Vec::new(),
+            control: Control::default(),
+            changed: Vec::new(),
+            targets: Vec::new(),
+            next_tick: None,
         }
     }
 
@@ -98,16 +210,52 @@ impl RoomMedia {
         self.keyframes.reset();
     }
 
-    /// A viewer joined: audio now, video from the next keyframe. True if the robot should be
-    /// asked for one now.
-    pub fn add_viewer(&mut self, id: SessionId, now: Instant) -> bool {
-        self.video_waiting.push(id);
-        self.audio_live.push(id);
-        self.publisher.is_some() && self.keyframes.request(now)
+    /// A session joined with this role and layout. True if the robot should be asked for a
+    /// keyframe now (a new viewer of its video).
+    pub fn add(&mut self, id: SessionId, role: Role, layout: Layout, now: Instant) -> bool {
+        let mut ask = false;
+        if role != Role::Robot {
+            if layout.robot_video {
+                self.video_waiting.push(id);
+                ask = self.publisher.is_some() && self.keyframes.request(now);
+            }
+            if layout.robot_audio {
+                self.audio_live.push(id);
+            }
+        }
+        if role == Role::Doctor && (layout.sends_audio || layout.sends_video) {
+            self.doctors.push(id);
+            self.publishing.insert(
+                id,
+                Publishing {
+                    audio: layout.sends_audio,
+                    video: layout.sends_video,
+                    ..Publishing::default()
+                },
+            );
+            if layout.sends_video {
+                self.doctor_keyframes
+                    .insert(id, KeyframeCoalescer::new(self.keyframe_interval));
+            }
+        }
+        if layout.audio_slots > 0 || layout.video_slots > 0 {
+            self.receivers.insert(
+                id,
+                Receiver {
+                    role,
+                    audio: SlotSet::new(layout.audio_slots.into()),
+                    video: SlotSet::new(layout.video_slots.into()),
+                    video_live: vec![false; layout.video_slots.into()],
+                },
+            );
+            self.receiver_order.push(id);
+        }
+        self.reassign(now);
+        ask
     }
 
-    /// A session left (viewer or publisher).
-    pub fn remove(&mut self, id: SessionId) {
+    /// A session left (viewer, doctor or publisher).
+    pub fn remove(&mut self, id: SessionId, now: Instant) {
         self.video_live.retain(|s| *s != id);
         self.video_waiting.retain(|s| *s != id);
         self.audio_live.retain(|s| *s != id);
@@ -116,20 +264,114 @@ impl RoomMedia {
             self.video.source_gone(id.0);
             self.audio.source_gone(id.0);
         }
+        self.doctors.retain(|s| *s != id);
+        self.publishing.remove(&id);
+        self.speakers.remove(id);
+        self.doctor_keyframes.remove(&id);
+        self.wants_keyframe.retain(|s| *s != id);
+        self.receivers.remove(&id);
+        self.receiver_order.retain(|s| *s != id);
+        self.changed.retain(|s| *s != id);
+        self.control.may_drive.retain(|s| *s != id);
+        if self.control.holder == Some(id) {
+            self.control.holder = None;
+        }
+        self.reassign(now);
     }
 
-    /// A packet from `from`: where it goes and with what numbering, or `None` to drop it (not
-    /// the publisher, or a straggler from before a switch). The bool says whether the robot
-    /// should be asked for a keyframe now.
+    /// Who drives and who may changed: the robot's presenter may change.
+    pub fn set_control(&mut self, control: Control, now: Instant) {
+        self.control = control;
+        self.reassign(now);
+    }
+
+    /// A doctor muted or unmuted its microphone or camera.
+    pub fn set_muted(&mut self, id: SessionId, audio: bool, video: bool, now: Instant) {
+        if let Some(p) = self.publishing.get_mut(&id) {
+            p.audio_muted = audio;
+            p.video_muted = video;
+        }
+        self.reassign(now);
+    }
+
+    /// A packet from `from`: where it goes, or `None` to drop it (a session that does not
+    /// publish this kind, or a straggler from before a switch); and whether `from`'s encoder
+    /// should be asked for a keyframe now (someone waits for one).
     pub fn on_rtp(
         &mut self,
         from: SessionId,
         pkt: RtpIn,
         now: Instant,
     ) -> (Option<Fanout<'_>>, bool) {
-        if self.publisher != Some(from) {
+        if self.publisher == Some(from) {
+            return self.robot_rtp(from, pkt, now);
+        }
+        let Some(p) = self.publishing.get(&from) else {
+            return (None, false);
+        };
+        let sends = match pkt.kind {
+            TrackKind::Audio => p.audio,
+            TrackKind::Video => p.video,
+        };
+        if !sends {
             return (None, false);
         }
+        let mut ask = false;
+        self.targets.clear();
+        match pkt.kind {
+            TrackKind::Audio => {
+                if let Some(level) = pkt.audio_level {
+                    self.speakers.on_level(from, level, now);
+                }
+                for r in &self.receiver_order {
+                    let slot = self.receivers.get(r).and_then(|rx| rx.audio.carries(from));
+                    if let Some(slot) = slot {
+                        self.targets.push((*r, slot as u8));
+                    }
+                }
+            }
+            TrackKind::Video => {
+                for r in &self.receiver_order {
+                    let Some(rx) = self.receivers.get_mut(r) else {
+                        continue;
+                    };
+                    let Some(slot) = rx.video.carries(from) else {
+                        continue;
+                    };
+                    if !rx.video_live[slot] {
+                        if !pkt.keyframe_start {
+                            continue;
+                        }
+                        rx.video_live[slot] = true;
+                    }
+                    self.targets.push((*r, slot as u8));
+                }
+                if pkt.keyframe_start {
+                    if let Some(k) = self.doctor_keyframes.get_mut(&from) {
+                        k.satisfied(now);
+                    }
+                } else if self.waits_for(from) {
+                    ask = self
+                        .doctor_keyframes
+                        .get_mut(&from)
+                        .is_some_and(|k| k.request(now));
+                }
+            }
+        }
+        (
+            Some(Fanout::Slots {
+                targets: &self.targets,
+            }),
+            ask,
+        )
+    }
+
+    fn robot_rtp(
+        &mut self,
+        from: SessionId,
+        pkt: RtpIn,
+        now: Instant,
+    ) -> (Option<Fanout<'_>>, bool) {
         let src = Source {
             session: from.0,
             ssrc: pkt.ssrc,
@@ -137,7 +379,7 @@ impl RoomMedia {
         match pkt.kind {
             TrackKind::Audio => match self.audio.map(src, pkt.seq, pkt.ts, now) {
                 Some(m) => (
-                    Some(Fanout {
+                    Some(Fanout::Robot {
                         seq: m.seq,
                         ts: m.ts,
                         targets: &self.audio_live,
@@ -164,7 +406,7 @@ impl RoomMedia {
                     ask = self.keyframes.request(now);
                 }
                 (
-                    Some(Fanout {
+                    Some(Fanout::Robot {
                         seq: m.seq,
                         ts: m.ts,
                         targets: &self.video_live,
@@ -175,27 +417,231 @@ impl RoomMedia {
         }
     }
 
-    /// A viewer's decoder asked for a keyframe. True if the robot should be asked now.
-    pub fn on_keyframe_request(&mut self, role: Role, now: Instant) -> bool {
-        if self.publisher.is_none() {
-            return false;
-        }
-        if role == Role::Observer && !self.observer_keyframes.request(now) {
-            // Dropped, not deferred: a student's decoder asks again if it still needs one.
-            return false;
-        }
-        self.keyframes.request(now)
+    /// Does any video slot wait for `source`'s keyframe?
+    fn waits_for(&self, source: SessionId) -> bool {
+        self.receivers.values().any(|rx| {
+            rx.video
+                .carries(source)
+                .is_some_and(|slot| !rx.video_live[slot])
+        })
     }
 
-    /// Time passed. True if a deferred request should go out now.
-    pub fn poll(&mut self, now: Instant) -> bool {
+    fn ask_doctor(&mut self, source: SessionId, now: Instant) {
+        if let Some(k) = self.doctor_keyframes.get_mut(&source) {
+            if k.request(now) && !self.wants_keyframe.contains(&source) {
+                self.wants_keyframe.push(source);
+            }
+        }
+    }
+
+    /// Doctors whose encoder must be asked for a keyframe now.
+    pub fn take_keyframe_wants(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.wants_keyframe)
+    }
+
+    /// A receiver's decoder asked for a keyframe on its robot line (`slot` None) or on a video
+    /// slot. The session whose encoder should be asked now, if any.
+    pub fn on_keyframe_request(
+        &mut self,
+        from: SessionId,
+        role: Role,
+        slot: Option<u8>,
+        now: Instant,
+    ) -> Option<SessionId> {
+        match slot {
+            None => {
+                let publisher = self.publisher?;
+                if role == Role::Observer && !self.observer_keyframes.request(now) {
+                    // Dropped, not deferred: a student's decoder asks again if it still
+                    // needs one.
+                    return None;
+                }
+                self.keyframes.request(now).then_some(publisher)
+            }
+            Some(slot) => {
+                let source = self
+                    .receivers
+                    .get(&from)
+                    .and_then(|rx| rx.video.slots().get(usize::from(slot)).copied().flatten())?;
+                let k = self.doctor_keyframes.get_mut(&source)?;
+                k.request(now).then_some(source)
+            }
+        }
+    }
+
+    /// Time passed. Returns the sessions to ask for a keyframe now (deferred requests), and
+    /// reconsiders the slots.
+    pub fn poll(&mut self, now: Instant) -> Vec<SessionId> {
+        let mut ask = Vec::new();
         // The students' coalescer never defers anything worth sending (see above).
         self.observer_keyframes.poll(now);
-        self.keyframes.poll(now) && self.publisher.is_some()
+        if self.keyframes.poll(now) {
+            if let Some(p) = self.publisher {
+                ask.push(p);
+            }
+        }
+        for (id, k) in self.doctor_keyframes.iter_mut() {
+            if k.poll(now) {
+                ask.push(*id);
+            }
+        }
+        if self.next_tick.is_some_and(|t| t <= now) {
+            self.reassign(now);
+        }
+        ask.extend(self.take_keyframe_wants());
+        ask
     }
 
     /// When [`poll`](Self::poll) next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.keyframes.next_deadline()
+        let doctors = self
+            .doctor_keyframes
+            .values()
+            .filter_map(|k| k.next_deadline());
+        self.keyframes
+            .next_deadline()
+            .into_iter()
+            .chain(doctors)
+            .chain(self.next_tick)
+            .min()
     }
+
+    /// Receivers whose slots changed since the last call, with what each slot carries now.
+    pub fn take_changed(&mut self) -> Vec<SlotsNow> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| {
+                let rx = self.receivers.get(&id)?;
+                Some(SlotsNow {
+                    receiver: id,
+                    audio: rx.audio.slots().to_vec(),
+                    video: rx.video.slots().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// The doctors speaking now, loudest first.
+    pub fn speaking(&self, now: Instant) -> Vec<SessionId> {
+        self.speakers.active(now)
+    }
+
+    /// The robot's presenter: see the module docs.
+    fn presenter(&self) -> Option<SessionId> {
+        let shows = |id: &SessionId| {
+            self.publishing
+                .get(id)
+                .is_some_and(|p| p.video && !p.video_muted)
+        };
+        if let Some(h) = self.control.holder.filter(shows) {
+            return Some(h);
+        }
+        if let Some(d) = self.control.may_drive.iter().copied().find(shows) {
+            return Some(d);
+        }
+        self.doctors
+            .iter()
+            .copied()
+            .filter(shows)
+            .max_by_key(|d| self.speakers.last_spoke(*d))
+    }
+
+    /// Bring every receiver's slots up to date.
+    fn reassign(&mut self, now: Instant) {
+        let audio_sources: Vec<SessionId> = self
+            .doctors
+            .iter()
+            .copied()
+            .filter(|d| {
+                self.publishing
+                    .get(d)
+                    .is_some_and(|p| p.audio && !p.audio_muted)
+            })
+            .collect();
+        let video_sources: Vec<SessionId> = self
+            .doctors
+            .iter()
+            .copied()
+            .filter(|d| {
+                self.publishing
+                    .get(d)
+                    .is_some_and(|p| p.video && !p.video_muted)
+            })
+            .collect();
+        let presenter = self.presenter();
+        let mut switched_to = Vec::new();
+        for id in self.receiver_order.clone() {
+            let Some(rx) = self.receivers.get_mut(&id) else {
+                continue;
+            };
+            let others = |v: &[SessionId]| -> Vec<SessionId> {
+                v.iter().copied().filter(|s| *s != id).collect()
+            };
+            let mut changed = !rx
+                .audio
+                .update(&others(&audio_sources), &self.speakers, now)
+                .is_empty();
+            let video_changes = if rx.role == Role::Robot {
+                robot_video(&mut rx.video, presenter, &others(&video_sources))
+            } else {
+                rx.video
+                    .update(&others(&video_sources), &self.speakers, now)
+            };
+            for (slot, source) in video_changes {
+                changed = true;
+                rx.video_live[slot] = false;
+                if let Some(s) = source {
+                    switched_to.push(s);
+                }
+            }
+            if changed && !self.changed.contains(&id) {
+                self.changed.push(id);
+            }
+        }
+        for s in switched_to {
+            self.ask_doctor(s, now);
+        }
+        self.next_tick = (!audio_sources.is_empty()).then(|| now + TICK);
+    }
+}
+
+/// The robot's video slots: the first is the presenter; the rest (if it offered more) carry
+/// the other doctors' cameras, each keeping its slot while it stays.
+fn robot_video(
+    slots: &mut SlotSet,
+    presenter: Option<SessionId>,
+    others: &[SessionId],
+) -> Vec<(usize, Option<SessionId>)> {
+    let before: Vec<Option<SessionId>> = slots.slots().to_vec();
+    let n = before.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut spare: Vec<SessionId> = others
+        .iter()
+        .copied()
+        .filter(|s| Some(*s) != presenter)
+        .collect();
+    let mut after = vec![None; n];
+    after[0] = presenter;
+    for i in 1..n {
+        if let Some(b) = before[i].filter(|b| spare.contains(b)) {
+            after[i] = Some(b);
+            spare.retain(|s| *s != b);
+        }
+    }
+    for slot in after.iter_mut().skip(1) {
+        if slot.is_none() && !spare.is_empty() {
+            *slot = Some(spare.remove(0));
+        }
+    }
+    let changes = before
+        .iter()
+        .zip(after.iter())
+        .enumerate()
+        .filter(|(_, (b, a))| b != a)
+        .map(|(i, (_, a))| (i, *a))
+        .collect();
+    *slots = SlotSet::with(after);
+    changes
 }

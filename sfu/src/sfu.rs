@@ -25,7 +25,7 @@ use crate::directory::Directory;
 use crate::error::SfuError;
 use crate::metrics::Metrics;
 use crate::peer::{Peer, PeerSetup};
-use crate::room::Member;
+use crate::room::{Layout, Member};
 use crate::room_event::RoomEventHook;
 use crate::switchboard::Admit;
 use crate::worker::{Command, Worker};
@@ -180,6 +180,8 @@ impl Sfu {
             sub: claims.sub.clone(),
             role: claims.role,
             booking: claims.booking.clone(),
+            // Known once it connects (from its m-lines).
+            layout: Layout::default(),
         };
         // Known before the worker sees the session, so that a session ending at once cannot
         // leave its key behind.

@@ -42,7 +42,7 @@ use crate::estop::Latcher;
 use crate::io::{Arrived, Io};
 use crate::metrics::Metrics;
 use crate::peer::{Accepted, Peer, PeerEvent};
-use crate::room::{Admission, Member, Output, Recipients, Room, RoomMemory, RtpIn};
+use crate::room::{Admission, Fanout, Member, Output, Recipients, Room, RoomMemory, RtpIn};
 use crate::room_event::{RoomAudit, RoomEvent};
 use crate::sessions::{Lookup, NewSession, Sessions};
 use crate::SessionId;
@@ -503,6 +503,11 @@ impl Switchboard {
         let Some(peer) = self.sessions.peer_mut(id) else {
             return self.dropped("unknown_source");
         };
+        if peer.role() == Role::Observer && PacketKind::of(data).is_media() {
+            // Students publish nothing: their offers' sending lines were answered `inactive`,
+            // and media sent anyway is dropped here, before it costs a decryption.
+            return self.dropped("observer_media");
+        }
         let mut out = std::mem::take(&mut self.scratch);
         peer.handle_input(Input::Receive(now, receive), &mut |t| io.send(t), &mut out);
         self.wake = self.wake.min(peer.next_timeout());
@@ -671,23 +676,39 @@ impl Switchboard {
                     seq: *packet.seq_no,
                     ts: packet.header.timestamp,
                     keyframe_start,
+                    audio_level: packet.header.ext_vals.audio_level,
                 };
                 let Some(fan) = room.on_rtp(from, input, now) else {
                     return;
                 };
                 let mut sent = 0u64;
-                for target in fan.targets {
-                    let Some(s) = self.sessions.get_mut(*target) else {
-                        continue;
-                    };
-                    if s.peer
-                        .write_rtp(kind, &packet, &codec, fan.seq, fan.ts, now)
-                    {
-                        sent += 1;
-                        // Sent when the batch is done: one str0m pass per viewer per batch
-                        // instead of one per packet (a video frame is several packets).
-                        if s.mark_dirty() {
-                            self.dirty.push(*target);
+                match fan {
+                    Fanout::Robot { seq, ts, targets } => {
+                        for target in targets {
+                            let Some(s) = self.sessions.get_mut(*target) else {
+                                continue;
+                            };
+                            if s.peer.write_rtp(kind, &packet, &codec, seq, ts, now) {
+                                sent += 1;
+                                // Sent when the batch is done: one str0m pass per viewer per
+                                // batch instead of one per packet (a frame is several packets).
+                                if s.mark_dirty() {
+                                    self.dirty.push(*target);
+                                }
+                            }
+                        }
+                    }
+                    Fanout::Slots { targets } => {
+                        for (target, slot) in targets {
+                            let Some(s) = self.sessions.get_mut(*target) else {
+                                continue;
+                            };
+                            if s.peer.write_slot(kind, *slot, from, &packet, &codec, now) {
+                                sent += 1;
+                                if s.mark_dirty() {
+                                    self.dirty.push(*target);
+                                }
+                            }
                         }
                     }
                 }
@@ -696,9 +717,9 @@ impl Switchboard {
                 // Room outputs (a keyframe request for waiting viewers) go out now.
                 self.flush_room(now, &room_id, io);
             }
-            PeerEvent::KeyframeRequest => {
+            PeerEvent::KeyframeRequest { slot } => {
                 if let Some(room) = self.rooms.get_mut(&room_id) {
-                    room.on_keyframe_request(from, now);
+                    room.on_keyframe_request(from, slot, now);
                     self.flush_room(now, &room_id, io);
                 }
             }
@@ -724,12 +745,13 @@ impl Switchboard {
     }
 
     fn connected(&mut self, now: Instant, id: SessionId, room_id: &Arc<str>, io: &mut dyn Io) {
-        let Some(member) = self.sessions.connected(id) else {
+        let Some(mut member) = self.sessions.connected(id) else {
             return;
         };
         let Some(s) = self.sessions.get(id) else {
             return;
         };
+        member.layout = s.peer.layout();
         self.metrics
             .join_seconds
             .with_label_values(&[member.role.as_str()])

@@ -79,6 +79,7 @@ fn member(role: Role, sub: &str, can_control: bool) -> Member {
         can_control,
         expires_at_ms: u64::MAX / 2,
         booking: Some("booking-1".into()),
+        layout: Default::default(),
     }
 }
 
