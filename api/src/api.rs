@@ -14,9 +14,10 @@ use uuid::Uuid;
 use crate::audit::AuditSink;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::model::UserRole;
 use crate::ratelimit::LoginLimiter;
 use crate::store::Store;
-use crate::users::{self, NewUser, UserRole};
+use crate::users::{self, NewUser};
 use crate::{http, keys};
 
 /// The control plane. Cheap to clone; clones share everything.

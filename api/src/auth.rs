@@ -15,17 +15,9 @@ use uuid::Uuid;
 use crate::api::Api;
 use crate::audit::kinds;
 use crate::error::ApiError;
+use crate::model::{Actor, SessionRecord, User};
 use crate::password;
 use crate::secret::{self, ACCESS_PREFIX, REFRESH_PREFIX};
-use crate::store::SessionRecord;
-use crate::users::User;
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user: User,
-    pub session_id: Uuid,
-}
 
 /// Answer to login and refresh.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

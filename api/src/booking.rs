@@ -3,121 +3,27 @@
 //! and who may cancel or invite live here.
 //!
 //! "No two live bookings of one robot overlap" is enforced by the database (see `store`), not
-//! here: only the database can decide it atomically. Not here: join tokens (`join`), SQL.
+//! here: only the database can decide it atomically. Not here: the `Booking` type (`model`), join
+//! tokens (`join`), SQL.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::api::Api;
 use crate::audit::kinds;
-use crate::auth::Actor;
 use crate::error::ApiError;
-use crate::store::BookingFilter;
-use crate::users::UserRole;
+use crate::model::{
+    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, UserRole,
+};
 
 /// A slot may start this long in the past, so "start now" from a form still books.
 pub const PAST_LEEWAY_SECS: i64 = 60;
 const NOTE_MAX_CHARS: usize = 500;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BookingStatus {
-    Confirmed,
-    Cancelled,
-}
-
-impl BookingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BookingStatus::Confirmed => "confirmed",
-            BookingStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "confirmed" => Ok(BookingStatus::Confirmed),
-            "cancelled" => Ok(BookingStatus::Cancelled),
-            other => Err(ApiError::internal(format!(
-                "unknown booking status {other:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InvitationRole {
-    /// A doctor: joins with role `doctor`, may request the lease, may e-stop.
-    Consultant,
-    /// A student: joins with role `observer`, read-only.
-    Observer,
-}
-
-impl InvitationRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvitationRole::Consultant => "consultant",
-            InvitationRole::Observer => "observer",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "consultant" => Ok(InvitationRole::Consultant),
-            "observer" => Ok(InvitationRole::Observer),
-            other => Err(ApiError::internal(format!(
-                "unknown invitation role {other:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Invitation {
-    pub user_id: Uuid,
-    pub role: InvitationRole,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Booking {
-    pub id: Uuid,
-    /// The robot, which is also the room.
-    pub robot_id: Uuid,
-    /// The booking's doctor: the only one who may drive during the slot.
-    pub doctor_id: Uuid,
-    /// Inclusive start, whole seconds, UTC.
-    pub starts_at: DateTime<Utc>,
-    /// Exclusive end, whole seconds, UTC.
-    pub ends_at: DateTime<Utc>,
-    pub status: BookingStatus,
-    pub note: Option<String>,
-    pub invitations: Vec<Invitation>,
-}
-
-/// How a user takes part in a booking.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Participation {
-    Doctor,
-    Invited(InvitationRole),
-}
-
-impl Booking {
-    pub fn participation(&self, user: Uuid) -> Option<Participation> {
-        if self.doctor_id == user {
-            return Some(Participation::Doctor);
-        }
-        self.invitations
-            .iter()
-            .find(|i| i.user_id == user)
-            .map(|i| Participation::Invited(i.role))
-    }
-
-    fn visible_to(&self, actor: &Actor) -> bool {
-        actor.user.role == UserRole::Admin || self.participation(actor.user.id).is_some()
-    }
+fn visible_to(booking: &Booking, actor: &Actor) -> bool {
+    actor.user.role == UserRole::Admin || booking.participation(actor.user.id).is_some()
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -263,7 +169,7 @@ impl Api {
         id: Uuid,
     ) -> Result<Booking, ApiError> {
         match self.store().booking_by_id(id).await? {
-            Some(b) if b.visible_to(actor) => Ok(b),
+            Some(b) if visible_to(&b, actor) => Ok(b),
             _ => Err(ApiError::NotFound("booking")),
         }
     }

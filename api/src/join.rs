@@ -19,9 +19,8 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::audit::kinds;
-use crate::auth::Actor;
-use crate::booking::{Booking, BookingStatus, InvitationRole, Participation};
 use crate::error::ApiError;
+use crate::model::{Actor, Booking, BookingStatus, InvitationRole, Participation};
 use crate::robots::unix;
 
 /// What [`decide`] grants.
@@ -155,11 +154,11 @@ mod tests {
             status: BookingStatus::Confirmed,
             note: None,
             invitations: vec![
-                crate::booking::Invitation {
+                crate::model::Invitation {
                     user_id: consultant,
                     role: InvitationRole::Consultant,
                 },
-                crate::booking::Invitation {
+                crate::model::Invitation {
                     user_id: observer,
                     role: InvitationRole::Observer,
                 },

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::api::Api;
-use crate::auth::Actor;
 use crate::error::ApiError;
+use crate::model::Actor;
 
 /// Asks the media plane to revoke the lease in a room; resolves to false if the room has no
 /// sessions on this node.

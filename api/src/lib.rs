@@ -22,6 +22,7 @@ mod http;
 mod join;
 mod keys;
 mod lease_admin;
+mod model;
 mod openapi;
 mod password;
 mod ratelimit;
@@ -31,9 +32,8 @@ mod store;
 mod users;
 
 pub use api::{create_admin, Api};
-pub use audit::{AuditEntry, AuditPage, AuditSink};
+pub use audit::{AuditPage, AuditSink};
 pub use auth::TokenResponse;
-pub use booking::{Booking, BookingStatus, Invitation, InvitationRole};
 pub use clock::Clock;
 pub use config::{
     ApiConfig, BootstrapAdmin, LoginLimits, ENV_ADMIN_DISPLAY_NAME, ENV_ADMIN_PASSWORD,
@@ -42,5 +42,7 @@ pub use config::{
 pub use error::{ApiError, ConflictSlot, ErrorBody};
 pub use join::JoinResponse;
 pub use lease_admin::LeaseRevoker;
-pub use robots::{PublishTokenResponse, Robot};
-pub use users::{User, UserRole};
+pub use model::{
+    AuditEntry, Booking, BookingStatus, Invitation, InvitationRole, Robot, User, UserRole,
+};
+pub use robots::PublishTokenResponse;

@@ -12,20 +12,9 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::audit::kinds;
-use crate::auth::Actor;
-use crate::booking::BookingStatus;
 use crate::error::ApiError;
+use crate::model::{Actor, BookingFilter, BookingStatus, Robot};
 use crate::secret::{self, ROBOT_PREFIX};
-use crate::store::BookingFilter;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Robot {
-    /// Also the robot's room id.
-    pub id: Uuid,
-    pub name: String,
-    pub ward: String,
-    pub description: String,
-}
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewRobot {

@@ -1,7 +1,8 @@
-//! Users: the three roles, the rules for usernames, display names and passwords, creating users
-//! and listing them for those allowed to see them.
+//! Users: the rules for usernames, display names and passwords, creating users and listing them
+//! for those allowed to see them.
 //!
-//! Not here: sessions and login (`auth`), HTTP (`http::users`), SQL (`store`).
+//! Not here: the `User` type and its roles (`model`), sessions and login (`auth`), HTTP
+//! (`http::users`), SQL (`store`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,49 +10,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::Api;
-use crate::audit::{self, kinds};
-use crate::auth::Actor;
+use crate::audit::kinds;
 use crate::error::ApiError;
+use crate::model::{Actor, NewAuditEntry, User, UserRole};
 use crate::password;
 use crate::store::Store;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UserRole {
-    Admin,
-    Doctor,
-    Student,
-}
-
-impl UserRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserRole::Admin => "admin",
-            UserRole::Doctor => "doctor",
-            UserRole::Student => "student",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "admin" => Ok(UserRole::Admin),
-            "doctor" => Ok(UserRole::Doctor),
-            "student" => Ok(UserRole::Student),
-            other => Err(ApiError::internal(format!(
-                "unknown role {other:?} in database"
-            ))),
-        }
-    }
-}
-
-/// A user as the user and admins see them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct User {
-    pub id: Uuid,
-    pub username: String,
-    pub display_name: String,
-    pub role: UserRole,
-}
 
 /// A user in a listing. Doctors (choosing whom to invite) get no usernames.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -120,7 +83,7 @@ pub(crate) async fn create(
     };
     store.insert_user(&user, &hash, now).await?;
     store
-        .append_audit(&audit::entry(
+        .append_audit(&NewAuditEntry::new(
             now,
             kinds::USER_CREATED,
             actor.map(|a| a.to_string()),

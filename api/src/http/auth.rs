@@ -14,7 +14,7 @@ use super::extract::{ClientAddr, CurrentUser, JsonBody};
 use crate::api::Api;
 use crate::auth::TokenResponse;
 use crate::error::{ApiError, ErrorBody};
-use crate::users::User;
+use crate::model::User;
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()

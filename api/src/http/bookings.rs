@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::extract::{CurrentUser, DoctorUser, JsonBody, PathParams, QueryParams};
 use crate::api::Api;
-use crate::booking::{Booking, BookingQuery, NewBooking, NewInvitation};
+use crate::booking::{BookingQuery, NewBooking, NewInvitation};
 use crate::error::{ApiError, ErrorBody};
 use crate::join::JoinResponse;
+use crate::model::Booking;
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()

@@ -14,9 +14,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::api::Api;
-use crate::auth::Actor;
 use crate::error::ApiError;
-use crate::users::UserRole;
+use crate::model::{Actor, UserRole};
 
 /// `axum::Json` with JSON error responses (400 for syntax, 422 for wrong fields or types).
 #[derive(FromRequest)]

@@ -12,8 +12,9 @@ use uuid::Uuid;
 use super::extract::{AdminUser, CurrentUser, JsonBody, PathParams, QueryParams, RobotCredential};
 use crate::api::Api;
 use crate::error::{ApiError, ErrorBody};
+use crate::model::Robot;
 use crate::robots::{
-    BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, Robot, RobotCreated,
+    BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, RobotCreated,
 };
 
 pub(super) fn routes() -> OpenApiRouter<Api> {

@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 use super::extract::{AdminUser, CurrentUser, JsonBody, QueryParams};
 use crate::api::Api;
 use crate::error::{ApiError, ErrorBody};
-use crate::users::{NewUser, User, UserListItem, UserRole};
+use crate::model::{User, UserRole};
+use crate::users::{NewUser, UserListItem};
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new().routes(routes!(create_user, list_users))

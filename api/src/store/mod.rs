@@ -18,41 +18,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use uuid::Uuid;
 
-use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
-use crate::booking::{Booking, Invitation};
 use crate::config::{is_postgres_url, ApiConfig, SQLITE_FILE_NAME};
 use crate::error::ApiError;
-use crate::robots::Robot;
-use crate::users::{User, UserRole};
+use crate::model::{
+    AuditEntry, AuditFilter, Booking, BookingFilter, Invitation, NewAuditEntry, Robot,
+    SessionRecord, User, UserRole,
+};
 
 pub(crate) use postgres::PgStore;
 pub(crate) use sqlite::SqliteStore;
-
-/// One login. Tokens appear only as digests.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub access_hash: String,
-    pub refresh_hash: String,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub access_expires_at: DateTime<Utc>,
-    /// Absolute end of the session and of its refresh token.
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct BookingFilter {
-    pub robot_id: Option<Uuid>,
-    /// Only bookings this user is the doctor of or invited to.
-    pub participant: Option<Uuid>,
-    /// Only bookings ending after this.
-    pub from: Option<DateTime<Utc>>,
-    /// Only bookings starting before this.
-    pub to: Option<DateTime<Utc>>,
-    pub limit: u32,
-}
 
 #[derive(Clone)]
 pub(crate) enum Store {

@@ -13,13 +13,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRo
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{already_invited, is_unique_violation, username_taken, BookingFilter, SessionRecord};
-use crate::audit::{AuditEntry, AuditFilter, NewAuditEntry};
-use crate::booking::{Booking, BookingStatus, Invitation, InvitationRole};
+use super::{already_invited, is_unique_violation, username_taken};
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ConflictSlot};
-use crate::robots::Robot;
-use crate::users::{User, UserRole};
+use crate::model::{
+    AuditEntry, AuditFilter, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole,
+    NewAuditEntry, Robot, SessionRecord, User, UserRole,
+};
 
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
