@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::Api;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::model::{AuditEntry, AuditFilter, NewAuditEntry};
@@ -190,37 +189,35 @@ impl AuditSink {
     }
 }
 
-impl Api {
-    pub(crate) async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, ApiError> {
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::validation("limit must be 1-1000"));
-        }
-        if let (Some(since), Some(until)) = (q.since, q.until) {
-            if since > until {
-                return Err(ApiError::validation("since must not be after until"));
-            }
-        }
-        let entries = self
-            .store()
-            .list_audit(&AuditFilter {
-                kind: q.kind,
-                actor: q.actor,
-                room: q.room,
-                since: q.since,
-                until: q.until,
-                before: q.before,
-                limit,
-            })
-            .await?;
-        let next_before = if entries.len() == limit as usize {
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_before,
-        })
+/// One page of the log, newest first, filtered by `q`.
+pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit must be 1-1000"));
     }
+    if let (Some(since), Some(until)) = (q.since, q.until) {
+        if since > until {
+            return Err(ApiError::validation("since must not be after until"));
+        }
+    }
+    let entries = store
+        .list_audit(&AuditFilter {
+            kind: q.kind,
+            actor: q.actor,
+            room: q.room,
+            since: q.since,
+            until: q.until,
+            before: q.before,
+            limit,
+        })
+        .await?;
+    let next_before = if entries.len() == limit as usize {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        entries,
+        next_before,
+    })
 }

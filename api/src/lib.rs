@@ -5,8 +5,11 @@
 //! (`bedside-sfu`) never calls into this crate: it verifies join tokens with the public key from
 //! [`Api::jwks`] and reports room events back through an [`AuditSink`].
 //!
-//! Layers, outside in: `http` (routes and handlers) -> domain modules (`auth`, `users`, `robots`,
-//! `booking`, `join`, `audit`) -> `store` (the only place with SQL; SQLite or PostgreSQL).
+//! Layers, outside in: `http` (routes and handlers, reading the composition root [`Api`]) ->
+//! domain modules (`auth`, `users`, `robots`, `booking`, `join`, `audit`, `lease_admin`), which
+//! take the store, the clock's "now", the actor and whatever else they need as arguments ->
+//! `store` (the only place with SQL; SQLite or PostgreSQL). All of them share the plain types
+//! in `model`, which depends on none of them. No module depends on one that depends on it.
 //!
 //! Not here: WebRTC, rooms, the control lease (all in `bedside-sfu`), the join-token format
 //! (`bedside_proto::join_token`), or serving the web client (the binary does that).

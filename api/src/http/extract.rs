@@ -14,6 +14,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::api::Api;
+use crate::auth;
 use crate::error::ApiError;
 use crate::model::{Actor, UserRole};
 
@@ -49,7 +50,8 @@ impl FromRequestParts<Api> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let token = credentials(parts, "Bearer")
             .ok_or(ApiError::Unauthenticated("missing bearer token"))?;
-        Ok(CurrentUser(api.authenticate(&token).await?))
+        let actor = auth::authenticate(api.store(), api.config(), api.now(), &token).await?;
+        Ok(CurrentUser(actor))
     }
 }
 
