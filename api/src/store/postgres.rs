@@ -1,9 +1,13 @@
 //! The PostgreSQL backend, chosen by `DATABASE_URL=postgres://...` for clusters.
 //!
 //! Native `uuid`, `timestamptz` and `jsonb` columns. No overlapping bookings is the exclusion
-//! constraint `bookings_no_overlap` (btree_gist over robot id and `tstzrange`), so concurrent
-//! inserts need no application locking: the loser gets SQLSTATE 23P01. Not here: the statements
-//! (shared, beside this file), or anything SQLite-specific.
+//! constraint `bookings_no_overlap` (btree_gist over robot id and `tstzrange`). A booking is
+//! inserted in a transaction that first locks its robot's row, so bookings of one robot queue
+//! instead of racing: two inserts checking the constraint at once can each find the other's
+//! uncommitted row, wait on each other and end in a deadlock (SQLSTATE 40P01) that PostgreSQL
+//! only breaks after `deadlock_timeout`. Under the lock the overlap is looked up first, so the
+//! answer names the clashing booking; the constraint stays the guarantee (23P01). Not here: the
+//! statements (shared, beside this file), or anything SQLite-specific.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,9 +29,6 @@ use crate::model::Booking;
 /// SQLSTATE exclusion_violation.
 const EXCLUSION_VIOLATION: &str = "23P01";
 
-/// Inserts retried when the booking that blocked one is cancelled before it can be named.
-const INSERT_ATTEMPTS: usize = 3;
-
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: PgPool,
@@ -43,19 +44,6 @@ impl PgStore {
             .connect_with(options)
             .await?;
         Ok(PgStore { pool })
-    }
-
-    /// The first live booking overlapping `b`. `tstzrange` so that the exclusion constraint's
-    /// GiST index answers it.
-    async fn first_overlap(&self, b: &Booking) -> Result<Option<PgRow>, ApiError> {
-        let s = sql("SELECT id, starts_at, ends_at FROM bookings \
-             WHERE robot_id = $1 AND status <> 'cancelled' \
-               AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)') \
-             ORDER BY starts_at LIMIT 1")
-        .bind(b.robot_id)
-        .bind(b.starts_at)
-        .bind(b.ends_at);
-        Ok(query(s).fetch_optional(&self.pool).await?)
     }
 }
 
@@ -94,21 +82,13 @@ impl Backend for PgStore {
         b: &Booking,
         insert: Statement<'static>,
     ) -> Result<(), ApiError> {
-        for _ in 0..INSERT_ATTEMPTS {
-            match query(insert.clone()).execute(&self.pool).await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_exclusion_violation(&e) => {
-                    if let Some(row) = self.first_overlap(b).await? {
-                        return Err(ApiError::BookingConflict(conflict_slot(&row)?));
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::conflict(
-            "booking_conflict",
-            "the robot is being booked for that time by someone else; try again",
-        ))
+        let pool = self.pool.clone();
+        let b = b.clone();
+        // Its own task, so a client that hangs up cannot cancel the request between BEGIN and
+        // COMMIT and leave the robot's row locked until the connection is reused.
+        tokio::spawn(async move { insert_booking_queued(&pool, &b, insert).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("booking task failed: {e}")))?
     }
 
     async fn migrate(&self) -> Result<(), ApiError> {
@@ -125,10 +105,45 @@ impl Backend for PgStore {
     }
 }
 
-fn is_exclusion_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == EXCLUSION_VIOLATION)
+/// Lock the robot's row, look for an overlapping live booking, insert if there is none.
+async fn insert_booking_queued(
+    pool: &PgPool,
+    b: &Booking,
+    insert: Statement<'static>,
+) -> Result<(), ApiError> {
+    let mut tx = pool.begin().await?;
+    // NO KEY UPDATE: queues bookings of this robot on each other but not on the foreign-key
+    // checks (KEY SHARE) of rows that reference the robot.
+    let lock = sql("SELECT id FROM robots WHERE id = $1 FOR NO KEY UPDATE").bind(b.robot_id);
+    query(lock).execute(&mut *tx).await?;
+    // `tstzrange` so that the exclusion constraint's GiST index answers it.
+    let overlap = sql("SELECT id, starts_at, ends_at FROM bookings \
+         WHERE robot_id = $1 AND status <> 'cancelled' \
+           AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2, $3, '[)') \
+         ORDER BY starts_at LIMIT 1")
+    .bind(b.robot_id)
+    .bind(b.starts_at)
+    .bind(b.ends_at);
+    if let Some(row) = query(overlap).fetch_optional(&mut *tx).await? {
+        // Dropping `tx` rolls back.
+        return Err(ApiError::BookingConflict(conflict_slot(&row)?));
+    }
+    query(insert).execute(&mut *tx).await.map_err(|e| {
+        // Only reachable if something wrote around the lock; the constraint caught it.
+        if e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == EXCLUSION_VIOLATION)
+        {
+            ApiError::conflict(
+                "booking_conflict",
+                "the robot is already booked for that time",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    tx.commit().await?;
+    Ok(())
 }
 
 impl Columns for PgRow {
