@@ -136,7 +136,8 @@ pub(crate) trait Backend {
     ) -> impl Future<Output = Result<Vec<T>, ApiError>> + Send;
 
     /// Run `insert` (the booking `b`) unless a live booking of the same robot overlaps it, in
-    /// which case the answer is [`ApiError::BookingConflict`] naming that booking.
+    /// which case the answer is [`ApiError::BookingConflict`] naming that booking. Callers run
+    /// it in a task of its own, so it may hold a transaction across awaits.
     fn insert_without_overlap(
         &self,
         b: &Booking,

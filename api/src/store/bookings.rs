@@ -74,7 +74,14 @@ impl Store {
         .bind(b.status.as_str())
         .bind(b.note.as_deref())
         .bind(at);
-        self.insert_without_overlap(b, insert).await
+        let store = self.clone();
+        let b = b.clone();
+        // Its own task, so a client that hangs up cannot cancel the request inside the backend's
+        // transaction and leave a pooled connection holding SQLite's write lock or the robot's
+        // row lock.
+        tokio::spawn(async move { store.insert_without_overlap(&b, insert).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("booking task failed: {e}")))?
     }
 
     pub async fn booking_by_id(&self, id: Uuid) -> Result<Option<Booking>, ApiError> {

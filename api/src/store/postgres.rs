@@ -82,13 +82,7 @@ impl Backend for PgStore {
         b: &Booking,
         insert: Statement<'static>,
     ) -> Result<(), ApiError> {
-        let pool = self.pool.clone();
-        let b = b.clone();
-        // Its own task, so a client that hangs up cannot cancel the request between BEGIN and
-        // COMMIT and leave the robot's row locked until the connection is reused.
-        tokio::spawn(async move { insert_booking_queued(&pool, &b, insert).await })
-            .await
-            .map_err(|e| ApiError::internal(format!("booking task failed: {e}")))?
+        insert_booking_queued(&self.pool, b, insert).await
     }
 
     async fn migrate(&self) -> Result<(), ApiError> {

@@ -102,13 +102,7 @@ impl Backend for SqliteStore {
         b: &Booking,
         insert: Statement<'static>,
     ) -> Result<(), ApiError> {
-        let pool = self.pool.clone();
-        let b = b.clone();
-        // Its own task, so a client that hangs up cannot cancel the request between BEGIN and
-        // COMMIT and leave a pooled connection inside an open transaction.
-        tokio::spawn(async move { insert_booking_atomically(&pool, &b, insert).await })
-            .await
-            .map_err(|e| ApiError::internal(format!("booking task failed: {e}")))?
+        insert_booking_atomically(&self.pool, b, insert).await
     }
 
     async fn migrate(&self) -> Result<(), ApiError> {
