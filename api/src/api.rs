@@ -1,23 +1,26 @@
-//! [`Api`], the handle the binary holds: opening the database and keys, the router, the
-//! public key material for the SFU, the audit sink. Also [`create_admin`] for
-//! `bedside admin create`.
+//! [`Api`], the composition root the binary holds: it opens the database and the signing key,
+//! starts the audit writer, keeps the login limiter and the media plane's lease revoker, and
+//! hands each of them out. Also [`create_admin`] for `bedside admin create`.
 //!
-//! Not here: the rules (domain modules) or the handlers (`http`).
+//! Not here: the rules (domain modules take what they need from here as arguments), the routes
+//! (`http` reads an `Api` and builds the router; this module does not know it exists).
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use axum::Router;
-use bedside_proto::{Claims, TokenSigner, TokenVerifier};
+use bedside_proto::{TokenSigner, TokenVerifier};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::audit::AuditSink;
-use crate::config::ApiConfig;
+use crate::config::{ApiConfig, BootstrapAdmin};
 use crate::error::ApiError;
-use crate::ratelimit::LoginLimiter;
-use crate::store::Store;
-use crate::users::{self, NewUser, UserRole};
-use crate::{http, keys};
+use crate::keys;
+use crate::lease_admin::LeaseRevoker;
+use crate::model::{Robot, User, UserRole};
+use crate::ratelimit::SharedLimiter;
+use crate::robots::{self, NewRobot};
+use crate::store::{self, Store};
+use crate::users::{self, NewUser};
 
 /// The control plane. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -31,10 +34,9 @@ struct Inner {
     signer: TokenSigner,
     verifier: TokenVerifier,
     jwks: serde_json::Value,
-    limiter: Mutex<LoginLimiter>,
+    limiter: SharedLimiter,
     audit: AuditSink,
-    openapi_json: OnceLock<serde_json::Value>,
-    lease_revoker: OnceLock<crate::lease_admin::LeaseRevoker>,
+    lease_revoker: OnceLock<LeaseRevoker>,
 }
 
 impl Api {
@@ -42,7 +44,7 @@ impl Api {
     /// or create the signing key, and create the bootstrap admin if configured and no admin
     /// exists yet.
     pub async fn open(config: ApiConfig) -> Result<Api, ApiError> {
-        crate::store::create_dir_private(&config.data_dir)?;
+        store::create_dir_private(&config.data_dir)?;
         let store = Store::open(&config).await?;
         let keys = keys::load_or_create(&config)?;
         if let Some(admin) = &config.bootstrap_admin {
@@ -53,14 +55,13 @@ impl Api {
         let audit = AuditSink::start(store.clone(), config.clock.clone());
         Ok(Api {
             inner: Arc::new(Inner {
-                limiter: Mutex::new(LoginLimiter::new(config.login_limits.clone())),
+                limiter: SharedLimiter::new(config.login_limits.clone()),
                 signer: keys.signer(),
                 verifier: keys.verifier(),
                 jwks: keys.jwks(),
                 config,
                 store,
                 audit,
-                openapi_json: OnceLock::new(),
                 lease_revoker: OnceLock::new(),
             }),
         })
@@ -68,31 +69,8 @@ impl Api {
 
     /// Connect `POST /api/robots/{id}/lease/revoke` to the media plane. Set once; later calls
     /// are ignored.
-    pub fn set_lease_revoker(&self, revoker: crate::lease_admin::LeaseRevoker) {
+    pub fn set_lease_revoker(&self, revoker: LeaseRevoker) {
         let _ = self.inner.lease_revoker.set(revoker);
-    }
-
-    pub(crate) fn lease_revoker(&self) -> Option<crate::lease_admin::LeaseRevoker> {
-        self.inner.lease_revoker.get().cloned()
-    }
-
-    /// Every route of the API with its state applied. Serve it with
-    /// `into_make_service_with_connect_info::<SocketAddr>()` so the login limiter sees client
-    /// addresses. It sets no fallback, so it merges with other routers.
-    pub fn router(&self) -> Router {
-        http::router(self.clone())
-    }
-
-    /// The OpenAPI description of [`Api::router`].
-    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
-        http::openapi()
-    }
-
-    pub(crate) fn openapi_json(&self) -> serde_json::Value {
-        self.inner
-            .openapi_json
-            .get_or_init(|| serde_json::to_value(self.openapi()).unwrap_or_default())
-            .clone()
     }
 
     /// The public signing key as a JWKS document, for an in-process SFU verifier.
@@ -127,6 +105,39 @@ impl Api {
         self.inner.store.close().await
     }
 
+    /// Create a user without an acting admin (for the binary and for tests in other crates).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        password: &str,
+        role: UserRole,
+    ) -> Result<User, ApiError> {
+        let new = NewUser {
+            username: username.into(),
+            display_name: display_name.into(),
+            password: password.into(),
+            role,
+        };
+        users::create(self.store(), self.now(), None, new).await
+    }
+
+    /// Register a robot without an acting admin (for the binary and for tests in other crates).
+    /// Returns the robot and its credential.
+    pub async fn create_robot(
+        &self,
+        name: &str,
+        ward: &str,
+        description: &str,
+    ) -> Result<(Robot, String), ApiError> {
+        let new = NewRobot {
+            name: name.into(),
+            ward: ward.into(),
+            description: description.into(),
+        };
+        robots::create(self.store(), self.audit(), self.now(), None, new).await
+    }
+
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
@@ -135,30 +146,28 @@ impl Api {
         &self.inner.audit
     }
 
+    pub(crate) fn limiter(&self) -> &SharedLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn token_signer(&self) -> &TokenSigner {
+        &self.inner.signer
+    }
+
+    pub(crate) fn lease_revoker(&self) -> Option<&LeaseRevoker> {
+        self.inner.lease_revoker.get()
+    }
+
+    /// The instant a request acts at, read once per request.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.config.clock.now()
-    }
-
-    pub(crate) fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
-        // A panic while holding this lock leaves only counters behind; keep using them.
-        self.inner
-            .limiter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
-        self.inner
-            .signer
-            .sign(claims)
-            .map_err(|e| ApiError::internal(format!("signing failed: {e}")))
     }
 }
 
 async fn bootstrap_admin(
     store: &Store,
     config: &ApiConfig,
-    admin: &crate::config::BootstrapAdmin,
+    admin: &BootstrapAdmin,
 ) -> Result<(), ApiError> {
     if store.count_admins().await? > 0 {
         return Ok(());

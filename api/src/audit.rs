@@ -3,8 +3,8 @@
 //! tokens issued, and room events that the SFU reports (lease changes, e-stops).
 //!
 //! Actors and rooms are stored as opaque ids, never names. Entries are only ever appended: the
-//! store has no update or delete for them, and the schema refuses both. Not here: application
-//! logs (`tracing`), metrics.
+//! store has no update or delete for them, and the schema refuses both. Not here: the entry types
+//! (`model`), application logs (`tracing`), metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::Api;
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::model::{AuditEntry, AuditFilter, NewAuditEntry};
 use crate::store::Store;
 
 /// The kinds this crate writes. Room events from the SFU are `room.<kind>`.
@@ -42,20 +42,6 @@ pub mod kinds {
 /// counted) rather than letting the SFU's event loop wait on the database.
 const QUEUE: usize = 4096;
 const MAX_DETAIL_BYTES: usize = 8 * 1024;
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AuditEntry {
-    /// Increasing; use as the `before` cursor to page backwards.
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    /// Opaque id of the user or robot that acted, if any.
-    pub actor: Option<String>,
-    /// Room (robot id) the entry concerns, if any.
-    pub room: Option<String>,
-    #[schema(value_type = Object)]
-    pub detail: Value,
-}
 
 /// One page of entries, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -82,43 +68,6 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
     /// Only entries with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,
-}
-
-/// An entry to append.
-#[derive(Debug, Clone)]
-pub(crate) struct NewAuditEntry {
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub actor: Option<String>,
-    pub room: Option<String>,
-    pub detail: Value,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct AuditFilter {
-    pub kind: Option<String>,
-    pub actor: Option<String>,
-    pub room: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub before: Option<i64>,
-    pub limit: u32,
-}
-
-pub(crate) fn entry(
-    at: DateTime<Utc>,
-    kind: &str,
-    actor: Option<String>,
-    room: Option<String>,
-    detail: Value,
-) -> NewAuditEntry {
-    NewAuditEntry {
-        at,
-        kind: kind.to_string(),
-        actor,
-        room,
-        detail,
-    }
 }
 
 /// A cheap, cloneable handle for writing to the audit log, for this crate and for the binary,
@@ -200,7 +149,7 @@ impl AuditSink {
         room: Option<Uuid>,
         detail: Value,
     ) -> Result<(), ApiError> {
-        let e = entry(
+        let e = NewAuditEntry::new(
             self.clock.now(),
             kind,
             actor.map(|a| a.to_string()),
@@ -230,7 +179,7 @@ impl AuditSink {
         if serde_json::to_vec(&detail).map_or(true, |b| b.len() > MAX_DETAIL_BYTES) {
             return Err(ApiError::validation("room event detail is too large"));
         }
-        Ok(entry(
+        Ok(NewAuditEntry::new(
             self.clock.now(),
             &format!("{}{}", kinds::ROOM_PREFIX, kind.to_ascii_lowercase()),
             actor_sub.map(str::to_string),
@@ -240,37 +189,35 @@ impl AuditSink {
     }
 }
 
-impl Api {
-    pub(crate) async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, ApiError> {
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::validation("limit must be 1-1000"));
-        }
-        if let (Some(since), Some(until)) = (q.since, q.until) {
-            if since > until {
-                return Err(ApiError::validation("since must not be after until"));
-            }
-        }
-        let entries = self
-            .store()
-            .list_audit(&AuditFilter {
-                kind: q.kind,
-                actor: q.actor,
-                room: q.room,
-                since: q.since,
-                until: q.until,
-                before: q.before,
-                limit,
-            })
-            .await?;
-        let next_before = if entries.len() == limit as usize {
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_before,
-        })
+/// One page of the log, newest first, filtered by `q`.
+pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit must be 1-1000"));
     }
+    if let (Some(since), Some(until)) = (q.since, q.until) {
+        if since > until {
+            return Err(ApiError::validation("since must not be after until"));
+        }
+    }
+    let entries = store
+        .list_audit(&AuditFilter {
+            kind: q.kind,
+            actor: q.actor,
+            room: q.room,
+            since: q.since,
+            until: q.until,
+            before: q.before,
+            limit,
+        })
+        .await?;
+    let next_before = if entries.len() == limit as usize {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        entries,
+        next_before,
+    })
 }

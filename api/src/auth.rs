@@ -12,20 +12,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::audit::kinds;
+use crate::audit::{kinds, AuditSink};
+use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::model::{Actor, SessionRecord, User};
 use crate::password;
+use crate::ratelimit::SharedLimiter;
 use crate::secret::{self, ACCESS_PREFIX, REFRESH_PREFIX};
-use crate::store::SessionRecord;
-use crate::users::User;
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user: User,
-    pub session_id: Uuid,
-}
+use crate::store::Store;
 
 /// Answer to login and refresh.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -41,174 +35,192 @@ pub struct TokenResponse {
     pub user: User,
 }
 
+/// What a login form sent, and from where.
+pub(crate) struct Credentials<'a> {
+    pub username: &'a str,
+    pub password: String,
+    /// The client's address, for the per-address limit and the audit log.
+    pub client: Option<&'a str>,
+}
+
 fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-impl Api {
-    pub(crate) async fn login(
-        &self,
-        username: &str,
-        password: String,
-        client: Option<&str>,
-    ) -> Result<TokenResponse, ApiError> {
-        let account = username.trim().to_lowercase();
-        let now = self.now();
-        self.limiter()
-            .try_attempt(&account, client, now)
-            .map_err(|retry_after_secs| {
-                tracing::warn!(retry_after_secs, "login refused by rate limit");
-                ApiError::RateLimited { retry_after_secs }
-            })?;
+pub(crate) async fn login(
+    store: &Store,
+    audit: &AuditSink,
+    limiter: &SharedLimiter,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
+    credentials: Credentials<'_>,
+) -> Result<TokenResponse, ApiError> {
+    let Credentials {
+        username,
+        password,
+        client,
+    } = credentials;
+    let account = username.trim().to_lowercase();
+    limiter
+        .lock()
+        .try_attempt(&account, client, now)
+        .map_err(|retry_after_secs| {
+            tracing::warn!(retry_after_secs, "login refused by rate limit");
+            ApiError::RateLimited { retry_after_secs }
+        })?;
 
-        let record = self.store().login_record(&account).await?;
-        let (user, hash) = match record {
-            Some((user, hash)) => (Some(user), Some(hash)),
-            None => (None, None),
+    let record = store.login_record(&account).await?;
+    let (user, hash) = match record {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    if !password::verify(password, hash).await? {
+        let reason = if user.is_some() {
+            "wrong_password"
+        } else {
+            "unknown_user"
         };
-        if !password::verify(password, hash).await? {
-            let reason = if user.is_some() {
-                "wrong_password"
-            } else {
-                "unknown_user"
-            };
-            self.audit()
-                .record(
-                    kinds::LOGIN_FAILED,
-                    user.as_ref().map(|u| u.id),
-                    None,
-                    serde_json::json!({ "reason": reason, "client": client }),
-                )
-                .await?;
-            return Err(ApiError::InvalidCredentials);
-        }
-        let user = user.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
-        self.limiter().succeeded(&account, client, now);
-
-        let idle_cutoff = now - chrono_of(self.config().idle_timeout);
-        self.store().purge_sessions(now, idle_cutoff).await?;
-        let (record, tokens) = self.new_session(user.id, now, None)?;
-        self.store().insert_session(&record).await?;
-        self.audit()
+        audit
             .record(
-                kinds::LOGIN_OK,
-                Some(user.id),
+                kinds::LOGIN_FAILED,
+                user.as_ref().map(|u| u.id),
                 None,
-                serde_json::json!({ "session": record.id, "client": client }),
+                serde_json::json!({ "reason": reason, "client": client }),
             )
             .await?;
-        tracing::info!(user = %user.id, session = %record.id, "login");
-        Ok(self.token_response(tokens, &record, user, now))
+        return Err(ApiError::InvalidCredentials);
     }
+    let user = user.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
+    limiter.lock().succeeded(&account, client, now);
 
-    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, ApiError> {
-        let old_hash = secret::digest(refresh_token);
-        let Some((session, user)) = self.store().session_by_refresh(&old_hash).await? else {
-            return Err(ApiError::Unauthenticated("invalid refresh token"));
-        };
-        let now = self.now();
-        if self.session_is_over(&session, now) {
-            self.store().delete_session(session.id).await?;
-            return Err(ApiError::Unauthenticated("session expired; log in again"));
-        }
-        let (record, tokens) = self.new_session(user.id, now, Some(&session))?;
-        if !self.store().rotate_session(&old_hash, &record).await? {
-            return Err(ApiError::Unauthenticated("refresh token was already used"));
-        }
-        Ok(self.token_response(tokens, &record, user, now))
+    let idle_cutoff = now - chrono_of(config.idle_timeout);
+    store.purge_sessions(now, idle_cutoff).await?;
+    let (record, tokens) = new_session(config, user.id, now, None)?;
+    store.insert_session(&record).await?;
+    audit
+        .record(
+            kinds::LOGIN_OK,
+            Some(user.id),
+            None,
+            serde_json::json!({ "session": record.id, "client": client }),
+        )
+        .await?;
+    tracing::info!(user = %user.id, session = %record.id, "login");
+    Ok(token_response(tokens, &record, user, now))
+}
+
+pub(crate) async fn refresh(
+    store: &Store,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
+    refresh_token: &str,
+) -> Result<TokenResponse, ApiError> {
+    let old_hash = secret::digest(refresh_token);
+    let Some((session, user)) = store.session_by_refresh(&old_hash).await? else {
+        return Err(ApiError::Unauthenticated("invalid refresh token"));
+    };
+    if session_is_over(config, &session, now) {
+        store.delete_session(session.id).await?;
+        return Err(ApiError::Unauthenticated("session expired; log in again"));
     }
-
-    pub(crate) async fn logout(&self, actor: &Actor) -> Result<(), ApiError> {
-        self.store().delete_session(actor.session_id).await?;
-        self.audit()
-            .record(
-                kinds::LOGOUT,
-                Some(actor.user.id),
-                None,
-                serde_json::json!({ "session": actor.session_id }),
-            )
-            .await?;
-        Ok(())
+    let (record, tokens) = new_session(config, user.id, now, Some(&session))?;
+    if !store.rotate_session(&old_hash, &record).await? {
+        return Err(ApiError::Unauthenticated("refresh token was already used"));
     }
+    Ok(token_response(tokens, &record, user, now))
+}
 
-    pub(crate) async fn authenticate(&self, access_token: &str) -> Result<Actor, ApiError> {
-        let Some((session, user)) = self
-            .store()
-            .session_by_access(&secret::digest(access_token))
-            .await?
-        else {
-            return Err(ApiError::Unauthenticated("invalid access token"));
-        };
-        let now = self.now();
-        if self.session_is_over(&session, now) {
-            self.store().delete_session(session.id).await?;
-            return Err(ApiError::Unauthenticated("session expired; log in again"));
-        }
-        if session.access_expires_at <= now {
-            return Err(ApiError::Unauthenticated(
-                "access token expired; use the refresh token",
-            ));
-        }
-        // Recording activity costs a write; once per small fraction of the idle timeout is
-        // precise enough and keeps bursts of requests from queueing on SQLite's write lock.
-        let touch_every =
-            chrono_of(self.config().idle_timeout / 10).min(chrono::Duration::seconds(60));
-        if now - session.last_seen_at >= touch_every {
-            self.store().touch_session(session.id, now).await?;
-        }
-        Ok(Actor {
-            user,
-            session_id: session.id,
-        })
+pub(crate) async fn logout(
+    store: &Store,
+    audit: &AuditSink,
+    actor: &Actor,
+) -> Result<(), ApiError> {
+    store.delete_session(actor.session_id).await?;
+    audit
+        .record(
+            kinds::LOGOUT,
+            Some(actor.user.id),
+            None,
+            serde_json::json!({ "session": actor.session_id }),
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn authenticate(
+    store: &Store,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
+    access_token: &str,
+) -> Result<Actor, ApiError> {
+    let Some((session, user)) = store
+        .session_by_access(&secret::digest(access_token))
+        .await?
+    else {
+        return Err(ApiError::Unauthenticated("invalid access token"));
+    };
+    if session_is_over(config, &session, now) {
+        store.delete_session(session.id).await?;
+        return Err(ApiError::Unauthenticated("session expired; log in again"));
     }
-
-    fn session_is_over(&self, s: &SessionRecord, now: DateTime<Utc>) -> bool {
-        s.expires_at <= now || s.last_seen_at + chrono_of(self.config().idle_timeout) <= now
+    if session.access_expires_at <= now {
+        return Err(ApiError::Unauthenticated(
+            "access token expired; use the refresh token",
+        ));
     }
-
-    /// A new session row (or the next generation of `previous`) and its plain tokens.
-    fn new_session(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        previous: Option<&SessionRecord>,
-    ) -> Result<(SessionRecord, (String, String)), ApiError> {
-        let access = secret::generate(ACCESS_PREFIX)?;
-        let refresh = secret::generate(REFRESH_PREFIX)?;
-        let (id, created_at, expires_at) = match previous {
-            Some(p) => (p.id, p.created_at, p.expires_at),
-            None => (
-                Uuid::new_v4(),
-                now,
-                now + chrono_of(self.config().session_max_age),
-            ),
-        };
-        let record = SessionRecord {
-            id,
-            user_id,
-            access_hash: secret::digest(&access),
-            refresh_hash: secret::digest(&refresh),
-            created_at,
-            last_seen_at: now,
-            access_expires_at: (now + chrono_of(self.config().access_token_ttl)).min(expires_at),
-            expires_at,
-        };
-        Ok((record, (access, refresh)))
+    // Recording activity costs a write; once per small fraction of the idle timeout is
+    // precise enough and keeps bursts of requests from queueing on SQLite's write lock.
+    let touch_every = chrono_of(config.idle_timeout / 10).min(chrono::Duration::seconds(60));
+    if now - session.last_seen_at >= touch_every {
+        store.touch_session(session.id, now).await?;
     }
+    Ok(Actor {
+        user,
+        session_id: session.id,
+    })
+}
 
-    fn token_response(
-        &self,
-        (access_token, refresh_token): (String, String),
-        record: &SessionRecord,
-        user: User,
-        now: DateTime<Utc>,
-    ) -> TokenResponse {
-        TokenResponse {
-            access_token,
-            refresh_token,
-            token_type: "Bearer".into(),
-            expires_in: (record.access_expires_at - now).num_seconds().max(0) as u64,
-            user,
-        }
+fn session_is_over(config: &ApiConfig, s: &SessionRecord, now: DateTime<Utc>) -> bool {
+    s.expires_at <= now || s.last_seen_at + chrono_of(config.idle_timeout) <= now
+}
+
+/// A new session row (or the next generation of `previous`) and its plain tokens.
+fn new_session(
+    config: &ApiConfig,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    previous: Option<&SessionRecord>,
+) -> Result<(SessionRecord, (String, String)), ApiError> {
+    let access = secret::generate(ACCESS_PREFIX)?;
+    let refresh = secret::generate(REFRESH_PREFIX)?;
+    let (id, created_at, expires_at) = match previous {
+        Some(p) => (p.id, p.created_at, p.expires_at),
+        None => (Uuid::new_v4(), now, now + chrono_of(config.session_max_age)),
+    };
+    let record = SessionRecord {
+        id,
+        user_id,
+        access_hash: secret::digest(&access),
+        refresh_hash: secret::digest(&refresh),
+        created_at,
+        last_seen_at: now,
+        access_expires_at: (now + chrono_of(config.access_token_ttl)).min(expires_at),
+        expires_at,
+    };
+    Ok((record, (access, refresh)))
+}
+
+fn token_response(
+    (access_token, refresh_token): (String, String),
+    record: &SessionRecord,
+    user: User,
+    now: DateTime<Utc>,
+) -> TokenResponse {
+    TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: (record.access_expires_at - now).num_seconds().max(0) as u64,
+        user,
     }
 }

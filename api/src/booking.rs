@@ -3,121 +3,29 @@
 //! and who may cancel or invite live here.
 //!
 //! "No two live bookings of one robot overlap" is enforced by the database (see `store`), not
-//! here: only the database can decide it atomically. Not here: join tokens (`join`), SQL.
+//! here: only the database can decide it atomically. Not here: the `Booking` type (`model`), join
+//! tokens (`join`), SQL.
+
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::audit::kinds;
-use crate::auth::Actor;
+use crate::audit::{kinds, AuditSink};
 use crate::error::ApiError;
-use crate::store::BookingFilter;
-use crate::users::UserRole;
+use crate::model::{
+    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, UserRole,
+};
+use crate::store::Store;
 
 /// A slot may start this long in the past, so "start now" from a form still books.
 pub const PAST_LEEWAY_SECS: i64 = 60;
 const NOTE_MAX_CHARS: usize = 500;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BookingStatus {
-    Confirmed,
-    Cancelled,
-}
-
-impl BookingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BookingStatus::Confirmed => "confirmed",
-            BookingStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "confirmed" => Ok(BookingStatus::Confirmed),
-            "cancelled" => Ok(BookingStatus::Cancelled),
-            other => Err(ApiError::internal(format!(
-                "unknown booking status {other:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InvitationRole {
-    /// A doctor: joins with role `doctor`, may request the lease, may e-stop.
-    Consultant,
-    /// A student: joins with role `observer`, read-only.
-    Observer,
-}
-
-impl InvitationRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvitationRole::Consultant => "consultant",
-            InvitationRole::Observer => "observer",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "consultant" => Ok(InvitationRole::Consultant),
-            "observer" => Ok(InvitationRole::Observer),
-            other => Err(ApiError::internal(format!(
-                "unknown invitation role {other:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Invitation {
-    pub user_id: Uuid,
-    pub role: InvitationRole,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Booking {
-    pub id: Uuid,
-    /// The robot, which is also the room.
-    pub robot_id: Uuid,
-    /// The booking's doctor: the only one who may drive during the slot.
-    pub doctor_id: Uuid,
-    /// Inclusive start, whole seconds, UTC.
-    pub starts_at: DateTime<Utc>,
-    /// Exclusive end, whole seconds, UTC.
-    pub ends_at: DateTime<Utc>,
-    pub status: BookingStatus,
-    pub note: Option<String>,
-    pub invitations: Vec<Invitation>,
-}
-
-/// How a user takes part in a booking.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Participation {
-    Doctor,
-    Invited(InvitationRole),
-}
-
-impl Booking {
-    pub fn participation(&self, user: Uuid) -> Option<Participation> {
-        if self.doctor_id == user {
-            return Some(Participation::Doctor);
-        }
-        self.invitations
-            .iter()
-            .find(|i| i.user_id == user)
-            .map(|i| Participation::Invited(i.role))
-    }
-
-    fn visible_to(&self, actor: &Actor) -> bool {
-        actor.user.role == UserRole::Admin || self.participation(actor.user.id).is_some()
-    }
+fn visible_to(booking: &Booking, actor: &Actor) -> bool {
+    actor.user.role == UserRole::Admin || booking.participation(actor.user.id).is_some()
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -190,198 +98,203 @@ fn validate_note(note: Option<String>) -> Result<Option<String>, ApiError> {
     Ok(note)
 }
 
-impl Api {
-    pub(crate) async fn create_booking(
-        &self,
-        actor: &Actor,
-        new: NewBooking,
-    ) -> Result<Booking, ApiError> {
-        let now = self.now();
-        let max_len = chrono::Duration::from_std(self.config().max_booking)
-            .map_err(|_| ApiError::Config("max_booking is too large".into()))?;
-        let (starts_at, ends_at) = validate_slot(new.starts_at, new.ends_at, now, max_len)?;
-        let note = validate_note(new.note)?;
-        if self.store().robot_by_id(new.robot_id).await?.is_none() {
-            return Err(ApiError::NotFound("robot"));
-        }
-        let booking = Booking {
-            id: Uuid::new_v4(),
-            robot_id: new.robot_id,
-            doctor_id: actor.user.id,
-            starts_at,
-            ends_at,
-            status: BookingStatus::Confirmed,
-            note,
-            invitations: Vec::new(),
-        };
-        self.store().insert_booking(&booking, now).await?;
-        self.audit()
-            .record(
-                kinds::BOOKING_CREATED,
-                Some(actor.user.id),
-                Some(booking.robot_id),
-                serde_json::json!({
-                    "booking": booking.id,
-                    "starts_at": booking.starts_at,
-                    "ends_at": booking.ends_at,
-                }),
-            )
-            .await?;
-        Ok(booking)
+/// `max_booking` is the longest slot allowed.
+pub(crate) async fn create(
+    store: &Store,
+    audit: &AuditSink,
+    now: DateTime<Utc>,
+    max_booking: Duration,
+    actor: &Actor,
+    new: NewBooking,
+) -> Result<Booking, ApiError> {
+    let max_len = chrono::Duration::from_std(max_booking)
+        .map_err(|_| ApiError::Config("max_booking is too large".into()))?;
+    let (starts_at, ends_at) = validate_slot(new.starts_at, new.ends_at, now, max_len)?;
+    let note = validate_note(new.note)?;
+    if store.robot_by_id(new.robot_id).await?.is_none() {
+        return Err(ApiError::NotFound("robot"));
     }
+    let booking = Booking {
+        id: Uuid::new_v4(),
+        robot_id: new.robot_id,
+        doctor_id: actor.user.id,
+        starts_at,
+        ends_at,
+        status: BookingStatus::Confirmed,
+        note,
+        invitations: Vec::new(),
+    };
+    store.insert_booking(&booking, now).await?;
+    audit
+        .record(
+            kinds::BOOKING_CREATED,
+            Some(actor.user.id),
+            Some(booking.robot_id),
+            serde_json::json!({
+                "booking": booking.id,
+                "starts_at": booking.starts_at,
+                "ends_at": booking.ends_at,
+            }),
+        )
+        .await?;
+    Ok(booking)
+}
 
-    pub(crate) async fn list_bookings(
-        &self,
-        actor: &Actor,
-        q: BookingQuery,
-    ) -> Result<Vec<Booking>, ApiError> {
-        let limit = q.limit.unwrap_or(200);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::validation("limit must be 1-1000"));
-        }
-        if let (Some(from), Some(to)) = (q.from, q.to) {
-            if to <= from {
-                return Err(ApiError::validation("to must be after from"));
-            }
-        }
-        let everyone = actor.user.role == UserRole::Admin && !q.mine.unwrap_or(false);
-        self.store()
-            .list_bookings(&BookingFilter {
-                robot_id: q.robot_id,
-                participant: (!everyone).then_some(actor.user.id),
-                from: q.from,
-                to: q.to,
-                limit,
-            })
-            .await
+pub(crate) async fn list(
+    store: &Store,
+    actor: &Actor,
+    q: BookingQuery,
+) -> Result<Vec<Booking>, ApiError> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit must be 1-1000"));
     }
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if to <= from {
+            return Err(ApiError::validation("to must be after from"));
+        }
+    }
+    let everyone = actor.user.role == UserRole::Admin && !q.mine.unwrap_or(false);
+    store
+        .list_bookings(&BookingFilter {
+            robot_id: q.robot_id,
+            participant: (!everyone).then_some(actor.user.id),
+            from: q.from,
+            to: q.to,
+            limit,
+        })
+        .await
+}
 
-    /// The booking if `actor` may see it; 404 otherwise, so ids of others' bookings leak nothing.
-    pub(crate) async fn visible_booking(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Booking, ApiError> {
-        match self.store().booking_by_id(id).await? {
-            Some(b) if b.visible_to(actor) => Ok(b),
-            _ => Err(ApiError::NotFound("booking")),
-        }
+/// The booking if `actor` may see it; 404 otherwise, so ids of others' bookings leak nothing.
+pub(crate) async fn visible(store: &Store, actor: &Actor, id: Uuid) -> Result<Booking, ApiError> {
+    match store.booking_by_id(id).await? {
+        Some(b) if visible_to(&b, actor) => Ok(b),
+        _ => Err(ApiError::NotFound("booking")),
     }
+}
 
-    /// Owner or admin. Cancelling a cancelled booking returns it unchanged.
-    pub(crate) async fn cancel_booking(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<Booking, ApiError> {
-        let booking = self.visible_booking(actor, id).await?;
-        if booking.doctor_id != actor.user.id && actor.user.role != UserRole::Admin {
-            return Err(ApiError::Forbidden(
-                "only the booking's doctor or an admin may cancel it",
-            ));
-        }
-        if booking.status == BookingStatus::Cancelled {
-            return Ok(booking);
-        }
-        let now = self.now();
-        if booking.ends_at <= now {
-            return Err(ApiError::validation("the booking has already ended"));
-        }
-        self.store().cancel_booking(id, now).await?;
-        self.audit()
-            .record(
-                kinds::BOOKING_CANCELLED,
-                Some(actor.user.id),
-                Some(booking.robot_id),
-                serde_json::json!({ "booking": id }),
-            )
-            .await?;
-        self.visible_booking(actor, id).await
+/// Owner or admin. Cancelling a cancelled booking returns it unchanged.
+pub(crate) async fn cancel(
+    store: &Store,
+    audit: &AuditSink,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<Booking, ApiError> {
+    let booking = visible(store, actor, id).await?;
+    if booking.doctor_id != actor.user.id && actor.user.role != UserRole::Admin {
+        return Err(ApiError::Forbidden(
+            "only the booking's doctor or an admin may cancel it",
+        ));
     }
+    if booking.status == BookingStatus::Cancelled {
+        return Ok(booking);
+    }
+    if booking.ends_at <= now {
+        return Err(ApiError::validation("the booking has already ended"));
+    }
+    store.cancel_booking(id, now).await?;
+    audit
+        .record(
+            kinds::BOOKING_CANCELLED,
+            Some(actor.user.id),
+            Some(booking.robot_id),
+            serde_json::json!({ "booking": id }),
+        )
+        .await?;
+    visible(store, actor, id).await
+}
 
-    /// The booking's doctor invites a doctor as consultant or a student as observer.
-    pub(crate) async fn invite(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        new: NewInvitation,
-    ) -> Result<Booking, ApiError> {
-        let booking = self.owned_open_booking(actor, id).await?;
-        let Some(invitee) = self.store().user_by_id(new.user_id).await? else {
-            return Err(ApiError::NotFound("user"));
-        };
-        let fits = matches!(
-            (new.role, invitee.role),
-            (InvitationRole::Consultant, UserRole::Doctor)
-                | (InvitationRole::Observer, UserRole::Student)
-        );
-        if !fits {
-            return Err(ApiError::validation(
-                "consultants must be doctors and observers must be students",
-            ));
-        }
-        if invitee.id == booking.doctor_id {
-            return Err(ApiError::validation(
-                "the booking's doctor is already in it",
-            ));
-        }
-        let invitation = Invitation {
-            user_id: invitee.id,
-            role: new.role,
-        };
-        self.store()
-            .insert_invitation(id, &invitation, self.now())
-            .await?;
-        self.audit()
-            .record(
-                kinds::INVITATION_ADDED,
-                Some(actor.user.id),
-                Some(booking.robot_id),
-                serde_json::json!({ "booking": id, "user": invitee.id, "role": new.role }),
-            )
-            .await?;
-        self.visible_booking(actor, id).await
+/// The booking's doctor invites a doctor as consultant or a student as observer.
+pub(crate) async fn invite(
+    store: &Store,
+    audit: &AuditSink,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: Uuid,
+    new: NewInvitation,
+) -> Result<Booking, ApiError> {
+    let booking = owned_open(store, now, actor, id).await?;
+    let Some(invitee) = store.user_by_id(new.user_id).await? else {
+        return Err(ApiError::NotFound("user"));
+    };
+    let fits = matches!(
+        (new.role, invitee.role),
+        (InvitationRole::Consultant, UserRole::Doctor)
+            | (InvitationRole::Observer, UserRole::Student)
+    );
+    if !fits {
+        return Err(ApiError::validation(
+            "consultants must be doctors and observers must be students",
+        ));
     }
+    if invitee.id == booking.doctor_id {
+        return Err(ApiError::validation(
+            "the booking's doctor is already in it",
+        ));
+    }
+    let invitation = Invitation {
+        user_id: invitee.id,
+        role: new.role,
+    };
+    store.insert_invitation(id, &invitation, now).await?;
+    audit
+        .record(
+            kinds::INVITATION_ADDED,
+            Some(actor.user.id),
+            Some(booking.robot_id),
+            serde_json::json!({ "booking": id, "user": invitee.id, "role": new.role }),
+        )
+        .await?;
+    visible(store, actor, id).await
+}
 
-    pub(crate) async fn uninvite(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        user: Uuid,
-    ) -> Result<(), ApiError> {
-        let booking = self.owned_open_booking(actor, id).await?;
-        if !self.store().delete_invitation(id, user).await? {
-            return Err(ApiError::NotFound("invitation"));
-        }
-        self.audit()
-            .record(
-                kinds::INVITATION_REMOVED,
-                Some(actor.user.id),
-                Some(booking.robot_id),
-                serde_json::json!({ "booking": id, "user": user }),
-            )
-            .await
+pub(crate) async fn uninvite(
+    store: &Store,
+    audit: &AuditSink,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: Uuid,
+    user: Uuid,
+) -> Result<(), ApiError> {
+    let booking = owned_open(store, now, actor, id).await?;
+    if !store.delete_invitation(id, user).await? {
+        return Err(ApiError::NotFound("invitation"));
     }
+    audit
+        .record(
+            kinds::INVITATION_REMOVED,
+            Some(actor.user.id),
+            Some(booking.robot_id),
+            serde_json::json!({ "booking": id, "user": user }),
+        )
+        .await
+}
 
-    /// A booking `actor` owns that is neither cancelled nor over: the state invitations need.
-    async fn owned_open_booking(&self, actor: &Actor, id: Uuid) -> Result<Booking, ApiError> {
-        let booking = self.visible_booking(actor, id).await?;
-        if booking.doctor_id != actor.user.id {
-            return Err(ApiError::Forbidden(
-                "only the booking's doctor may change its invitations",
-            ));
-        }
-        if booking.status == BookingStatus::Cancelled {
-            return Err(ApiError::conflict(
-                "booking_cancelled",
-                "the booking is cancelled",
-            ));
-        }
-        if booking.ends_at <= self.now() {
-            return Err(ApiError::validation("the booking has already ended"));
-        }
-        Ok(booking)
+/// A booking `actor` owns that is neither cancelled nor over: the state invitations need.
+async fn owned_open(
+    store: &Store,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<Booking, ApiError> {
+    let booking = visible(store, actor, id).await?;
+    if booking.doctor_id != actor.user.id {
+        return Err(ApiError::Forbidden(
+            "only the booking's doctor may change its invitations",
+        ));
     }
+    if booking.status == BookingStatus::Cancelled {
+        return Err(ApiError::conflict(
+            "booking_cancelled",
+            "the booking is cancelled",
+        ));
+    }
+    if booking.ends_at <= now {
+        return Err(ApiError::validation("the booking has already ended"));
+    }
+    Ok(booking)
 }
 
 #[cfg(test)]

@@ -11,18 +11,19 @@
 //!
 //! Not here: the token format and signature (`bedside_proto::join_token`), lease handling (SFU).
 
-use bedside_proto::{Claims, Role};
+use bedside_proto::{Claims, Role, TokenSigner};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::audit::kinds;
-use crate::auth::Actor;
-use crate::booking::{Booking, BookingStatus, InvitationRole, Participation};
+use crate::audit::{kinds, AuditSink};
+use crate::booking;
+use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::robots::unix;
+use crate::keys::{sign, unix};
+use crate::model::{Actor, Booking, BookingStatus, InvitationRole, Participation};
+use crate::store::Store;
 
 /// What [`decide`] grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,52 +90,54 @@ pub fn decide(
     })
 }
 
-impl Api {
-    pub(crate) async fn join(
-        &self,
-        actor: &Actor,
-        booking_id: Uuid,
-    ) -> Result<JoinResponse, ApiError> {
-        let booking = self.visible_booking(actor, booking_id).await?;
-        let now = self.now();
-        let grace = chrono::Duration::from_std(self.config().join_grace)
-            .map_err(|_| ApiError::Config("join_grace is too large".into()))?;
-        let grant = decide(&booking, actor.user.id, now, grace)?;
-        let room = booking.robot_id.to_string();
-        let claims = Claims {
-            sub: actor.user.id.to_string(),
-            room: room.clone(),
-            role: grant.role,
-            can_control: grant.can_control,
-            booking: Some(booking.id.to_string()),
-            iat: unix(now),
-            nbf: unix(now),
-            exp: unix(grant.expires_at),
-            jti: Uuid::new_v4().to_string(),
-        };
-        let token = self.sign(&claims)?;
-        self.audit()
-            .record(
-                kinds::TOKEN_JOIN,
-                Some(actor.user.id),
-                Some(booking.robot_id),
-                serde_json::json!({
-                    "booking": booking.id,
-                    "role": grant.role.as_str(),
-                    "can_control": grant.can_control,
-                    "jti": claims.jti,
-                }),
-            )
-            .await?;
-        Ok(JoinResponse {
-            whep_url: self.config().whep_url(&room),
-            room,
-            token,
-            role: grant.role.as_str().to_string(),
-            can_control: grant.can_control,
-            expires_at: grant.expires_at,
-        })
-    }
+/// A join token for `actor` to enter the room of booking `booking_id`, by [`decide`].
+pub(crate) async fn join(
+    store: &Store,
+    audit: &AuditSink,
+    signer: &TokenSigner,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    booking_id: Uuid,
+) -> Result<JoinResponse, ApiError> {
+    let booking = booking::visible(store, actor, booking_id).await?;
+    let grace = chrono::Duration::from_std(config.join_grace)
+        .map_err(|_| ApiError::Config("join_grace is too large".into()))?;
+    let grant = decide(&booking, actor.user.id, now, grace)?;
+    let room = booking.robot_id.to_string();
+    let claims = Claims {
+        sub: actor.user.id.to_string(),
+        room: room.clone(),
+        role: grant.role,
+        can_control: grant.can_control,
+        booking: Some(booking.id.to_string()),
+        iat: unix(now),
+        nbf: unix(now),
+        exp: unix(grant.expires_at),
+        jti: Uuid::new_v4().to_string(),
+    };
+    let token = sign(signer, &claims)?;
+    audit
+        .record(
+            kinds::TOKEN_JOIN,
+            Some(actor.user.id),
+            Some(booking.robot_id),
+            serde_json::json!({
+                "booking": booking.id,
+                "role": grant.role.as_str(),
+                "can_control": grant.can_control,
+                "jti": claims.jti,
+            }),
+        )
+        .await?;
+    Ok(JoinResponse {
+        whep_url: config.whep_url(&room),
+        room,
+        token,
+        role: grant.role.as_str().to_string(),
+        can_control: grant.can_control,
+        expires_at: grant.expires_at,
+    })
 }
 
 #[cfg(test)]
@@ -156,11 +159,11 @@ mod tests {
             status: BookingStatus::Confirmed,
             note: None,
             invitations: vec![
-                crate::booking::Invitation {
+                crate::model::Invitation {
                     user_id: consultant,
                     role: InvitationRole::Consultant,
                 },
-                crate::booking::Invitation {
+                crate::model::Invitation {
                     user_id: observer,
                     role: InvitationRole::Observer,
                 },

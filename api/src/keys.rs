@@ -1,16 +1,31 @@
 //! The join-token signing key: from `BEDSIDE_JWT_PRIVATE_KEY_PEM`, or from
 //! `<data_dir>/jwt-ed25519.pem`, which is created (mode 0600) on first run.
 //!
-//! Not here: the key type, signing and verifying (`bedside_proto::join_token`).
+//! Also [`sign`], which every token this crate issues goes through. Not here: the key type, the
+//! token format and verifying (`bedside_proto::join_token`), what a token grants (`join`,
+//! `robots`).
 
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use bedside_proto::KeyPair;
+use bedside_proto::{Claims, KeyPair, TokenSigner};
+use chrono::{DateTime, Utc};
 
 use crate::config::{ApiConfig, KEY_FILE_NAME};
 use crate::error::ApiError;
+
+/// `claims` as a signed token.
+pub fn sign(signer: &TokenSigner, claims: &Claims) -> Result<String, ApiError> {
+    signer
+        .sign(claims)
+        .map_err(|e| ApiError::internal(format!("signing failed: {e}")))
+}
+
+/// Whole seconds since the epoch, rounded down (so an `exp` never lands after its instant).
+pub fn unix(t: DateTime<Utc>) -> u64 {
+    t.timestamp().max(0) as u64
+}
 
 pub fn load_or_create(config: &ApiConfig) -> Result<KeyPair, ApiError> {
     if let Some(pem) = &config.jwt_private_key_pem {

@@ -8,6 +8,7 @@
 //! (`auth`) or where the client address comes from (`http::extract`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -112,6 +113,22 @@ impl LoginLimiter {
         let release_at = times[release_index] + window;
         let ms = (release_at - now).num_milliseconds().max(1);
         (ms as u64).div_ceil(1000)
+    }
+}
+
+/// The one [`LoginLimiter`] of a process, shared by its requests.
+pub struct SharedLimiter(Mutex<LoginLimiter>);
+
+impl SharedLimiter {
+    pub fn new(limits: LoginLimits) -> Self {
+        SharedLimiter(Mutex::new(LoginLimiter::new(limits)))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, LoginLimiter> {
+        // A panic while holding this lock leaves only counters behind; keep using them.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -4,28 +4,19 @@
 //! A robot's id is also its room id. Not here: what a robot may do in a room (the SFU), bookings
 //! (`booking`).
 
-use bedside_proto::{Claims, Role};
+use bedside_proto::{Claims, Role, TokenSigner};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::audit::kinds;
-use crate::auth::Actor;
-use crate::booking::BookingStatus;
+use crate::audit::{kinds, AuditSink};
+use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::keys::{sign, unix};
+use crate::model::{Actor, BookingFilter, BookingStatus, Robot};
 use crate::secret::{self, ROBOT_PREFIX};
-use crate::store::BookingFilter;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Robot {
-    /// Also the robot's room id.
-    pub id: Uuid,
-    pub name: String,
-    pub ward: String,
-    pub description: String,
-}
+use crate::store::Store;
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewRobot {
@@ -87,163 +78,146 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<String,
     Ok(v.to_string())
 }
 
-impl Api {
-    /// Register a robot without an acting admin (for the binary and for tests in other crates).
-    /// Returns the robot and its credential.
-    pub async fn create_robot(
-        &self,
-        name: &str,
-        ward: &str,
-        description: &str,
-    ) -> Result<(Robot, String), ApiError> {
-        let new = NewRobot {
-            name: name.into(),
-            ward: ward.into(),
-            description: description.into(),
-        };
-        self.create_robot_by(None, new).await
-    }
-
-    pub(crate) async fn create_robot_by(
-        &self,
-        actor: Option<&Actor>,
-        new: NewRobot,
-    ) -> Result<(Robot, String), ApiError> {
-        let robot = Robot {
-            id: Uuid::new_v4(),
-            name: check_len("name", &new.name, 1, 100)?,
-            ward: check_len("ward", &new.ward, 1, 100)?,
-            description: check_len("description", &new.description, 0, 1000)?,
-        };
-        let credential = secret::generate(ROBOT_PREFIX)?;
-        let now = self.now();
-        self.store()
-            .insert_robot(&robot, &secret::digest(&credential), now)
-            .await?;
-        self.audit()
-            .record(
-                kinds::ROBOT_CREATED,
-                actor.map(|a| a.user.id),
-                Some(robot.id),
-                serde_json::json!({}),
-            )
-            .await?;
-        Ok((robot, credential))
-    }
-
-    pub(crate) async fn list_robots(&self) -> Result<Vec<Robot>, ApiError> {
-        self.store().list_robots().await
-    }
-
-    pub(crate) async fn rotate_robot_credential(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-    ) -> Result<String, ApiError> {
-        let credential = secret::generate(ROBOT_PREFIX)?;
-        if !self
-            .store()
-            .set_robot_credential(id, &secret::digest(&credential))
-            .await?
-        {
-            return Err(ApiError::NotFound("robot"));
-        }
-        self.audit()
-            .record(
-                kinds::ROBOT_CREDENTIAL_ROTATED,
-                Some(actor.user.id),
-                Some(id),
-                serde_json::json!({}),
-            )
-            .await?;
-        tracing::info!(robot = %id, "robot credential rotated");
-        Ok(credential)
-    }
-
-    /// The robot's own token for publishing to its room (role `robot`).
-    pub(crate) async fn publish_token(
-        &self,
-        id: Uuid,
-        credential: &str,
-    ) -> Result<PublishTokenResponse, ApiError> {
-        let refused = ApiError::Unauthenticated("unknown robot or wrong credential");
-        let Some(hash) = self.store().robot_credential_hash(id).await? else {
-            return Err(refused);
-        };
-        if !secret::matches(credential, &hash) {
-            return Err(refused);
-        }
-        let now = self.now();
-        let ttl = chrono::Duration::from_std(self.config().publish_token_ttl)
-            .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
-        let expires_at = now + ttl;
-        let room = id.to_string();
-        let claims = Claims {
-            sub: room.clone(),
-            room: room.clone(),
-            role: Role::Robot,
-            can_control: false,
-            booking: None,
-            iat: unix(now),
-            nbf: unix(now),
-            exp: unix(expires_at),
-            jti: Uuid::new_v4().to_string(),
-        };
-        let token = self.sign(&claims)?;
-        self.audit()
-            .record(
-                kinds::TOKEN_PUBLISH,
-                Some(id),
-                Some(id),
-                serde_json::json!({ "jti": claims.jti, "expires_at": expires_at }),
-            )
-            .await?;
-        Ok(PublishTokenResponse {
-            whip_url: self.config().whip_url(&room),
-            room,
-            token,
-            expires_at: DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or(expires_at),
-        })
-    }
-
-    /// When the robot is booked, for any logged-in user planning a booking.
-    pub(crate) async fn busy_slots(
-        &self,
-        id: Uuid,
-        q: BusyQuery,
-    ) -> Result<Vec<BusySlot>, ApiError> {
-        if self.store().robot_by_id(id).await?.is_none() {
-            return Err(ApiError::NotFound("robot"));
-        }
-        let from = q.from.unwrap_or_else(|| self.now());
-        let to = q.to.unwrap_or(from + chrono::Duration::days(7));
-        if to <= from || to - from > chrono::Duration::days(62) {
-            return Err(ApiError::validation(
-                "to must be after from, and at most 62 days later",
-            ));
-        }
-        let bookings = self
-            .store()
-            .list_bookings(&BookingFilter {
-                robot_id: Some(id),
-                participant: None,
-                from: Some(from),
-                to: Some(to),
-                limit: 1000,
-            })
-            .await?;
-        Ok(bookings
-            .into_iter()
-            .filter(|b| b.status == BookingStatus::Confirmed)
-            .map(|b| BusySlot {
-                starts_at: b.starts_at,
-                ends_at: b.ends_at,
-            })
-            .collect())
-    }
+/// Register a robot; `actor` is the admin doing it, if any. Returns the robot and its
+/// credential.
+pub(crate) async fn create(
+    store: &Store,
+    audit: &AuditSink,
+    now: DateTime<Utc>,
+    actor: Option<&Actor>,
+    new: NewRobot,
+) -> Result<(Robot, String), ApiError> {
+    let robot = Robot {
+        id: Uuid::new_v4(),
+        name: check_len("name", &new.name, 1, 100)?,
+        ward: check_len("ward", &new.ward, 1, 100)?,
+        description: check_len("description", &new.description, 0, 1000)?,
+    };
+    let credential = secret::generate(ROBOT_PREFIX)?;
+    store
+        .insert_robot(&robot, &secret::digest(&credential), now)
+        .await?;
+    audit
+        .record(
+            kinds::ROBOT_CREATED,
+            actor.map(|a| a.user.id),
+            Some(robot.id),
+            serde_json::json!({}),
+        )
+        .await?;
+    Ok((robot, credential))
 }
 
-/// Whole seconds since the epoch, rounded down (so an `exp` never lands after its instant).
-pub(crate) fn unix(t: DateTime<Utc>) -> u64 {
-    t.timestamp().max(0) as u64
+pub(crate) async fn list(store: &Store) -> Result<Vec<Robot>, ApiError> {
+    store.list_robots().await
+}
+
+pub(crate) async fn rotate_credential(
+    store: &Store,
+    audit: &AuditSink,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<String, ApiError> {
+    let credential = secret::generate(ROBOT_PREFIX)?;
+    if !store
+        .set_robot_credential(id, &secret::digest(&credential))
+        .await?
+    {
+        return Err(ApiError::NotFound("robot"));
+    }
+    audit
+        .record(
+            kinds::ROBOT_CREDENTIAL_ROTATED,
+            Some(actor.user.id),
+            Some(id),
+            serde_json::json!({}),
+        )
+        .await?;
+    tracing::info!(robot = %id, "robot credential rotated");
+    Ok(credential)
+}
+
+/// The robot's own token for publishing to its room (role `robot`).
+pub(crate) async fn publish_token(
+    store: &Store,
+    audit: &AuditSink,
+    signer: &TokenSigner,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
+    id: Uuid,
+    credential: &str,
+) -> Result<PublishTokenResponse, ApiError> {
+    let refused = ApiError::Unauthenticated("unknown robot or wrong credential");
+    let Some(hash) = store.robot_credential_hash(id).await? else {
+        return Err(refused);
+    };
+    if !secret::matches(credential, &hash) {
+        return Err(refused);
+    }
+    let ttl = chrono::Duration::from_std(config.publish_token_ttl)
+        .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
+    let expires_at = now + ttl;
+    let room = id.to_string();
+    let claims = Claims {
+        sub: room.clone(),
+        room: room.clone(),
+        role: Role::Robot,
+        can_control: false,
+        booking: None,
+        iat: unix(now),
+        nbf: unix(now),
+        exp: unix(expires_at),
+        jti: Uuid::new_v4().to_string(),
+    };
+    let token = sign(signer, &claims)?;
+    audit
+        .record(
+            kinds::TOKEN_PUBLISH,
+            Some(id),
+            Some(id),
+            serde_json::json!({ "jti": claims.jti, "expires_at": expires_at }),
+        )
+        .await?;
+    Ok(PublishTokenResponse {
+        whip_url: config.whip_url(&room),
+        room,
+        token,
+        expires_at: DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or(expires_at),
+    })
+}
+
+/// When the robot is booked, for any logged-in user planning a booking.
+pub(crate) async fn busy_slots(
+    store: &Store,
+    now: DateTime<Utc>,
+    id: Uuid,
+    q: BusyQuery,
+) -> Result<Vec<BusySlot>, ApiError> {
+    if store.robot_by_id(id).await?.is_none() {
+        return Err(ApiError::NotFound("robot"));
+    }
+    let from = q.from.unwrap_or(now);
+    let to = q.to.unwrap_or(from + chrono::Duration::days(7));
+    if to <= from || to - from > chrono::Duration::days(62) {
+        return Err(ApiError::validation(
+            "to must be after from, and at most 62 days later",
+        ));
+    }
+    let bookings = store
+        .list_bookings(&BookingFilter {
+            robot_id: Some(id),
+            participant: None,
+            from: Some(from),
+            to: Some(to),
+            limit: 1000,
+        })
+        .await?;
+    Ok(bookings
+        .into_iter()
+        .filter(|b| b.status == BookingStatus::Confirmed)
+        .map(|b| BusySlot {
+            starts_at: b.starts_at,
+            ends_at: b.ends_at,
+        })
+        .collect())
 }

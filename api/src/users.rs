@@ -1,57 +1,19 @@
-//! Users: the three roles, the rules for usernames, display names and passwords, creating users
-//! and listing them for those allowed to see them.
+//! Users: the rules for usernames, display names and passwords, creating users and listing them
+//! for those allowed to see them.
 //!
-//! Not here: sessions and login (`auth`), HTTP (`http::users`), SQL (`store`).
+//! Not here: the `User` type and its roles (`model`), sessions and login (`auth`), HTTP
+//! (`http::users`), SQL (`store`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::Api;
-use crate::audit::{self, kinds};
-use crate::auth::Actor;
+use crate::audit::kinds;
 use crate::error::ApiError;
+use crate::model::{Actor, NewAuditEntry, User, UserRole};
 use crate::password;
 use crate::store::Store;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UserRole {
-    Admin,
-    Doctor,
-    Student,
-}
-
-impl UserRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserRole::Admin => "admin",
-            UserRole::Doctor => "doctor",
-            UserRole::Student => "student",
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "admin" => Ok(UserRole::Admin),
-            "doctor" => Ok(UserRole::Doctor),
-            "student" => Ok(UserRole::Student),
-            other => Err(ApiError::internal(format!(
-                "unknown role {other:?} in database"
-            ))),
-        }
-    }
-}
-
-/// A user as the user and admins see them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct User {
-    pub id: Uuid,
-    pub username: String,
-    pub display_name: String,
-    pub role: UserRole,
-}
 
 /// A user in a listing. Doctors (choosing whom to invite) get no usernames.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -100,8 +62,9 @@ pub(crate) fn validate_display_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// Validate, hash, insert and audit a new user. Shared by the HTTP handler, [`Api::create_user`]
-/// and [`crate::create_admin`], which has no running [`Api`].
+/// Validate, hash, insert and audit a new user. `actor` is the admin creating it, if any. Writes
+/// its audit entry through the store, not an `AuditSink`, because `bedside admin create` runs
+/// this without a server.
 pub(crate) async fn create(
     store: &Store,
     now: DateTime<Utc>,
@@ -120,7 +83,7 @@ pub(crate) async fn create(
     };
     store.insert_user(&user, &hash, now).await?;
     store
-        .append_audit(&audit::entry(
+        .append_audit(&NewAuditEntry::new(
             now,
             kinds::USER_CREATED,
             actor.map(|a| a.to_string()),
@@ -132,61 +95,34 @@ pub(crate) async fn create(
     Ok(user)
 }
 
-impl Api {
-    /// Create a user without an acting admin (for the binary and for tests in other crates).
-    pub async fn create_user(
-        &self,
-        username: &str,
-        display_name: &str,
-        password: &str,
-        role: UserRole,
-    ) -> Result<User, ApiError> {
-        let new = NewUser {
-            username: username.into(),
-            display_name: display_name.into(),
-            password: password.into(),
-            role,
-        };
-        create(self.store(), self.now(), None, new).await
-    }
-
-    pub(crate) async fn create_user_by(
-        &self,
-        actor: &Actor,
-        new: NewUser,
-    ) -> Result<User, ApiError> {
-        create(self.store(), self.now(), Some(actor.user.id), new).await
-    }
-
-    /// Admins see everyone with usernames; doctors see doctors and students (to invite them),
-    /// without usernames; students may not list users.
-    pub(crate) async fn list_users(
-        &self,
-        actor: &Actor,
-        role: Option<UserRole>,
-    ) -> Result<Vec<UserListItem>, ApiError> {
-        let admin = match actor.user.role {
-            UserRole::Admin => true,
-            UserRole::Doctor if role != Some(UserRole::Admin) => false,
-            UserRole::Doctor => {
-                return Err(ApiError::Forbidden(
-                    "doctors may list doctors and students only",
-                ))
-            }
-            UserRole::Student => return Err(ApiError::Forbidden("students may not list users")),
-        };
-        let users = self.store().list_users(role).await?;
-        Ok(users
-            .into_iter()
-            .filter(|u| admin || u.role != UserRole::Admin)
-            .map(|u| UserListItem {
-                id: u.id,
-                username: admin.then_some(u.username),
-                display_name: u.display_name,
-                role: u.role,
-            })
-            .collect())
-    }
+/// Admins see everyone with usernames; doctors see doctors and students (to invite them),
+/// without usernames; students may not list users.
+pub(crate) async fn list(
+    store: &Store,
+    actor: &Actor,
+    role: Option<UserRole>,
+) -> Result<Vec<UserListItem>, ApiError> {
+    let admin = match actor.user.role {
+        UserRole::Admin => true,
+        UserRole::Doctor if role != Some(UserRole::Admin) => false,
+        UserRole::Doctor => {
+            return Err(ApiError::Forbidden(
+                "doctors may list doctors and students only",
+            ))
+        }
+        UserRole::Student => return Err(ApiError::Forbidden("students may not list users")),
+    };
+    let users = store.list_users(role).await?;
+    Ok(users
+        .into_iter()
+        .filter(|u| admin || u.role != UserRole::Admin)
+        .map(|u| UserListItem {
+            id: u.id,
+            username: admin.then_some(u.username),
+            display_name: u.display_name,
+            role: u.role,
+        })
+        .collect())
 }
 
 #[cfg(test)]

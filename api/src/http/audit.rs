@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::extract::{AdminUser, QueryParams};
 use crate::api::Api;
-use crate::audit::{AuditPage, AuditQuery};
+use crate::audit::{self, AuditPage, AuditQuery};
 use crate::error::{ApiError, ErrorBody};
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
@@ -27,5 +27,5 @@ async fn list_audit(
     AdminUser(_admin): AdminUser,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    api.list_audit(q).await.map(Json)
+    audit::list(api.store(), q).await.map(Json)
 }

@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 
 use super::extract::{ClientAddr, CurrentUser, JsonBody};
 use crate::api::Api;
-use crate::auth::TokenResponse;
+use crate::auth::{self, Credentials, TokenResponse};
 use crate::error::{ApiError, ErrorBody};
-use crate::users::User;
+use crate::model::User;
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
@@ -48,9 +48,21 @@ async fn login(
     ClientAddr(client): ClientAddr,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    api.login(&req.username, req.password, client.as_deref())
-        .await
-        .map(Json)
+    let credentials = Credentials {
+        username: &req.username,
+        password: req.password,
+        client: client.as_deref(),
+    };
+    auth::login(
+        api.store(),
+        api.audit(),
+        api.limiter(),
+        api.config(),
+        api.now(),
+        credentials,
+    )
+    .await
+    .map(Json)
 }
 
 /// Exchange a refresh token for a new token pair. Each refresh token works once.
@@ -63,7 +75,9 @@ async fn refresh(
     State(api): State<Api>,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    api.refresh(&req.refresh_token).await.map(Json)
+    auth::refresh(api.store(), api.config(), api.now(), &req.refresh_token)
+        .await
+        .map(Json)
 }
 
 /// End this session: its access and refresh tokens stop working.
@@ -76,7 +90,7 @@ async fn logout(
     State(api): State<Api>,
     CurrentUser(actor): CurrentUser,
 ) -> Result<StatusCode, ApiError> {
-    api.logout(&actor).await?;
+    auth::logout(api.store(), api.audit(), &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::extract::{CurrentUser, DoctorUser, JsonBody, PathParams, QueryParams};
 use crate::api::Api;
-use crate::booking::{Booking, BookingQuery, NewBooking, NewInvitation};
+use crate::booking::{self, BookingQuery, NewBooking, NewInvitation};
 use crate::error::{ApiError, ErrorBody};
-use crate::join::JoinResponse;
+use crate::join::{self, JoinResponse};
+use crate::model::Booking;
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
@@ -40,7 +41,16 @@ async fn create_booking(
     DoctorUser(actor): DoctorUser,
     JsonBody(new): JsonBody<NewBooking>,
 ) -> Result<(StatusCode, Json<Booking>), ApiError> {
-    let booking = api.create_booking(&actor, new).await?;
+    let max_booking = api.config().max_booking;
+    let booking = booking::create(
+        api.store(),
+        api.audit(),
+        api.now(),
+        max_booking,
+        &actor,
+        new,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(booking)))
 }
 
@@ -56,7 +66,7 @@ async fn list_bookings(
     CurrentUser(actor): CurrentUser,
     QueryParams(q): QueryParams<BookingQuery>,
 ) -> Result<Json<Vec<Booking>>, ApiError> {
-    api.list_bookings(&actor, q).await.map(Json)
+    booking::list(api.store(), &actor, q).await.map(Json)
 }
 
 /// One booking, if the caller may see it.
@@ -71,7 +81,7 @@ async fn get_booking(
     CurrentUser(actor): CurrentUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<Booking>, ApiError> {
-    api.visible_booking(&actor, id).await.map(Json)
+    booking::visible(api.store(), &actor, id).await.map(Json)
 }
 
 /// Cancel a booking (its doctor or an admin); the slot becomes free. Repeating is harmless.
@@ -87,7 +97,9 @@ async fn cancel_booking(
     CurrentUser(actor): CurrentUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<Booking>, ApiError> {
-    api.cancel_booking(&actor, id).await.map(Json)
+    booking::cancel(api.store(), api.audit(), api.now(), &actor, id)
+        .await
+        .map(Json)
 }
 
 /// Invite a doctor as consultant or a student as observer (the booking's doctor).
@@ -105,7 +117,7 @@ async fn invite(
     PathParams(id): PathParams<Uuid>,
     JsonBody(new): JsonBody<NewInvitation>,
 ) -> Result<(StatusCode, Json<Booking>), ApiError> {
-    let booking = api.invite(&actor, id, new).await?;
+    let booking = booking::invite(api.store(), api.audit(), api.now(), &actor, id, new).await?;
     Ok((StatusCode::CREATED, Json(booking)))
 }
 
@@ -121,7 +133,7 @@ async fn uninvite(
     CurrentUser(actor): CurrentUser,
     PathParams((id, user_id)): PathParams<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    api.uninvite(&actor, id, user_id).await?;
+    booking::uninvite(api.store(), api.audit(), api.now(), &actor, id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,5 +154,15 @@ async fn join(
     CurrentUser(actor): CurrentUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<JoinResponse>, ApiError> {
-    api.join(&actor, id).await.map(Json)
+    join::join(
+        api.store(),
+        api.audit(),
+        api.token_signer(),
+        api.config(),
+        api.now(),
+        &actor,
+        id,
+    )
+    .await
+    .map(Json)
 }

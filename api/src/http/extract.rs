@@ -14,9 +14,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::api::Api;
-use crate::auth::Actor;
+use crate::auth;
 use crate::error::ApiError;
-use crate::users::UserRole;
+use crate::model::{Actor, UserRole};
 
 /// `axum::Json` with JSON error responses (400 for syntax, 422 for wrong fields or types).
 #[derive(FromRequest)]
@@ -50,7 +50,8 @@ impl FromRequestParts<Api> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let token = credentials(parts, "Bearer")
             .ok_or(ApiError::Unauthenticated("missing bearer token"))?;
-        Ok(CurrentUser(api.authenticate(&token).await?))
+        let actor = auth::authenticate(api.store(), api.config(), api.now(), &token).await?;
+        Ok(CurrentUser(actor))
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Not here: metrics (the binary and the SFU serve those).
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,6 +35,12 @@ async fn jwks(State(api): State<Api>) -> Json<serde_json::Value> {
 /// This description.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
-async fn openapi_json(State(api): State<Api>) -> Json<serde_json::Value> {
-    Json(api.openapi_json())
+async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> Json<serde_json::Value> {
+    Json(document.0.as_ref().clone())
 }
+
+/// The OpenAPI document, rendered once when the router is built. The router hands it in rather
+/// than this module asking for it, because the document is made from the route table that
+/// includes this module.
+#[derive(Clone)]
+pub(super) struct OpenApiJson(pub Arc<serde_json::Value>);

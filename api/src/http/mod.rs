@@ -1,8 +1,10 @@
 //! The HTTP surface: the route table and the handlers, one file per domain.
 //!
-//! Handlers extract, call one domain method and shape the answer; the routes are registered
-//! through `utoipa_axum` so the OpenAPI description is generated from the same list and cannot
-//! drift. Not here: rules (domain modules), SQL (`store`), serving sockets (the binary).
+//! Handlers extract, call one domain function with what it needs from the [`Api`] (store, audit
+//! sink, clock, settings) and shape the answer; the routes are registered through `utoipa_axum`
+//! so the OpenAPI description is generated from the same list and cannot drift. The router is
+//! built here, from an `Api`, so that `api` (the composition root) does not depend on this
+//! layer. Not here: rules (domain modules), SQL (`store`), serving sockets (the binary).
 
 mod audit;
 mod auth;
@@ -12,13 +14,15 @@ mod meta;
 mod robots;
 mod users;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{ALLOW, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
+use axum::{Extension, Router};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -39,13 +43,30 @@ fn openapi_router() -> OpenApiRouter<Api> {
         .merge(meta::routes())
 }
 
+// Declared here rather than in `api.rs` so that the composition root does not import the HTTP
+// layer back; callers keep writing `api.router()`.
+impl Api {
+    /// Every route of the API with its state applied. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so the login limiter sees client
+    /// addresses. It sets no fallback, so it merges with other routers.
+    pub fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    /// The OpenAPI description of [`Api::router`].
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        openapi()
+    }
+}
+
 /// The OpenAPI description of every route in [`router`].
-pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+fn openapi() -> utoipa::openapi::OpenApi {
     openapi_router().into_openapi()
 }
 
-pub(crate) fn router(api: Api) -> Router {
-    let (routes, _) = openapi_router().split_for_parts();
+fn router(api: Api) -> Router {
+    let (routes, document) = openapi_router().split_for_parts();
+    let document = serde_json::to_value(document).unwrap_or_default();
     routes
         // Unknown paths under /api answer in JSON too; no global fallback, so the binary can
         // merge this router with the SFU's and the web client's.
@@ -53,6 +74,7 @@ pub(crate) fn router(api: Api) -> Router {
             "/api/{*rest}",
             any(|| async { ApiError::NotFound("route") }),
         )
+        .layer(Extension(meta::OpenApiJson(Arc::new(document))))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(json_method_not_allowed))
         .with_state(api)

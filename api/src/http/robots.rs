@@ -12,8 +12,10 @@ use uuid::Uuid;
 use super::extract::{AdminUser, CurrentUser, JsonBody, PathParams, QueryParams, RobotCredential};
 use crate::api::Api;
 use crate::error::{ApiError, ErrorBody};
+use crate::lease_admin;
+use crate::model::Robot;
 use crate::robots::{
-    BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, Robot, RobotCreated,
+    self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, RobotCreated,
 };
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
@@ -40,7 +42,7 @@ async fn revoke_lease(
     AdminUser(actor): AdminUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    api.revoke_lease(&actor, id).await?;
+    lease_admin::revoke(api.store(), api.audit(), api.lease_revoker(), &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -54,7 +56,7 @@ async fn list_robots(
     State(api): State<Api>,
     CurrentUser(_caller): CurrentUser,
 ) -> Result<Json<Vec<Robot>>, ApiError> {
-    api.list_robots().await.map(Json)
+    robots::list(api.store()).await.map(Json)
 }
 
 /// Register a robot (admins). The credential in the answer is shown only once.
@@ -68,7 +70,8 @@ async fn create_robot(
     AdminUser(actor): AdminUser,
     JsonBody(new): JsonBody<NewRobot>,
 ) -> Result<(StatusCode, Json<RobotCreated>), ApiError> {
-    let (robot, credential) = api.create_robot_by(Some(&actor), new).await?;
+    let (robot, credential) =
+        robots::create(api.store(), api.audit(), api.now(), Some(&actor), new).await?;
     Ok((
         StatusCode::CREATED,
         Json(RobotCreated { robot, credential }),
@@ -87,7 +90,7 @@ async fn rotate_credential(
     AdminUser(actor): AdminUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<CredentialResponse>, ApiError> {
-    let credential = api.rotate_robot_credential(&actor, id).await?;
+    let credential = robots::rotate_credential(api.store(), api.audit(), &actor, id).await?;
     Ok(Json(CredentialResponse { credential }))
 }
 
@@ -103,7 +106,17 @@ async fn publish_token(
     PathParams(id): PathParams<Uuid>,
     RobotCredential(credential): RobotCredential,
 ) -> Result<Json<PublishTokenResponse>, ApiError> {
-    api.publish_token(id, &credential).await.map(Json)
+    robots::publish_token(
+        api.store(),
+        api.audit(),
+        api.token_signer(),
+        api.config(),
+        api.now(),
+        id,
+        &credential,
+    )
+    .await
+    .map(Json)
 }
 
 /// When a robot is booked, without who booked it (any logged-in user, to plan a booking).
@@ -119,5 +132,7 @@ async fn busy(
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<BusyQuery>,
 ) -> Result<Json<Vec<BusySlot>>, ApiError> {
-    api.busy_slots(id, q).await.map(Json)
+    robots::busy_slots(api.store(), api.now(), id, q)
+        .await
+        .map(Json)
 }

@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 use super::extract::{AdminUser, CurrentUser, JsonBody, QueryParams};
 use crate::api::Api;
 use crate::error::{ApiError, ErrorBody};
-use crate::users::{NewUser, User, UserListItem, UserRole};
+use crate::model::{User, UserRole};
+use crate::users::{self, NewUser, UserListItem};
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new().routes(routes!(create_user, list_users))
@@ -39,7 +40,7 @@ async fn create_user(
     AdminUser(actor): AdminUser,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let user = api.create_user_by(&actor, new).await?;
+    let user = users::create(api.store(), api.now(), Some(actor.user.id), new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -55,5 +56,5 @@ async fn list_users(
     CurrentUser(actor): CurrentUser,
     QueryParams(q): QueryParams<UserQuery>,
 ) -> Result<Json<Vec<UserListItem>>, ApiError> {
-    api.list_users(&actor, q.role).await.map(Json)
+    users::list(api.store(), &actor, q.role).await.map(Json)
 }
