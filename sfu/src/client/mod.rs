@@ -15,7 +15,9 @@ mod offer;
 
 pub use error::ClientError;
 
-pub use offer::{client_rtc, make_offer, Endpoint, Offer, Offering};
+pub use offer::{
+    client_rtc, make_offer, make_offer_with, two_way_lines, Endpoint, Offer, Offering,
+};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -62,6 +64,7 @@ pub struct WebRtcClient {
     http: reqwest::Client,
     video_mid: Option<Mid>,
     audio_mid: Option<Mid>,
+    lines: Vec<(Mid, MediaKind, Direction)>,
     control: ChannelId,
     events: ChannelId,
     open: Vec<ChannelId>,
@@ -107,6 +110,23 @@ impl WebRtcClient {
         token: &str,
         local_ip: IpAddr,
     ) -> Result<Self, ClientError> {
+        let dir = match endpoint {
+            Endpoint::Whip => Direction::SendOnly,
+            Endpoint::Whep => Direction::RecvOnly,
+        };
+        let lines = [(MediaKind::Video, dir), (MediaKind::Audio, dir)];
+        Self::connect_with(base, endpoint, room, token, local_ip, &lines).await
+    }
+
+    /// [`connect`](Self::connect) offering these m-lines (see `two_way_lines`).
+    pub async fn connect_with(
+        base: &str,
+        endpoint: Endpoint,
+        room: &str,
+        token: &str,
+        local_ip: IpAddr,
+        lines: &[(MediaKind, Direction)],
+    ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
         let local = socket.local_addr()?;
         let Offering {
@@ -117,7 +137,8 @@ impl WebRtcClient {
             audio_mid,
             control,
             events,
-        } = Offering::new(local, endpoint, Instant::now())?;
+            lines,
+        } = Offering::with_lines(local, lines, Instant::now())?;
         let mut rtc = rtc;
 
         let http = reqwest::Client::new();
@@ -163,6 +184,7 @@ impl WebRtcClient {
             http,
             video_mid,
             audio_mid,
+            lines,
             control,
             events,
             open: Vec::new(),
@@ -294,6 +316,34 @@ impl WebRtcClient {
             .iter()
             .find(|p| p.spec().codec == codec)
             .cloned()
+    }
+
+    /// Our m-lines in order: mid, kind, our direction.
+    pub fn lines(&self) -> &[(Mid, MediaKind, Direction)] {
+        &self.lines
+    }
+
+    /// The m-line a received packet came in on.
+    pub fn mid_of(&mut self, packet: &RtpPacket) -> Option<Mid> {
+        if let Some(mid) = packet.header.ext_vals.mid {
+            return Some(mid);
+        }
+        self.rtc
+            .direct_api()
+            .stream_rx(&packet.header.ssrc)
+            .map(|s| s.mid())
+    }
+
+    /// Write one RTP packet on the m-line `mid` (one of our sending lines).
+    pub fn write_rtp_on(&mut self, mid: Mid, write: RtpWrite) -> bool {
+        let mut api = self.rtc.direct_api();
+        match api.stream_tx_by_mid(mid, None) {
+            Some(tx) => {
+                tx.write_rtp(write);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Write one RTP packet on our video (or audio) track.

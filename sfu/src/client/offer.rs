@@ -40,6 +40,37 @@ pub fn client_rtc(local: SocketAddr, now: Instant) -> Result<Rtc, ClientError> {
     Ok(rtc)
 }
 
+/// The m-lines a two-way participant offers, in order (`docs/protocol.md`, "m-lines").
+pub fn two_way_lines(
+    endpoint: Endpoint,
+    audio_slots: usize,
+    video_slots: usize,
+) -> Vec<(MediaKind, Direction)> {
+    let mut v = match endpoint {
+        // A robot: its camera and microphone, then what it shows and plays.
+        Endpoint::Whip => vec![
+            (MediaKind::Video, Direction::SendOnly),
+            (MediaKind::Audio, Direction::SendOnly),
+        ],
+        // A doctor: the robot, then its own microphone and camera.
+        Endpoint::Whep => vec![
+            (MediaKind::Video, Direction::RecvOnly),
+            (MediaKind::Audio, Direction::RecvOnly),
+            (MediaKind::Audio, Direction::SendOnly),
+            (MediaKind::Video, Direction::SendOnly),
+        ],
+    };
+    v.extend(std::iter::repeat_n(
+        (MediaKind::Audio, Direction::RecvOnly),
+        audio_slots,
+    ));
+    v.extend(std::iter::repeat_n(
+        (MediaKind::Video, Direction::RecvOnly),
+        video_slots,
+    ));
+    v
+}
+
 /// An offer made on an existing `Rtc`, and what it negotiated.
 pub struct Offer {
     /// What to POST.
@@ -54,14 +85,43 @@ pub struct Offer {
     pub control: Option<ChannelId>,
     /// `events`: reliable, ordered JSON, if channels were asked for.
     pub events: Option<ChannelId>,
+    /// Every m-line in order, with its kind and our direction.
+    pub lines: Vec<(Mid, MediaKind, Direction)>,
 }
 
 /// Offer video and audio in `dir` and, with `channels`, the protocol's two data channels.
 /// A session without channels never starts SCTP (a cheaper viewer).
 pub fn make_offer(rtc: &mut Rtc, dir: Direction, channels: bool) -> Result<Offer, ClientError> {
+    make_offer_with(
+        rtc,
+        &[(MediaKind::Video, dir), (MediaKind::Audio, dir)],
+        channels,
+    )
+}
+
+/// Offer these m-lines in order (the first two are reported as `video_mid`/`audio_mid` by
+/// kind) and, with `channels`, the protocol's two data channels.
+pub fn make_offer_with(
+    rtc: &mut Rtc,
+    lines: &[(MediaKind, Direction)],
+    channels: bool,
+) -> Result<Offer, ClientError> {
     let mut api = rtc.sdp_api();
-    let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
-    let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+    let mut mids = Vec::new();
+    for (kind, dir) in lines {
+        mids.push((api.add_media(*kind, *dir, None, None, None), *kind, *dir));
+    }
+    let first = |k: MediaKind| {
+        mids.iter()
+            .find(|(_, kind, _)| *kind == k)
+            .map(|(m, _, _)| *m)
+    };
+    let (Some(video_mid), Some(audio_mid)) = (first(MediaKind::Video), first(MediaKind::Audio))
+    else {
+        return Err(ClientError::Rtc(
+            "an offer needs an audio and a video line".into(),
+        ));
+    };
     let (control, events) = if channels {
         let control = api.add_channel_with_config(ChannelConfig {
             label: "control".into(),
@@ -83,6 +143,7 @@ pub fn make_offer(rtc: &mut Rtc, dir: Direction, channels: bool) -> Result<Offer
         audio_mid,
         control,
         events,
+        lines: mids,
     })
 }
 
@@ -103,17 +164,32 @@ pub struct Offering {
     pub control: ChannelId,
     /// `events`: reliable, ordered JSON.
     pub events: ChannelId,
+    /// Every m-line in order, with its kind and our direction.
+    pub lines: Vec<(Mid, MediaKind, Direction)>,
 }
 
 impl Offering {
     /// A peer reachable at `local` offering what `endpoint` means, with both data channels.
     pub fn new(local: SocketAddr, endpoint: Endpoint, now: Instant) -> Result<Self, ClientError> {
-        let mut rtc = client_rtc(local, now)?;
         let dir = match endpoint {
             Endpoint::Whip => Direction::SendOnly,
             Endpoint::Whep => Direction::RecvOnly,
         };
-        let o = make_offer(&mut rtc, dir, true)?;
+        Self::with_lines(
+            local,
+            &[(MediaKind::Video, dir), (MediaKind::Audio, dir)],
+            now,
+        )
+    }
+
+    /// A peer reachable at `local` offering these m-lines, with both data channels.
+    pub fn with_lines(
+        local: SocketAddr,
+        lines: &[(MediaKind, Direction)],
+        now: Instant,
+    ) -> Result<Self, ClientError> {
+        let mut rtc = client_rtc(local, now)?;
+        let o = make_offer_with(&mut rtc, lines, true)?;
         let (Some(control), Some(events)) = (o.control, o.events) else {
             return Err(ClientError::Rtc("data channels missing".into()));
         };
@@ -125,6 +201,7 @@ impl Offering {
             audio_mid: Some(o.audio_mid),
             control,
             events,
+            lines: o.lines,
         })
     }
 }

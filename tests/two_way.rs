@@ -1,0 +1,474 @@
+//! Two-way consultation end to end with real str0m peers over real UDP: the robot's screen and
+//! speaker get the driving doctor's camera and the doctors' voices on receive slots negotiated
+//! once; each doctor hears the others and never itself; a student publishes nothing; slots
+//! switch source without renegotiation, with one continuous numbering.
+//!
+//! Each participant sends synthetic RTP whose first payload byte after the VP8 descriptor (or
+//! the first Opus byte) names its sender, so who hears and sees whom is read off the packets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bedside_proto::Role;
+use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, WebRtcClient};
+use common::*;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
+use tokio::sync::watch;
+
+/// One received packet, as the test needs it.
+#[derive(Debug, Clone)]
+struct Got {
+    at: Instant,
+    mid: Mid,
+    ssrc: u32,
+    seq: u64,
+    /// The sender's mark (see the module docs).
+    from: u8,
+    keyframe: bool,
+}
+
+#[derive(Default)]
+struct Log {
+    got: Mutex<Vec<Got>>,
+    events: Mutex<Vec<serde_json::Value>>,
+}
+
+struct Party {
+    log: Arc<Log>,
+    session_id: String,
+    lines: Vec<(Mid, MediaKind, Direction)>,
+    level: watch::Sender<i8>,
+    outbox: tokio::sync::mpsc::UnboundedSender<String>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A VP8 packet: descriptor with a 15-bit picture id, S=1, then the VP8 header byte (bit 0 clear:
+/// keyframe) and the sender's mark.
+fn vp8(pid: u16, key: bool, mark: u8) -> Vec<u8> {
+    vec![
+        0x90,
+        0x80,
+        0x80 | (pid >> 8) as u8,
+        (pid & 0xff) as u8,
+        if key { 0x00 } else { 0x01 },
+        mark,
+        0,
+        0,
+    ]
+}
+
+fn mark_of(payload: &[u8], video: bool) -> u8 {
+    if video {
+        payload.get(5).copied().unwrap_or(0)
+    } else {
+        payload.first().copied().unwrap_or(0)
+    }
+}
+
+/// Connect with these m-lines and publish on every sending line until stopped: video at 30 fps
+/// (a keyframe every 30 frames), audio at 50 packets/s with the audio level from `level`.
+async fn join(
+    sfu: &TestSfu,
+    endpoint: Endpoint,
+    room: &str,
+    token: &str,
+    lines: &[(MediaKind, Direction)],
+    mark: u8,
+) -> Party {
+    let mut c = WebRtcClient::connect_with(&sfu.base, endpoint, room, token, LOCALHOST, lines)
+        .await
+        .expect("signalling");
+    c.wait_ready(Duration::from_secs(5))
+        .await
+        .expect("connects");
+    let log = Arc::new(Log::default());
+    let (level, level_rx) = watch::channel(-20i8);
+    let (stop, stop_rx) = watch::channel(false);
+    let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let session_id = c.session_id.clone();
+    let lines = c.lines().to_vec();
+    let my_lines = lines.clone();
+    let l = log.clone();
+    let sending: Vec<(Mid, MediaKind)> = lines
+        .iter()
+        .filter(|(_, _, d)| *d == Direction::SendOnly)
+        .map(|(m, k, _)| (*m, *k))
+        .collect();
+    let task = tokio::spawn(async move {
+        let vp8_pt = c.pt_for(Codec::Vp8).map(|p| p.pt());
+        let opus_pt = c.pt_for(Codec::Opus).map(|p| p.pt());
+        let (mut seq, mut frame) = (1u64, 0u16);
+        let start = Instant::now();
+        let mut next = start;
+        while !*stop_rx.borrow() {
+            while let Ok(json) = inbox.try_recv() {
+                c.send_event(&json);
+            }
+            let now = Instant::now();
+            if now >= next {
+                frame = frame.wrapping_add(1);
+                let lvl = *level_rx.borrow();
+                for (mid, kind) in &sending {
+                    let (pt, payload, ext) = match kind {
+                        MediaKind::Video => (
+                            vp8_pt,
+                            vp8(frame & 0x7fff, frame % 30 == 1, mark),
+                            ExtensionValues::default(),
+                        ),
+                        MediaKind::Audio => (
+                            opus_pt,
+                            vec![mark, 0xf8, 0xff, 0xfe],
+                            ExtensionValues {
+                                audio_level: Some(lvl),
+                                voice_activity: Some(lvl > -50),
+                                ..Default::default()
+                            },
+                        ),
+                    };
+                    let Some(pt) = pt else { continue };
+                    let ts = u32::from(frame).wrapping_mul(if *kind == MediaKind::Video {
+                        3000
+                    } else {
+                        960
+                    });
+                    let w = RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+                        .marker(true)
+                        .ext_vals(ext)
+                        .nackable(false);
+                    c.write_rtp_on(*mid, w);
+                }
+                seq += 1;
+                next += Duration::from_millis(33);
+            }
+            let until = next.min(Instant::now() + Duration::from_millis(10));
+            while let Ok(Some(ev)) = c.next_event(until).await {
+                match ev {
+                    ClientEvent::Rtp(p) => {
+                        let Some(mid) = c.mid_of(&p) else { continue };
+                        let video = my_lines
+                            .iter()
+                            .any(|(m, k, _)| *m == mid && *k == MediaKind::Video);
+                        l.got.lock().unwrap().push(Got {
+                            at: Instant::now(),
+                            mid,
+                            ssrc: *p.header.ssrc,
+                            seq: *p.seq_no,
+                            from: mark_of(&p.payload, video),
+                            keyframe: video && p.payload.get(4) == Some(&0x00),
+                        });
+                    }
+                    ClientEvent::Event(e) => {
+                        if let Ok(v) = serde_json::from_str(&e) {
+                            l.events.lock().unwrap().push(v);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let _ = c.close().await;
+    });
+    Party {
+        log,
+        session_id,
+        lines,
+        level,
+        outbox,
+        stop,
+        task,
+    }
+}
+
+impl Party {
+    /// Our receive-only m-lines of `kind`, in order (for a viewer the first is the robot's).
+    fn recv(&self, kind: MediaKind) -> Vec<Mid> {
+        self.lines
+            .iter()
+            .filter(|(_, k, d)| *k == kind && *d == Direction::RecvOnly)
+            .map(|(m, _, _)| *m)
+            .collect()
+    }
+
+    /// Senders heard on `mid` since `since`, with packet counts.
+    fn heard_on(&self, mid: Mid, since: Instant) -> HashMap<u8, usize> {
+        let mut m = HashMap::new();
+        for g in self.log.got.lock().unwrap().iter() {
+            if g.mid == mid && g.at >= since {
+                *m.entry(g.from).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    /// Senders heard on any of `mids` since `since`.
+    fn heard(&self, mids: &[Mid], since: Instant) -> Vec<u8> {
+        let mut v: Vec<u8> = mids
+            .iter()
+            .flat_map(|m| self.heard_on(*m, since).into_keys())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn send_event(&self, json: &str) {
+        self.outbox.send(json.to_string()).expect("party running");
+    }
+
+    async fn wait_event(
+        &self,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(v) = self.log.events.lock().unwrap().iter().find(|v| pred(v)) {
+                return Some(v.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("party task");
+    }
+}
+
+fn doctor_token(sfu: &TestSfu, room: &str, sub: &str, can_control: bool) -> String {
+    let mut c = bedside_proto::Claims::new(sub, room, Role::Doctor, 600);
+    c.can_control = can_control;
+    sfu.sign(&c)
+}
+
+const ROBOT: u8 = 0xAA;
+const D1: u8 = 0xD1;
+const D2: u8 = 0xD2;
+const STUDENT: u8 = 0x0B;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_robot_sees_the_driver_and_everyone_hears_the_doctors_but_not_themselves() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = join(
+        &sfu,
+        Endpoint::Whip,
+        &room,
+        &sfu.token(&room, Role::Robot, "robot"),
+        &two_way_lines(Endpoint::Whip, 3, 1),
+        ROBOT,
+    )
+    .await;
+    let d1 = join(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &doctor_token(&sfu, &room, "doc-1", true),
+        &two_way_lines(Endpoint::Whep, 3, 1),
+        D1,
+    )
+    .await;
+    let d2 = join(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &doctor_token(&sfu, &room, "doc-2", false),
+        &two_way_lines(Endpoint::Whep, 3, 1),
+        D2,
+    )
+    .await;
+    // A hostile student: offers to send audio and video, and sends RTP on those lines anyway.
+    let student = join(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &sfu.token(&room, Role::Observer, "student"),
+        &two_way_lines(Endpoint::Whep, 3, 0),
+        STUDENT,
+    )
+    .await;
+
+    // The driver takes the lease: the robot's screen shows the driver.
+    d1.send_event(r#"{"type":"request_lease"}"#);
+    assert!(d1
+        .wait_event(Duration::from_secs(3), |e| e["type"] == "lease"
+            && e["holder"] == d1.session_id.as_str())
+        .await
+        .is_some());
+    let presenter = robot.recv(MediaKind::Video)[0];
+    assert!(
+        robot
+            .wait_event(Duration::from_secs(3), |e| e["type"] == "slots"
+                && e["video"][0] == d1.session_id.as_str())
+            .await
+            .is_some(),
+        "the robot is told its presenter slot carries the driver"
+    );
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        robot.heard(&[presenter], t),
+        vec![D1],
+        "the robot's screen: the driver only"
+    );
+    assert_eq!(
+        robot.heard(&robot.recv(MediaKind::Audio), t),
+        vec![D1, D2],
+        "the robot hears both doctors"
+    );
+    // Doctors: the robot on their robot lines, the other doctor on their slots, never themselves.
+    let robot_lines = |p: &Party| vec![p.recv(MediaKind::Video)[0], p.recv(MediaKind::Audio)[0]];
+    let slots = |p: &Party| {
+        let mut v = p.recv(MediaKind::Audio)[1..].to_vec();
+        v.extend(p.recv(MediaKind::Video)[1..].iter().copied());
+        v
+    };
+    assert_eq!(d1.heard(&robot_lines(&d1), t), vec![ROBOT]);
+    assert_eq!(
+        d1.heard(&slots(&d1), t),
+        vec![D2],
+        "the driver hears and sees the consultant, not itself"
+    );
+    assert_eq!(
+        d2.heard(&slots(&d2), t),
+        vec![D1],
+        "the consultant hears and sees the driver, not itself"
+    );
+    assert_eq!(
+        student.heard(&slots(&student), t),
+        vec![D1, D2],
+        "the student hears the doctors"
+    );
+    assert_eq!(student.heard(&robot_lines(&student), t), vec![ROBOT]);
+    // Nobody ever receives anything from the student, and its media is dropped and counted.
+    for p in [&robot, &d1, &d2] {
+        assert!(p.log.got.lock().unwrap().iter().all(|g| g.from != STUDENT));
+    }
+    assert!(sfu.metric("bedside_datagrams_dropped_total{reason=\"observer_media\"}") > 0.0);
+
+    // Handoff: the robot's presenter becomes the new driver, on the same slot, without
+    // renegotiation, numbered on as one stream.
+    d1.send_event(&format!(r#"{{"type":"handoff","to":"{}"}}"#, d2.session_id));
+    let handoff = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(3), || robot
+            .heard_on(presenter, handoff)
+            .contains_key(&D2))
+        .await,
+        "the presenter switched to the new driver"
+    );
+    let switched = robot
+        .log
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|g| g.mid == presenter && g.at >= handoff && g.from == D2)
+        .map(|g| g.at)
+        .unwrap();
+    assert!(
+        switched - handoff < Duration::from_secs(1),
+        "within a second: {:?}",
+        switched - handoff
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let on_slot: Vec<Got> = robot
+        .log
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|g| g.mid == presenter)
+        .cloned()
+        .collect();
+    let ssrcs: std::collections::HashSet<u32> = on_slot.iter().map(|g| g.ssrc).collect();
+    assert_eq!(ssrcs.len(), 1, "one SSRC on the slot throughout");
+    for w in on_slot.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "continuous numbering across the switch"
+        );
+    }
+    let first_d2 = on_slot.iter().find(|g| g.from == D2).unwrap();
+    assert!(first_d2.keyframe, "the new source starts at a keyframe");
+    assert!(on_slot
+        .iter()
+        .skip_while(|g| g.from == D1)
+        .all(|g| g.from == D2));
+
+    for p in [student, d2, d1, robot] {
+        p.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_slots_carry_the_three_loudest_of_five_doctors() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let levels: [i8; 5] = [-10, -20, -30, -60, -70];
+    let mut doctors = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        let p = join(
+            &sfu,
+            Endpoint::Whep,
+            &room,
+            &doctor_token(&sfu, &room, &format!("doc-{i}"), false),
+            &two_way_lines(Endpoint::Whep, 3, 0),
+            0x10 + i as u8,
+        )
+        .await;
+        p.level.send(*level).unwrap();
+        doctors.push(p);
+    }
+    let student = join(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &sfu.token(&room, Role::Observer, "s"),
+        &two_way_lines(Endpoint::Whep, 3, 0),
+        STUDENT,
+    )
+    .await;
+    // Let the levels settle and the selector choose; then listen.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let slots = student.recv(MediaKind::Audio)[1..].to_vec();
+    assert_eq!(
+        student.heard(&slots, t),
+        vec![0x10, 0x11, 0x12],
+        "the three loudest"
+    );
+    // The loudest doctor hears the next three loudest: never itself (mix-minus).
+    let loudest = &doctors[0];
+    let slots = loudest.recv(MediaKind::Audio)[1..].to_vec();
+    let heard = loudest.heard(&slots, t);
+    assert!(!heard.contains(&0x10), "never itself: {heard:?}");
+    assert!(
+        heard.contains(&0x11) && heard.contains(&0x12),
+        "the next loudest: {heard:?}"
+    );
+    let quiet = &doctors[4];
+    let slots = quiet.recv(MediaKind::Audio)[1..].to_vec();
+    assert_eq!(quiet.heard(&slots, t), vec![0x10, 0x11, 0x12]);
+    assert!(
+        student
+            .wait_event(Duration::from_secs(1), |e| e["type"] == "speaking"
+                && e["ids"].as_array().is_some_and(|a| a.len() == 3))
+            .await
+            .is_some(),
+        "everyone is told who speaks"
+    );
+    student.stop().await;
+    for d in doctors {
+        d.stop().await;
+    }
+}
