@@ -196,6 +196,14 @@ struct RobotArgs {
     /// Give up after this many failed connection attempts in a row (0: keep trying).
     #[arg(long, default_value_t = 0)]
     max_attempts: u32,
+    /// Receive the driving doctor's camera and the doctors' voices as plain RTP: video to this
+    /// address, audio slot n to its port + 2 + 2n (for the robot's own screen and speaker).
+    #[arg(long, env = "BEDSIDE_MEDIA_OUT")]
+    media_out: Option<SocketAddr>,
+    /// Write the SDP file describing those streams here (`ffplay -protocol_whitelist
+    /// file,udp,rtp -i FILE` plays them).
+    #[arg(long, env = "BEDSIDE_MEDIA_SDP", requires = "media_out")]
+    media_sdp: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -253,6 +261,12 @@ async fn main() -> anyhow::Result<()> {
                 sink: a.sink,
                 local_ip: a.local_ip,
                 max_attempts: a.max_attempts,
+                screen: a
+                    .media_out
+                    .map(|addr| bedside::agent::screen::ScreenOptions {
+                        addr,
+                        sdp: a.media_sdp,
+                    }),
             })
             .await
         }

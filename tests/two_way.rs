@@ -472,3 +472,118 @@ async fn three_slots_carry_the_three_loudest_of_five_doctors() {
         d.stop().await;
     }
 }
+
+/// `bedside robot --media-out`: the driving doctor's camera reaches the robot's own screen as
+/// plain RTP with an SDP file, and a real decoder (ffmpeg) decodes frames from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_robot_agent_hands_the_driver_to_a_real_decoder() {
+    use bedside_sfu::client::media::{packetize, FrameSource};
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let dir = tempfile::tempdir().unwrap();
+    let sdp = dir.path().join("screen.sdp");
+    // Four ports: video, then audio slots at +2, +4, +6.
+    let port = 20_000 + (std::process::id() % 5_000) as u16 * 8;
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args(["robot", "--server", &sfu.base, "--room", &room])
+        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+        .args(["--sink", "udp:127.0.0.1:9"])
+        .args(["--media-out", &format!("127.0.0.1:{port}")])
+        .arg("--media-sdp")
+        .arg(&sdp)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bedside robot starts");
+
+    // The driver publishes the bundled VP8 pattern as its camera.
+    let mut c = WebRtcClient::connect_with(
+        &sfu.base,
+        Endpoint::Whep,
+        &room,
+        &doctor_token(&sfu, &room, "doc", true),
+        LOCALHOST,
+        &two_way_lines(Endpoint::Whep, 0, 0),
+    )
+    .await
+    .expect("doctor joins");
+    c.wait_ready(Duration::from_secs(5))
+        .await
+        .expect("connects");
+    let camera = c
+        .lines()
+        .iter()
+        .find(|(_, k, d)| *k == MediaKind::Video && *d == Direction::SendOnly)
+        .map(|(m, _, _)| *m)
+        .unwrap();
+    c.send_event(r#"{"type":"request_lease"}"#);
+    let (stop, stop_rx) = watch::channel(false);
+    let doctor = tokio::spawn(async move {
+        let pt = c.pt_for(Codec::Vp8).unwrap().pt();
+        let mut source = FrameSource::test_pattern();
+        let (mut seq, mut ts) = (1u64, 0u32);
+        let mut next = Instant::now();
+        while !*stop_rx.borrow() {
+            if Instant::now() >= next {
+                let frame = source.next_frame().unwrap().clone();
+                let packets = packetize(source.codec, &frame);
+                let n = packets.len();
+                for (i, p) in packets.into_iter().enumerate() {
+                    let w = RtpWrite::new(pt, SeqNo::from(seq), ts, Instant::now(), p)
+                        .marker(i + 1 == n)
+                        .nackable(true);
+                    c.write_rtp_on(camera, w);
+                    seq += 1;
+                }
+                ts = ts.wrapping_add(3000);
+                next += Duration::from_millis(33);
+            }
+            while let Ok(Some(ev)) = c.next_event(next).await {
+                if let ClientEvent::KeyframeRequest = ev {
+                    source.restart_at_keyframe();
+                }
+            }
+        }
+        let _ = c.close().await;
+    });
+
+    assert!(
+        wait_until(Duration::from_secs(10), || sdp.exists()).await,
+        "the agent wrote its SDP file"
+    );
+    let text = std::fs::read_to_string(&sdp).unwrap();
+    assert!(text.contains(&format!("m=video {port} RTP/AVP")), "{text}");
+    assert!(
+        text.contains("VP8/90000") && text.contains("opus/48000/2"),
+        "{text}"
+    );
+    // ffmpeg decodes the presenter stream from the agent's SDP (its log goes to a file: a
+    // player that never gets a frame must fail the test with what it said, not hang it).
+    let log_path = dir.path().join("ffmpeg.log");
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+        ])
+        .arg("-i")
+        .arg(&sdp)
+        .args(["-map", "0:v", "-frames:v", "15", "-f", "null", "-"])
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs (apt-get install ffmpeg)");
+    let status = tokio::time::timeout(Duration::from_secs(30), ffmpeg.wait()).await;
+    let _ = ffmpeg.kill().await;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let status = status.unwrap_or_else(|_| panic!("ffmpeg did not finish in 30 s: {log}"));
+    assert!(status.unwrap().success(), "ffmpeg failed: {log}");
+    assert!(log.contains("vp8") && log.contains("320x240"), "{log}");
+    assert!(
+        log.contains("frame=   15") || log.contains("frame=15"),
+        "{log}"
+    );
+    let _ = stop.send(true);
+    doctor.await.unwrap();
+    let _ = agent.kill().await;
+}

@@ -9,6 +9,7 @@
 //!
 //! Not here: the watchdog rules (see [`watchdog`]) or WebRTC (see `bedside_sfu::client`).
 
+pub mod screen;
 pub mod sink;
 pub mod watchdog;
 
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bedside_proto::events::{ServerEvent, Telemetry};
 use bedside_sfu::client::media::{packetize, FixtureCodec, FrameSource, OPUS_SILENCE};
-use bedside_sfu::client::{ClientEvent, Endpoint, WebRtcClient};
+use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, WebRtcClient};
 use str0m::format::Codec;
 
+use self::screen::{Screen, ScreenOptions, AUDIO_SLOTS};
 use self::sink::Sink;
 use self::watchdog::{Drive, DriveReason, Watchdog};
 
@@ -39,6 +41,9 @@ pub struct AgentOptions {
     pub local_ip: IpAddr,
     /// Give up after this many failed connection attempts in a row (0 = never).
     pub max_attempts: u32,
+    /// Receive the driving doctor's camera and the doctors' voices and hand them to the
+    /// robot's screen and speaker (see [`screen`]); `None`: publish only.
+    pub screen: Option<ScreenOptions>,
 }
 
 /// Run until interrupted (or `max_attempts` consecutive failures).
@@ -102,15 +107,25 @@ async fn session(
     seq_base: &mut u64,
 ) -> anyhow::Result<()> {
     let token = token(opts).await?;
-    let mut client = WebRtcClient::connect(
+    // With a screen, offer the receive slots too (docs/protocol.md, "m-lines").
+    let lines = match &opts.screen {
+        Some(_) => two_way_lines(Endpoint::Whip, AUDIO_SLOTS, 1),
+        None => two_way_lines(Endpoint::Whip, 0, 0),
+    };
+    let mut client = WebRtcClient::connect_with(
         &opts.server,
         Endpoint::Whip,
         &opts.room,
         &token,
         opts.local_ip,
+        &lines,
     )
     .await?;
     client.wait_ready(Duration::from_secs(10)).await?;
+    let mut screen = match &opts.screen {
+        Some(s) => Some(Screen::new(s, client.lines(), &client.codecs())?),
+        None => None,
+    };
     tracing::info!(session = %client.session_id, "publishing");
 
     let mut source = match &opts.fixture {
@@ -129,8 +144,16 @@ async fn session(
 
     // Whatever we were doing before the reconnect, we start still (and still latched).
     opts.sink.emit(&watchdog.reconnected());
-    let ended =
-        publish_and_obey(opts, &mut client, &mut source, vpt, apt, watchdog, seq_base).await;
+    let ended = publish_and_obey(
+        opts,
+        &mut client,
+        &mut source,
+        (vpt, apt),
+        watchdog,
+        screen.as_mut(),
+        seq_base,
+    )
+    .await;
     // However the connection ended (the server said goodbye, the socket failed, a bug), losing
     // it means losing the driver: the motors stop now, not at the next reconnect.
     stop_now(opts, watchdog);
@@ -142,9 +165,9 @@ async fn publish_and_obey(
     opts: &AgentOptions,
     client: &mut WebRtcClient,
     source: &mut FrameSource,
-    vpt: str0m::media::Pt,
-    apt: str0m::media::Pt,
+    (vpt, apt): (str0m::media::Pt, str0m::media::Pt),
     watchdog: &mut Watchdog,
+    mut screen: Option<&mut Screen>,
     seq_base: &mut u64,
 ) -> anyhow::Result<()> {
     let (mut vseq, mut aseq) = (*seq_base, *seq_base);
@@ -196,6 +219,11 @@ async fn publish_and_obey(
         while let Some(ev) = client.next_event(until).await? {
             match ev {
                 ClientEvent::KeyframeRequest => source.restart_at_keyframe(),
+                ClientEvent::Rtp(p) => {
+                    if let (Some(s), Some(mid)) = (screen.as_deref_mut(), client.mid_of(&p)) {
+                        s.forward(mid, &p);
+                    }
+                }
                 ClientEvent::Control(bytes) => match watchdog.on_frame(&bytes, Instant::now()) {
                     Ok(Some(d)) => opts.sink.emit(&d),
                     Ok(None) => {}

@@ -318,6 +318,11 @@ impl WebRtcClient {
             .cloned()
     }
 
+    /// The codecs negotiated with the server (payload types and parameters).
+    pub fn codecs(&self) -> Vec<PayloadParams> {
+        self.rtc.codec_config().iter().cloned().collect()
+    }
+
     /// Our m-lines in order: mid, kind, our direction.
     pub fn lines(&self) -> &[(Mid, MediaKind, Direction)] {
         &self.lines
