@@ -50,6 +50,12 @@ pub enum LeaseReason {
     Expired,
     /// An administrator took it away.
     Revoked,
+    /// The holder went silent (its connection is lost or moving): the robot was stopped and
+    /// nobody drives; the holder gets it back, same epoch, if it returns within the grace
+    /// period (an ICE restart), else it ends (`disconnected`).
+    Suspended,
+    /// The holder came back within the grace period: it drives again, same epoch.
+    Resumed,
 }
 
 /// Robot telemetry, fanned out to everyone in the room.

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::room::RoomConfig;
+use crate::silence::SilenceConfig;
 
 /// See [`SfuConfig::max_viewers_per_worker`].
 pub const DEFAULT_MAX_VIEWERS_PER_WORKER: usize = 500;
@@ -38,6 +39,9 @@ pub struct SfuConfig {
     /// Sessions still setting up per join token (`jti`); past it an offer gets 429. A browser
     /// needs one, two while it retries.
     pub max_pending_per_token: usize,
+    /// How long a connected session may be silent before the SFU acts (see
+    /// [`crate::silence`]).
+    pub silence: SilenceConfig,
     /// Per-room policy: keyframe request interval, control-frame rate limits.
     pub room: RoomConfig,
 }
@@ -53,6 +57,7 @@ impl Default for SfuConfig {
             max_viewers_per_worker: DEFAULT_MAX_VIEWERS_PER_WORKER,
             max_pending_per_worker: 200,
             max_pending_per_token: 2,
+            silence: SilenceConfig::default(),
             room: RoomConfig::default(),
         }
     }

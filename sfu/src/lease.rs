@@ -87,6 +87,19 @@ pub enum LeaseInput {
         /// The member.
         id: SessionId,
     },
+    /// The holder went silent: nobody drives until it comes back (same epoch) or `until_ms`
+    /// passes (the lease ends, `disconnected`).
+    Suspend {
+        /// The member.
+        id: SessionId,
+        /// The end of the grace period, unix ms.
+        until_ms: u64,
+    },
+    /// The suspended holder is heard from again.
+    Resume {
+        /// The member.
+        id: SessionId,
+    },
 }
 
 /// What the shell must do after an input.
@@ -113,6 +126,20 @@ pub enum LeaseOutput {
         /// The refused requester.
         to: SessionId,
     },
+    /// The holder went silent: stop the robot (same epoch) and tell everyone.
+    Suspended {
+        /// The suspended holder.
+        holder: SessionId,
+        /// The unchanged epoch.
+        epoch: u32,
+    },
+    /// The suspended holder is back: tell everyone it drives again.
+    Resumed {
+        /// The holder.
+        holder: SessionId,
+        /// The unchanged epoch.
+        epoch: u32,
+    },
     /// Tell `to` (as `ServerEvent::Error`) that what it sent was refused.
     Rejected {
         /// Whoever sent the refused input.
@@ -136,6 +163,8 @@ pub struct Lease {
     /// Latest time seen in a tick, so a member whose token ran out cannot take the lease again
     /// between ticks (it would be granted, then expired at the next tick: two needless stops).
     now_ms: u64,
+    /// The holder is suspended until this unix ms (see [`LeaseInput::Suspend`]).
+    suspended_until: Option<u64>,
 }
 
 fn rejected(to: SessionId, code: &'static str, message: &'static str) -> Option<LeaseOutput> {
@@ -177,11 +206,27 @@ impl Lease {
         &self.pending
     }
 
-    /// When the shell must send the next [`LeaseInput::Tick`]: the holder's token expiry.
+    /// The holder is suspended (silent): its frames do not drive.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_until.is_some()
+    }
+
+    /// May `id`'s frames drive the robot now: it holds the lease and is not suspended.
+    pub fn drives(&self, id: SessionId) -> bool {
+        self.is_holder(id) && !self.is_suspended()
+    }
+
+    /// When the shell must send the next [`LeaseInput::Tick`]: the holder's token expiry, or
+    /// the end of its suspension.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.holder
+        let expiry = self
+            .holder
             .and_then(|h| self.members.get(&h))
-            .map(|m| m.expires_at_ms)
+            .map(|m| m.expires_at_ms);
+        match (expiry, self.suspended_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Apply one input. At most one output per input, so this returns an `Option`.
@@ -250,8 +295,30 @@ impl Lease {
                 self.now_ms = self.now_ms.max(now_ms);
                 match self.holder {
                     Some(h) if self.is_expired(h) => self.change(None, LeaseReason::Expired),
+                    Some(_) if self.suspended_until.is_some_and(|t| t <= self.now_ms) => {
+                        self.change(None, LeaseReason::Disconnected)
+                    }
                     _ => None,
                 }
+            }
+            LeaseInput::Suspend { id, until_ms } => {
+                if !self.is_holder(id) || self.suspended_until.is_some() {
+                    return None;
+                }
+                self.suspended_until = Some(until_ms);
+                Some(LeaseOutput::Suspended {
+                    holder: id,
+                    epoch: self.epoch,
+                })
+            }
+            LeaseInput::Resume { id } => {
+                if !self.is_holder(id) || self.suspended_until.take().is_none() {
+                    return None;
+                }
+                Some(LeaseOutput::Resumed {
+                    holder: id,
+                    epoch: self.epoch,
+                })
             }
             LeaseInput::AdminRevoke => {
                 self.holder?;
@@ -333,6 +400,7 @@ impl Lease {
     fn change(&mut self, holder: Option<SessionId>, reason: LeaseReason) -> Option<LeaseOutput> {
         debug_assert_ne!(self.holder, holder, "a change must change the holder");
         self.holder = holder;
+        self.suspended_until = None;
         // 2^32 changes in one room's lifetime is not reachable; wrapping keeps this panic-free.
         self.epoch = self.epoch.wrapping_add(1);
         // Requests are addressed to one holder; the new one never saw them. The Lease event
@@ -386,6 +454,61 @@ mod tests {
             Some(LeaseOutput::Rejected { code, .. }) => code,
             other => panic!("expected a rejection, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_silent_holder_is_suspended_and_resumes_with_the_same_epoch_or_loses_the_lease() {
+        let mut l = room();
+        l.handle(LeaseInput::Request { from: s(1) });
+        let epoch = l.epoch();
+        assert_eq!(
+            l.handle(LeaseInput::Suspend {
+                id: s(1),
+                until_ms: 5_000
+            }),
+            Some(LeaseOutput::Suspended {
+                holder: s(1),
+                epoch
+            })
+        );
+        assert!(!l.drives(s(1)) && l.is_holder(s(1)));
+        assert_eq!(l.next_deadline_ms(), Some(5_000));
+        // Suspending again, or someone else, changes nothing.
+        assert_eq!(
+            l.handle(LeaseInput::Suspend {
+                id: s(1),
+                until_ms: 9_000
+            }),
+            None
+        );
+        assert_eq!(
+            l.handle(LeaseInput::Suspend {
+                id: s(2),
+                until_ms: 9_000
+            }),
+            None
+        );
+        assert_eq!(
+            l.handle(LeaseInput::Resume { id: s(1) }),
+            Some(LeaseOutput::Resumed {
+                holder: s(1),
+                epoch
+            })
+        );
+        assert!(l.drives(s(1)));
+        assert_eq!(l.epoch(), epoch, "same epoch after a resume");
+        assert_eq!(l.handle(LeaseInput::Resume { id: s(1) }), None);
+        // Silent past the grace period: the lease ends.
+        l.handle(LeaseInput::Suspend {
+            id: s(1),
+            until_ms: 7_000,
+        });
+        assert_eq!(l.handle(LeaseInput::Tick { now_ms: 6_999 }), None);
+        assert_eq!(
+            l.handle(LeaseInput::Tick { now_ms: 7_000 }),
+            changed(None, epoch + 1, LeaseReason::Disconnected)
+        );
+        assert!(!l.is_suspended());
     }
 
     fn changed(holder: Option<u64>, epoch: u32, reason: LeaseReason) -> Option<LeaseOutput> {
@@ -723,6 +846,11 @@ mod tests {
             },
             LeaseInput::Release { by } => LeaseInput::Release { by: r(by) },
             LeaseInput::Withdraw { id } => LeaseInput::Withdraw { id: r(id) },
+            LeaseInput::Suspend { id, until_ms } => LeaseInput::Suspend {
+                id: r(id),
+                until_ms,
+            },
+            LeaseInput::Resume { id } => LeaseInput::Resume { id: r(id) },
             other => other,
         }
     }
@@ -751,6 +879,9 @@ mod tests {
             1 => (0u64..2_000).prop_map(|now_ms| LeaseInput::Tick { now_ms }),
             1 => Just(LeaseInput::AdminRevoke),
             1 => prop_oneof![id.clone(), Just(HOLDER)].prop_map(|id| LeaseInput::Withdraw { id }),
+            1 => (prop_oneof![id.clone(), Just(HOLDER)], 0u64..2_000)
+                .prop_map(|(id, until_ms)| LeaseInput::Suspend { id, until_ms }),
+            1 => prop_oneof![id.clone(), Just(HOLDER)].prop_map(|id| LeaseInput::Resume { id }),
         ]
     }
 
@@ -794,11 +925,17 @@ mod tests {
                                 prop_assert_eq!(reason, LeaseReason::Disconnected);
                                 prop_assert_eq!(before_holder, Some(id));
                             }
-                            LeaseInput::Tick { .. } => prop_assert_eq!(reason, LeaseReason::Expired),
+                            LeaseInput::Tick { .. } => prop_assert!(matches!(
+                                reason,
+                                LeaseReason::Expired | LeaseReason::Disconnected
+                            )),
                             LeaseInput::AdminRevoke => prop_assert_eq!(reason, LeaseReason::Revoked),
                             LeaseInput::Withdraw { id } => {
                                 prop_assert_eq!(reason, LeaseReason::Revoked);
                                 prop_assert_eq!(before_holder, Some(id));
+                            }
+                            LeaseInput::Suspend { .. } | LeaseInput::Resume { .. } => {
+                                prop_assert!(false, "{:?} changed the holder", input);
                             }
                             LeaseInput::Join(_) | LeaseInput::Deny { .. } => {
                                 prop_assert!(false, "{:?} changed the lease", input);

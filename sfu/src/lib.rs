@@ -329,6 +329,7 @@ pub mod session_id;
 mod sessions;
 pub mod sfu;
 pub mod signalling;
+pub mod silence;
 mod socket;
 pub mod speakers;
 pub mod switchboard;

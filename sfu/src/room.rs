@@ -460,7 +460,8 @@ impl Room {
         let ctx = FrameContext {
             from,
             role: member.role,
-            is_holder: self.lease.is_holder(from),
+            // A suspended holder (gone silent) does not drive until it is heard from again.
+            is_holder: self.lease.drives(from),
             epoch: self.lease.epoch(),
             estop_latched: self.estop.is_latched(),
         };
@@ -614,6 +615,28 @@ impl Room {
             );
         }
         false
+    }
+
+    /// `id` has gone silent (no datagram for the holder's silence timeout): if it holds the
+    /// lease, the robot is stopped and the lease suspended until `until_unix_ms`.
+    pub fn suspend(&mut self, id: SessionId, until_unix_ms: u64, now: Instant) {
+        self.lease_input(
+            LeaseInput::Suspend {
+                id,
+                until_ms: until_unix_ms,
+            },
+            now,
+        );
+    }
+
+    /// `id` is heard from again: a suspended lease is its own again, same epoch.
+    pub fn resume(&mut self, id: SessionId, now: Instant) {
+        self.lease_input(LeaseInput::Resume { id }, now);
+    }
+
+    /// The holder is suspended (silent).
+    pub fn lease_suspended(&self) -> bool {
+        self.lease.is_suspended()
     }
 
     /// An administrator takes the lease away.
@@ -775,6 +798,35 @@ impl Room {
                     Target::One(to),
                     ServerEvent::LeaseDenied { to: to.to_string() },
                 ),
+                LeaseOutput::Suspended { holder, epoch }
+                | LeaseOutput::Resumed { holder, epoch } => {
+                    let suspended = matches!(out, LeaseOutput::Suspended { .. });
+                    if suspended {
+                        // Whatever the silent holder last sent, the robot stops now.
+                        self.stop_robot(epoch, now);
+                    }
+                    let reason = if suspended {
+                        LeaseReason::Suspended
+                    } else {
+                        LeaseReason::Resumed
+                    };
+                    let sub = self.members.get(&holder).map(|m| m.sub.clone());
+                    self.outputs
+                        .push_back(Output::Audit(RoomAudit::LeaseChanged {
+                            holder: sub.clone(),
+                            previous: sub,
+                            epoch,
+                            reason,
+                        }));
+                    self.send(
+                        Target::All,
+                        ServerEvent::Lease {
+                            holder: Some(holder.to_string()),
+                            epoch,
+                            reason,
+                        },
+                    );
+                }
                 LeaseOutput::Rejected { to, code, message } => self.refuse(to, code, message),
             }
         }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bedside_proto::Claims;
 use str0m::ice::StunMessage;
@@ -40,6 +41,10 @@ pub(crate) struct Session {
     watcher: bool,
     /// RTP was written and awaits the end-of-batch flush.
     dirty: bool,
+    /// When the last datagram from it arrived (silence detection).
+    pub last_heard: Instant,
+    /// Its lease was suspended for silence.
+    pub suspended: bool,
 }
 
 impl Session {
@@ -82,6 +87,7 @@ pub(crate) struct NewSession {
     pub pass: String,
     pub member: Member,
     pub watcher: bool,
+    pub now: Instant,
 }
 
 #[derive(Default)]
@@ -117,6 +123,8 @@ impl Sessions {
                 pending: Some(new.member),
                 watcher: new.watcher,
                 dirty: false,
+                last_heard: new.now,
+                suspended: false,
             },
         );
         id

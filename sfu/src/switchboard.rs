@@ -45,6 +45,7 @@ use crate::peer::{Accepted, Peer, PeerEvent};
 use crate::room::{Admission, Fanout, Member, Output, Recipients, Room, RoomMemory, RtpIn};
 use crate::room_event::{RoomAudit, RoomEvent};
 use crate::sessions::{Lookup, NewSession, Sessions};
+use crate::silence::Verdict;
 use crate::SessionId;
 
 /// During a flush, look for viewers' datagrams after every this many viewers (each viewer's
@@ -256,6 +257,7 @@ impl Switchboard {
                 pass: accepted.pass,
                 member,
                 watcher,
+                now,
             },
         );
         self.metrics
@@ -508,12 +510,33 @@ impl Switchboard {
             // and media sent anyway is dropped here, before it costs a decryption.
             return self.dropped("observer_media");
         }
+        self.heard_from(now, id, io);
+        let Some(peer) = self.sessions.peer_mut(id) else {
+            return;
+        };
         let mut out = std::mem::take(&mut self.scratch);
         peer.handle_input(Input::Receive(now, receive), &mut |t| io.send(t), &mut out);
         self.wake = self.wake.min(peer.next_timeout());
         self.queue.extend(out.drain(..).map(|e| (id, e)));
         self.scratch = out;
         self.process_queue(now, io);
+    }
+
+    /// A datagram from `id`: it is not silent, and a lease suspended for its silence is its own
+    /// again.
+    fn heard_from(&mut self, now: Instant, id: SessionId, io: &mut dyn Io) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        s.last_heard = now;
+        if !std::mem::take(&mut s.suspended) {
+            return;
+        }
+        let room_id = s.peer.room().clone();
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.resume(id, now);
+            self.flush_room(now, &room_id, io);
+        }
     }
 
     fn dropped(&self, reason: &str) {
@@ -529,11 +552,30 @@ impl Switchboard {
         let mut expired = Vec::new();
         let mut due = std::mem::take(&mut self.due);
         let connect_timeout = self.config.connect_timeout;
+        let silence = self.config.silence;
+        let mut suspend = Vec::new();
         for s in self.sessions.iter() {
             let p = &s.peer;
             if !p.is_connected() && now.saturating_duration_since(p.created()) > connect_timeout {
-                expired.push(p.id());
+                expired.push((p.id(), "connect_timeout"));
                 continue;
+            }
+            if p.is_connected() && !s.is_pending() {
+                // A holder's silence matters while there is a robot to stop; without one it is
+                // just another participant (and may well be quiet: nothing to receive).
+                let holder = self
+                    .rooms
+                    .get(p.room())
+                    .is_some_and(|r| r.lease_holder() == Some(p.id()) && r.publisher().is_some());
+                let silent = now.saturating_duration_since(s.last_heard);
+                match silence.verdict(p.role(), holder, s.suspended, silent) {
+                    Verdict::Wait(left) => wake = wake.min(now + left),
+                    Verdict::Suspend => suspend.push(p.id()),
+                    Verdict::End => {
+                        expired.push((p.id(), "silent"));
+                        continue;
+                    }
+                }
             }
             if p.next_timeout() <= now {
                 due.push(p.id());
@@ -563,8 +605,22 @@ impl Switchboard {
         self.scratch = out;
         due.clear();
         self.due = due;
-        for id in expired {
-            self.remove(now, id, "connect_timeout", io);
+        for id in suspend {
+            let grace = u64::try_from(silence.grace.as_millis()).unwrap_or(u64::MAX);
+            let Some(s) = self.sessions.get_mut(id) else {
+                continue;
+            };
+            s.suspended = true;
+            let room_id = s.peer.room().clone();
+            if let Some(room) = self.rooms.get_mut(&room_id) {
+                room.suspend(id, unix_ms.saturating_add(grace), now);
+                self.flush_room(now, &room_id, io);
+            }
+            wake = wake.min(now + silence.grace);
+            self.wake = self.wake.min(wake);
+        }
+        for (id, reason) in expired {
+            self.remove(now, id, reason, io);
         }
         let mut due_rooms = Vec::new();
         for (name, room) in self.rooms.iter_mut() {

@@ -61,6 +61,8 @@ struct Client {
     server_ufrag: String,
     control_in: Vec<Vec<u8>>,
     events_in: Vec<String>,
+    /// What it sends is lost (its link is down).
+    silent: bool,
     rtp_in: usize,
 }
 
@@ -177,6 +179,7 @@ impl Net {
             server_ufrag,
             control_in: Vec::new(),
             events_in: Vec::new(),
+            silent: false,
             rtp_in: 0,
         });
         Ok(self.clients.len() - 1)
@@ -210,7 +213,11 @@ impl Net {
             loop {
                 match c.rtc.poll_output() {
                     Ok(RtcOutput::Timeout(_)) | Err(_) => break,
-                    Ok(RtcOutput::Transmit(t)) => out.push((c.addr, t.contents.to_vec())),
+                    Ok(RtcOutput::Transmit(t)) => {
+                        if !c.silent {
+                            out.push((c.addr, t.contents.to_vec()))
+                        }
+                    }
                     Ok(RtcOutput::Event(e)) => match e {
                         RtcEvent::Connected => c.connected = true,
                         RtcEvent::ChannelOpen(..) => c.open += 1,
@@ -740,4 +747,107 @@ fn removal_leaves_no_entry_in_any_map() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_silent_holder_is_suspended_then_resumes_with_the_same_epoch() {
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    let epoch = net.board.room("room-1").unwrap().lease_epoch();
+    net.clients[robot].control_in.clear();
+
+    // The driver's link goes down: after the holder's silence timeout the robot is stopped and
+    // the lease suspended, same epoch.
+    net.clients[driver].silent = true;
+    net.run(300);
+    assert!(
+        !net.board.room("room-1").unwrap().lease_suspended(),
+        "3 s: not yet"
+    );
+    net.run(60);
+    let room = net.board.room("room-1").unwrap();
+    assert!(room.lease_suspended());
+    assert_eq!(room.lease_epoch(), epoch);
+    let stops: Vec<ControlFrame> = net.clients[robot]
+        .control_in
+        .iter()
+        .filter_map(|f| ControlFrame::decode(f).ok())
+        .collect();
+    assert!(
+        stops
+            .iter()
+            .any(|f| f.kind == bedside_proto::FrameKind::Stop && f.epoch == epoch),
+        "{stops:?}"
+    );
+    assert!(net.clients[robot]
+        .events_in
+        .iter()
+        .any(|e| e.contains(r#""reason":"suspended""#)));
+
+    // Back within the grace period: the same lease, the same epoch, and it drives again.
+    net.clients[driver].silent = false;
+    net.run(100);
+    let room = net.board.room("room-1").unwrap();
+    assert!(!room.lease_suspended());
+    assert_eq!(room.lease_holder(), Some(net.clients[driver].id));
+    assert_eq!(room.lease_epoch(), epoch);
+    assert!(net.clients[driver]
+        .events_in
+        .iter()
+        .any(|e| e.contains(r#""reason":"resumed""#)));
+    net.clients[robot].control_in.clear();
+    net.send_control(driver, &ControlFrame::drive(500, 0, 700, 0, 0).encode());
+    net.run(5);
+    assert!(net.clients[robot]
+        .control_in
+        .iter()
+        .filter_map(|f| ControlFrame::decode(f).ok())
+        .any(|f| f.linear_x == 700 && f.epoch == epoch));
+}
+
+#[test]
+fn silence_past_the_grace_period_ends_the_lease_and_the_session() {
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    let student = net.admit(3, member(Role::Observer, "s", false)).unwrap();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    let epoch = net.board.room("room-1").unwrap().lease_epoch();
+    net.clients[driver].silent = true;
+    net.clients[student].silent = true;
+    net.run(900);
+    assert!(
+        net.board.sessions.get(net.clients[student].id).is_none(),
+        "a silent student is gone after 8 s"
+    );
+    assert!(
+        net.board.sessions.get(net.clients[driver].id).is_some(),
+        "the holder: still in grace"
+    );
+    net.run(500);
+    let room = net.board.room("room-1").unwrap();
+    assert_eq!(room.lease_holder(), None);
+    assert_eq!(room.lease_epoch(), epoch + 1);
+    assert!(net.board.sessions.get(net.clients[driver].id).is_none());
+    assert!(net.clients[robot]
+        .events_in
+        .iter()
+        .any(|e| e.contains(r#""reason":"disconnected""#)));
+    let mut reasons = Vec::new();
+    while let Some(ev) = net.board.poll_event() {
+        if let Event::SessionClosed { reason, .. } = ev {
+            reasons.push(reason);
+        }
+    }
+    assert_eq!(reasons, vec!["silent", "silent"]);
+    // A silent robot is gone after 3 s.
+    net.clients[robot].silent = true;
+    net.run(310);
+    assert!(net.board.sessions.get(net.clients[robot].id).is_none());
 }
