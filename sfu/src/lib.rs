@@ -314,6 +314,7 @@ mod directory;
 pub mod error;
 pub mod estop;
 pub mod forwarder;
+pub mod ice_restart;
 pub mod io;
 pub mod keyframe;
 pub mod lease;

@@ -48,6 +48,49 @@ fn kind_of(k: MediaKind) -> TrackKind {
 }
 
 impl Lines {
+    /// The m-lines of our answer, in order, with our directions (`a=sendonly` in our answer:
+    /// we send). A rejected m-line (port 0) or one without `a=mid` carries nothing. Read from
+    /// the answer because str0m reports m-lines as events only once DTLS is up, and what a
+    /// session may do must be known when its offer is answered.
+    pub fn from_answer(sdp: &str, role: Role) -> Lines {
+        let mut lines = Lines::default();
+        let mut current: Option<(MediaKind, bool, Option<Mid>, Direction)> = None;
+        let finish = |l: &mut Lines, c: Option<(MediaKind, bool, Option<Mid>, Direction)>| {
+            if let Some((kind, rejected, Some(mid), dir)) = c {
+                let dir = if rejected { Direction::Inactive } else { dir };
+                l.add(mid, kind, dir, role);
+            }
+        };
+        for line in sdp.split('\n').map(|l| l.trim_end_matches('\r')) {
+            if let Some(m) = line.strip_prefix("m=") {
+                finish(&mut lines, current.take());
+                let mut parts = m.split(' ');
+                let kind = match parts.next() {
+                    Some("audio") => MediaKind::Audio,
+                    Some("video") => MediaKind::Video,
+                    // application (data channels) and anything else: not media.
+                    _ => continue,
+                };
+                let rejected = parts.next() == Some("0");
+                current = Some((kind, rejected, None, Direction::SendRecv));
+            } else if let Some(c) = current.as_mut() {
+                match line {
+                    "a=sendonly" => c.3 = Direction::SendOnly,
+                    "a=recvonly" => c.3 = Direction::RecvOnly,
+                    "a=sendrecv" => c.3 = Direction::SendRecv,
+                    "a=inactive" => c.3 = Direction::Inactive,
+                    _ => {
+                        if let Some(mid) = line.strip_prefix("a=mid:") {
+                            c.2 = Some(Mid::from(mid));
+                        }
+                    }
+                }
+            }
+        }
+        finish(&mut lines, current.take());
+        lines
+    }
+
     /// An m-line was negotiated; `direction` is ours (str0m's view).
     pub fn add(&mut self, mid: Mid, kind: MediaKind, direction: Direction, role: Role) {
         let kind = kind_of(kind);
@@ -216,6 +259,23 @@ mod tests {
         whip.add(mid("3"), MediaKind::Audio, Direction::SendOnly, Role::Robot);
         assert_eq!(whip.line(mid("2")), Line::Slot(TrackKind::Video, 0));
         assert_eq!(whip.layout().audio_slots, 1);
+    }
+
+    #[test]
+    fn lines_are_read_from_our_answer() {
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=recvonly\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=recvonly\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:5\r\na=sendonly\r\n";
+        let l = Lines::from_answer(answer, Role::Doctor);
+        assert_eq!(l.line(mid("0")), Line::Robot(TrackKind::Video));
+        assert_eq!(l.line(mid("1")), Line::Robot(TrackKind::Audio));
+        assert_eq!(l.line(mid("2")), Line::Own(TrackKind::Audio));
+        assert_eq!(l.line(mid("3")), Line::Unused, "rejected (port 0)");
+        assert_eq!(
+            l.line(mid("4")),
+            Line::Unused,
+            "data channels are not media"
+        );
+        assert_eq!(l.line(mid("5")), Line::Slot(TrackKind::Audio, 0));
+        assert!(!l.layout().sends_video);
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub session_failures: IntCounterVec,
     /// A worker caught a panic in its switchboard and started over with no sessions.
     pub worker_restarts: IntCounter,
+    /// `bedside_ice_restarts_total`: sessions that restarted ICE by `PATCH` (a network change).
+    pub ice_restarts: IntCounter,
     /// `bedside_signalling_requests_total{endpoint,status}`.
     pub signalling: IntCounterVec,
     /// `bedside_join_seconds{role}`: offer accepted to ICE and DTLS connected.
@@ -155,6 +157,11 @@ impl Metrics {
                 "Media workers that caught a panic and started over (their sessions reconnect)",
             )
             .unwrap_or_else(unreachable),
+            ice_restarts: IntCounter::new(
+                "bedside_ice_restarts_total",
+                "Sessions that restarted ICE by PATCH (a network change), keeping the session",
+            )
+            .unwrap_or_else(unreachable),
             signalling: counter_vec(
                 "bedside_signalling_requests_total",
                 "WHIP/WHEP requests, by endpoint and status",
@@ -195,6 +202,7 @@ impl Metrics {
             Box::new(self.estops.clone()),
             Box::new(self.session_failures.clone()),
             Box::new(self.worker_restarts.clone()),
+            Box::new(self.ice_restarts.clone()),
             Box::new(self.signalling.clone()),
             Box::new(self.join_seconds.clone()),
         ];

@@ -27,6 +27,7 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::error::SfuError;
 use crate::forwarder::{DownTrack, Source, TrackForwarder};
+use crate::ice_restart::IceCredentials;
 use crate::keyframe::VideoCodec;
 use crate::lines::{Line, Lines};
 use crate::nack_history::NackHistory;
@@ -141,6 +142,8 @@ pub struct Peer {
     pt_cache: Vec<((Mid, CodecKey), Option<str0m::media::Pt>)>,
     /// Cumulative NACK counts str0m last reported, per (mid, egress?), to turn them into deltas.
     nack_totals: Vec<((Mid, bool), u64)>,
+    /// The offer as accepted (observers' made receive-only), offered again on an ICE restart.
+    offer: String,
     closed: Option<&'static str>,
     /// `Closed` has been handed to the switchboard (a panic inside `write_rtp` has no event queue
     /// at hand; the next input reports it).
@@ -151,7 +154,19 @@ impl Peer {
     /// Build a session's `Rtc` (ICE-lite, RTP mode, our codecs and certificate) and answer the
     /// offer. str0m's SDP handling is wrapped like every other call: a str0m bug on a crafted
     /// offer is a 400, not a crashed task.
-    pub fn accept(setup: PeerSetup<'_>, offer: SdpOffer) -> Result<Accepted, SfuError> {
+    ///
+    /// The offer's m-lines decide what the session receives and sends (`lines.rs`): an
+    /// observer's sending lines are made `inactive` before str0m sees them, and an offer that
+    /// would leave nothing to do (a robot sending nothing, a viewer receiving and sending
+    /// nothing) is refused with the reason.
+    pub fn accept(setup: PeerSetup<'_>, offer_text: &str) -> Result<Accepted, SfuError> {
+        let offer_text = if setup.role == Role::Observer {
+            crate::lines::receive_only(offer_text)
+        } else {
+            offer_text.to_string()
+        };
+        let offer =
+            SdpOffer::from_sdp_string(&offer_text).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let creds = IceCreds::new();
         let mut builder = Rtc::builder();
         if setup.role != Role::Robot {
@@ -182,12 +197,50 @@ impl Peer {
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be processed".into()))?
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let answer = answer.to_sdp_string();
+        let mut peer = Peer::new(setup.id, setup.room, setup.role, rtc, setup.now);
+        peer.offer = offer_text;
+        peer.lines = Lines::from_answer(&answer, setup.role);
+        let layout = peer.layout();
+        if peer.role == Role::Robot && !(layout.sends_audio || layout.sends_video) {
+            return Err(SfuError::BadSdp(
+                "a robot's offer must send video or audio (a sendonly m-line)".into(),
+            ));
+        }
+        if peer.role != Role::Robot && layout == Layout::default() {
+            return Err(SfuError::BadSdp(
+                "the offer has nothing to receive: offer recvonly video and audio (WHEP)".into(),
+            ));
+        }
         Ok(Accepted {
-            peer: Peer::new(setup.id, setup.room, setup.role, rtc, setup.now),
+            peer,
             ufrag: creds.ufrag,
             pass: creds.pass,
-            answer: answer.to_sdp_string(),
+            answer,
         })
+    }
+
+    /// Restart ICE with the remote's new credentials (a `PATCH` after a network change): the
+    /// stored offer is offered again with them, and str0m answers with new local credentials.
+    /// Returns them and our candidates; the session, its DTLS association and everything the
+    /// room knows of it stay.
+    pub fn restart_ice(
+        &mut self,
+        remote: &IceCredentials,
+    ) -> Result<(IceCredentials, Vec<String>), SfuError> {
+        let text = crate::ice_restart::respliced(&self.offer, remote);
+        let offer =
+            SdpOffer::from_sdp_string(&text).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let rtc = &mut self.rtc;
+        let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+            .map_err(|_| SfuError::BadSdp("restart could not be processed".into()))?
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?
+            .to_sdp_string();
+        self.offer = text;
+        let local = crate::ice_restart::credentials(&answer)
+            .map_err(SfuError::Internal)?
+            .ok_or_else(|| SfuError::Internal("the answer has no ICE credentials".into()))?;
+        Ok((local, crate::ice_restart::candidates(&answer)))
     }
 
     fn new(id: SessionId, room: Arc<str>, role: Role, rtc: Rtc, now: Instant) -> Self {
@@ -210,6 +263,7 @@ impl Peer {
             nack_history: NackHistory::default(),
             pt_cache: Vec::new(),
             nack_totals: Vec::new(),
+            offer: String::new(),
             closed: None,
             close_reported: false,
         }
@@ -302,7 +356,8 @@ impl Peer {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.fail("ice_disconnected", out);
             }
-            Event::MediaAdded(m) => self.lines.add(m.mid, m.kind, m.direction, self.role),
+            // The m-lines were read from our answer (`Lines::from_answer`).
+            Event::MediaAdded(_) => {}
             Event::ChannelOpen(id, label) => match label.as_str() {
                 "control" => self.control = Some(id),
                 "events" => {

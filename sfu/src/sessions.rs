@@ -246,6 +246,20 @@ impl Sessions {
         }
     }
 
+    /// An ICE restart gave session `id` new local credentials: binding requests must name and
+    /// sign with the new ones from now on; the old ufrag finds nothing.
+    pub fn rekey(&mut self, id: SessionId, ufrag: String, pass: String) {
+        let Some(s) = self.map.get_mut(&id) else {
+            return;
+        };
+        if self.by_ufrag.get(&s.ufrag) == Some(&id) {
+            self.by_ufrag.remove(&s.ufrag);
+        }
+        self.by_ufrag.insert(ufrag.clone(), id);
+        s.ufrag = ufrag;
+        s.pass = pass;
+    }
+
     /// Take a session out of the table and every index.
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let s = self.map.remove(&id)?;

@@ -14,7 +14,6 @@ use std::time::Instant;
 use bedside_proto::join_token::unix_now;
 use bedside_proto::node::NodeCommand;
 use bedside_proto::{Claims, Role, TokenVerifier};
-use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +22,7 @@ use crate::config::SfuConfig;
 use crate::deny_list::{Check, DenyList};
 use crate::directory::Directory;
 use crate::error::SfuError;
+use crate::ice_restart::IceCredentials;
 use crate::metrics::Metrics;
 use crate::peer::{Peer, PeerSetup};
 use crate::room::{Layout, Member};
@@ -143,11 +143,7 @@ impl Sfu {
     /// Admit a participant with verified `claims` and answer its SDP offer. The session's
     /// `Rtc` is built here, on the signalling task, so that a burst of offers costs the
     /// worker's media loop only the insertion.
-    pub(crate) async fn join(
-        &self,
-        mut claims: Claims,
-        offer: SdpOffer,
-    ) -> Result<Joined, SfuError> {
+    pub(crate) async fn join(&self, mut claims: Claims, offer: &str) -> Result<Joined, SfuError> {
         let check = self
             .inner
             .denies
@@ -214,6 +210,26 @@ impl Sfu {
 
     pub(crate) fn has_session(&self, key: &str) -> bool {
         self.inner.directory.session(key).is_some()
+    }
+
+    /// Restart ICE on the session behind a `Location` key with the client's new credentials;
+    /// the answer fragment.
+    pub(crate) async fn ice_restart(
+        &self,
+        key: &str,
+        remote: IceCredentials,
+    ) -> Result<String, SfuError> {
+        let (w, id) = self
+            .inner
+            .directory
+            .session(key)
+            .ok_or(SfuError::NoSession)?;
+        let (reply, rx) = oneshot::channel();
+        self.inner.workers[w]
+            .send(Command::IceRestart { id, remote, reply })
+            .await
+            .map_err(|_| SfuError::ShuttingDown)?;
+        rx.await.map_err(|_| SfuError::ShuttingDown)?
     }
 
     /// End the session behind a `Location` key. False if there is none.

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use bedside_proto::{Role, TokenError};
-use str0m::change::SdpOffer;
 
 use crate::error::SfuError;
 use crate::sfu::Sfu;
@@ -110,8 +109,7 @@ async fn offer(
     if !text.trim_start().starts_with("v=0") {
         return Err(SfuError::BadSdp("offer must start with v=0".into()));
     }
-    let offer = SdpOffer::from_sdp_string(text).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-    let joined = sfu.join(claims, offer).await?;
+    let joined = sfu.join(claims, text).await?;
     tracing::info!(session = %joined.id, "session created");
     let location = format!("/sessions/{}", joined.key);
     let mut resp = (StatusCode::CREATED, joined.answer).into_response();
@@ -151,15 +149,53 @@ async fn end_session(State(sfu): State<Sfu>, Path(key): Path<String>) -> Respons
     respond(&sfu, "delete", r)
 }
 
-async fn patch_session(State(sfu): State<Sfu>, Path(key): Path<String>) -> Response {
-    let r = if sfu.has_session(&key) {
-        // ICE-lite: remote candidates are learnt from connectivity checks, so trickled
-        // candidates need no action. ICE restarts are not supported yet.
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(SfuError::NoSession)
-    };
+/// `PATCH /sessions/{key}` (RFC 9725 §4.3): a fragment with only candidates is accepted and
+/// needs nothing (ICE-lite: the server learns addresses from the client's checks); a fragment
+/// with new `a=ice-ufrag`/`a=ice-pwd` restarts ICE and is answered with ours.
+async fn patch_session(
+    State(sfu): State<Sfu>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = patch(&sfu, &key, &headers, &body).await;
     respond(&sfu, "patch", r)
+}
+
+async fn patch(
+    sfu: &Sfu,
+    key: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, SfuError> {
+    if !sfu.has_session(key) {
+        return Err(SfuError::NoSession);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/trickle-ice-sdpfrag") {
+        return Err(SfuError::BadRequest(
+            "Content-Type must be application/trickle-ice-sdpfrag".into(),
+        ));
+    }
+    if body.len() > crate::ice_restart::MAX_FRAG_BYTES {
+        return Err(SfuError::BadRequest("SDP fragment too large".into()));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| SfuError::BadRequest("SDP fragment is not UTF-8".into()))?;
+    let Some(remote) = crate::ice_restart::credentials(text).map_err(SfuError::BadRequest)? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let fragment = sfu.ice_restart(key, remote).await?;
+    tracing::info!("ICE restarted");
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")],
+        fragment,
+    )
+        .into_response())
 }
 
 async fn options() -> Response {

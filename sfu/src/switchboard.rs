@@ -39,6 +39,7 @@ use crate::config::SfuConfig;
 use crate::demux::PacketKind;
 use crate::error::SfuError;
 use crate::estop::Latcher;
+use crate::ice_restart::IceCredentials;
 use crate::io::{Arrived, Io};
 use crate::metrics::Metrics;
 use crate::peer::{Accepted, Peer, PeerEvent};
@@ -306,6 +307,22 @@ impl Switchboard {
             }
         }
         self.process_queue(now, io);
+    }
+
+    /// Restart ICE on session `id` with the remote's new credentials (WHIP/WHEP `PATCH`): the
+    /// answer fragment (our new credentials and candidates). The session keeps everything else;
+    /// its old ufrag no longer finds it.
+    pub fn ice_restart(
+        &mut self,
+        id: SessionId,
+        remote: &IceCredentials,
+    ) -> Result<String, SfuError> {
+        let s = self.sessions.get_mut(id).ok_or(SfuError::NoSession)?;
+        let (local, candidates) = s.peer.restart_ice(remote)?;
+        let fragment = crate::ice_restart::answer_fragment(&local, &candidates);
+        self.sessions.rekey(id, local.ufrag, local.pwd);
+        self.metrics.ice_restarts.inc();
+        Ok(fragment)
     }
 
     /// An administrator ends one participant's session, named by its public id. False if it is

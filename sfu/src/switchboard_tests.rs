@@ -150,7 +150,7 @@ impl Net {
                 cert: &cert,
                 now: self.now,
             },
-            offer,
+            &offer.to_sdp_string(),
         )
         .expect("answer");
         let answer = SdpAnswer::from_sdp_string(&accepted.answer).expect("answer parses");

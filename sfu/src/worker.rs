@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::SfuConfig;
 use crate::directory::Directory;
 use crate::error::SfuError;
+use crate::ice_restart::IceCredentials;
 use crate::io::{Arrived, Io};
 use crate::metrics::Metrics;
 use crate::room_event::RoomEventHook;
@@ -53,6 +54,11 @@ pub(crate) enum Command {
     },
     Deny(Deny),
     RestoreLatches(Vec<Latch>),
+    IceRestart {
+        id: SessionId,
+        remote: IceCredentials,
+        reply: oneshot::Sender<Result<String, SfuError>>,
+    },
     /// A fault injected by a test.
     Panic,
 }
@@ -241,6 +247,12 @@ impl Worker {
             }
             Command::RestoreLatches(latches) => {
                 self.guarded(|board, io| board.restore_latches(now, &latches, io));
+            }
+            Command::IceRestart { id, remote, reply } => {
+                let r = self.guarded(|board, _| board.ice_restart(id, &remote));
+                let _ = reply.send(
+                    r.unwrap_or(Err(SfuError::Internal("the media worker restarted".into()))),
+                );
             }
             Command::Panic => {
                 self.guarded(|board, _| board.panic_for_tests());

@@ -256,6 +256,10 @@ pub struct ViewerLog {
     pub control: Mutex<Vec<Vec<u8>>>,
     /// Messages a data channel refused to take (buffer full or channel closed).
     pub unwritten: AtomicU64,
+    /// ICE restarts done.
+    pub restarted: AtomicU64,
+    /// The server's ICE credentials as the viewer first connected.
+    pub first_server_ice: Mutex<Option<bedside_sfu::ice_restart::IceCredentials>>,
 }
 
 pub struct ViewerHandle {
@@ -268,10 +272,12 @@ pub struct ViewerHandle {
     outbox: tokio::sync::mpsc::UnboundedSender<Outgoing>,
 }
 
-/// What a test asks a running viewer to send.
+/// What a test asks a running viewer to do.
 pub enum Outgoing {
     Control(Vec<u8>),
     Event(String),
+    /// Move to a new local port and restart ICE by PATCH (a network change).
+    RestartIce,
 }
 
 impl ViewerHandle {
@@ -323,6 +329,13 @@ impl ViewerHandle {
             .expect("the viewer is running");
     }
 
+    /// Move to a new local port and restart ICE (see [`Outgoing::RestartIce`]).
+    pub fn restart_ice(&self) {
+        self.outbox
+            .send(Outgoing::RestartIce)
+            .expect("the viewer is running");
+    }
+
     /// Send an `events` message from this viewer (see [`send_control`](Self::send_control)).
     pub fn send_event(&self, json: &str) {
         self.outbox
@@ -369,6 +382,7 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
     let vanish = Arc::new(AtomicBool::new(false));
     let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let session_id = client.session_id.clone();
+    *log.first_server_ice.lock().unwrap() = client.server_ice();
     let (l, s, v) = (log.clone(), stop.clone(), vanish.clone());
     let task = tokio::spawn(async move {
         let vp8 = client.pt_for(Codec::Vp8).map(|x| x.pt());
@@ -377,6 +391,14 @@ pub fn spawn_viewer_client(mut client: WebRtcClient, joined_at: Instant) -> View
                 let written = match out {
                     Outgoing::Control(f) => client.send_control(&f),
                     Outgoing::Event(e) => client.send_event(&e),
+                    Outgoing::RestartIce => {
+                        client
+                            .restart_ice(LOCALHOST)
+                            .await
+                            .map_err(|e| format!("ICE restart: {e}"))?;
+                        l.restarted.fetch_add(1, Ordering::SeqCst);
+                        true
+                    }
                 };
                 // The unreliable channel may refuse when its buffer is full (counted by the
                 // tests that flood it); the reliable one must take everything.

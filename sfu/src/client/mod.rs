@@ -28,7 +28,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
 /// What happened on the connection.
@@ -65,6 +65,8 @@ pub struct WebRtcClient {
     video_mid: Option<Mid>,
     audio_mid: Option<Mid>,
     lines: Vec<(Mid, MediaKind, Direction)>,
+    /// The server's last answer, for splicing its new ICE credentials in on a restart.
+    answer_text: String,
     control: ChannelId,
     events: ChannelId,
     open: Vec<ChannelId>,
@@ -170,6 +172,7 @@ impl WebRtcClient {
         if status != 201 {
             return Err(ClientError::Refused { status, body });
         }
+        let answer_text = body.clone();
         let answer =
             SdpAnswer::from_sdp_string(&body).map_err(|e| ClientError::Rtc(e.to_string()))?;
         rtc.sdp_api()
@@ -185,6 +188,7 @@ impl WebRtcClient {
             video_mid,
             audio_mid,
             lines,
+            answer_text,
             control,
             events,
             open: Vec::new(),
@@ -321,6 +325,60 @@ impl WebRtcClient {
     /// The codecs negotiated with the server (payload types and parameters).
     pub fn codecs(&self) -> Vec<PayloadParams> {
         self.rtc.codec_config().iter().cloned().collect()
+    }
+
+    /// Move to a new local address and restart ICE there (a network change, a roam): new
+    /// credentials go to the server by `PATCH` (RFC 9725), its new ones come back, and the
+    /// session, its DTLS association and everything the room knows of it stay.
+    pub async fn restart_ice(&mut self, local_ip: IpAddr) -> Result<(), ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+        let local = socket.local_addr()?;
+        let mut api = self.rtc.sdp_api();
+        let creds = api.ice_restart(false);
+        let (_offer, pending) = api
+            .apply()
+            .ok_or_else(|| ClientError::Rtc("nothing to restart".into()))?;
+        let frag = format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+            creds.ufrag, creds.pass
+        );
+        let resp = self
+            .http
+            .patch(&self.session_url)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body(frag)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await?;
+        if status != 200 {
+            return Err(ClientError::Refused { status, body });
+        }
+        let server = crate::ice_restart::credentials(&body)
+            .map_err(ClientError::Rtc)?
+            .ok_or_else(|| ClientError::Rtc("the restart answer has no credentials".into()))?;
+        let text = crate::ice_restart::respliced(&self.answer_text, &server);
+        let answer =
+            SdpAnswer::from_sdp_string(&text).map_err(|e| ClientError::Rtc(e.to_string()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| ClientError::Rtc(e.to_string()))?;
+        // After the answer: applying it is when str0m restarts ICE and drops the old local
+        // candidates (and any added before).
+        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+        self.rtc.add_local_candidate(cand);
+        self.answer_text = text;
+        self.socket = socket;
+        self.local = local;
+        Ok(())
+    }
+
+    /// The server's ICE credentials now (from its answer, or its last restart).
+    pub fn server_ice(&self) -> Option<crate::ice_restart::IceCredentials> {
+        crate::ice_restart::credentials(&self.answer_text)
+            .ok()
+            .flatten()
     }
 
     /// Our m-lines in order: mid, kind, our direction.
