@@ -89,6 +89,31 @@ struct MediaArgs {
     /// doctor who may drive are always let in); see docs/operations.md.
     #[arg(long, env = "BEDSIDE_MAX_VIEWERS_PER_WORKER", default_value_t = bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER)]
     max_viewers_per_worker: usize,
+    /// TCP port for ICE-TCP (clients that cannot send UDP); 0: any free port.
+    #[arg(long, env = "BEDSIDE_ICE_TCP_PORT", default_value_t = 50000)]
+    ice_tcp_port: u16,
+    /// Do not listen for ICE-TCP.
+    #[arg(long, env = "BEDSIDE_NO_ICE_TCP")]
+    no_ice_tcp: bool,
+    /// The TURN servers' relay addresses (comma-separated): sessions from them are reported
+    /// as relayed.
+    #[arg(long, env = "BEDSIDE_TURN_RELAY_IPS", value_delimiter = ',')]
+    turn_relay_ips: Vec<IpAddr>,
+}
+
+impl MediaArgs {
+    /// The media-plane settings these flags describe.
+    fn media(&self) -> bedside::serve::MediaOptions {
+        bedside::serve::MediaOptions {
+            bind_ip: self.bind_ip,
+            public_ip: self.public_ip,
+            udp_port: self.udp_port,
+            workers: self.workers.unwrap_or_else(cores),
+            max_viewers_per_worker: self.max_viewers_per_worker,
+            ice_tcp_port: (!self.no_ice_tcp).then_some(self.ice_tcp_port),
+            turn_relay_ips: self.turn_relay_ips.clone(),
+        }
+    }
 }
 
 /// HTTP listener flags, the same for every server subcommand.
@@ -204,6 +229,15 @@ struct RobotArgs {
     /// file,udp,rtp -i FILE` plays them).
     #[arg(long, env = "BEDSIDE_MEDIA_SDP", requires = "media_out")]
     media_sdp: Option<PathBuf>,
+    /// How to reach the media node: udp, or tcp (ICE-TCP) where the network blocks UDP.
+    #[arg(long, env = "BEDSIDE_TRANSPORT", default_value = "udp")]
+    transport: Transport,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Transport {
+    Udp,
+    Tcp,
 }
 
 #[derive(Subcommand)]
@@ -229,11 +263,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sfu(a) => {
             bedside::media_node::run_media_node(MediaNodeOptions {
                 http: a.http,
-                bind_ip: a.media.bind_ip,
-                public_ip: a.media.public_ip,
-                udp_port: a.media.udp_port,
-                workers: a.media.workers.unwrap_or_else(cores),
-                max_viewers_per_worker: a.media.max_viewers_per_worker,
+                media: a.media.media(),
                 metrics_addr: a.http_opts.metrics_addr,
                 http_limits: a.http_opts.limits(),
                 jwks_url: a.jwks_url,
@@ -261,6 +291,10 @@ async fn main() -> anyhow::Result<()> {
                 sink: a.sink,
                 local_ip: a.local_ip,
                 max_attempts: a.max_attempts,
+                transport: match a.transport {
+                    Transport::Udp => bedside_sfu::client::TransportKind::Udp,
+                    Transport::Tcp => bedside_sfu::client::TransportKind::Tcp,
+                },
                 screen: a
                     .media_out
                     .map(|addr| bedside::agent::screen::ScreenOptions {
@@ -307,11 +341,7 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
     let running = bedside::serve::start_parts(
         ServeOptions {
             http: a.http,
-            bind_ip: a.media.bind_ip,
-            public_ip: a.media.public_ip,
-            udp_port: a.media.udp_port,
-            workers: a.media.workers.unwrap_or_else(cores),
-            max_viewers_per_worker: a.media.max_viewers_per_worker,
+            media: a.media.media(),
             data_dir: a.data.data_dir,
             public_url: a.public_url,
             metrics_addr: a.http_opts.metrics_addr,

@@ -7,23 +7,18 @@
 //! Not here: the API (run `bedside api`), or room-to-node routing between several media nodes
 //! (the cascade is future work: today a cluster runs one media node per robot group).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
 use bedside_proto::TokenVerifier;
-use bedside_sfu::{Metrics, Sfu, SfuConfig};
+use bedside_sfu::{Metrics, Sfu};
 
 pub struct MediaNodeOptions {
     pub http: SocketAddr,
-    pub bind_ip: IpAddr,
-    pub public_ip: Option<IpAddr>,
-    pub udp_port: u16,
-    pub workers: usize,
-    /// See `SfuConfig::max_viewers_per_worker`.
-    pub max_viewers_per_worker: usize,
+    pub media: crate::serve::MediaOptions,
     /// Serve `/metrics` here instead of on the public port.
     pub metrics_addr: Option<SocketAddr>,
     /// Header timeout and connection cap of the HTTP listener.
@@ -45,14 +40,7 @@ async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
 
 pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
     let verifier = fetch_jwks(&opts.jwks_url).await?;
-    let config = SfuConfig {
-        bind_ip: opts.bind_ip,
-        public_ip: opts.public_ip,
-        udp_port: opts.udp_port,
-        workers: opts.workers.max(1),
-        max_viewers_per_worker: opts.max_viewers_per_worker,
-        ..SfuConfig::default()
-    };
+    let config = opts.media.sfu_config();
     let sfu = Sfu::start(config, verifier, Metrics::new(), None).await?;
     let refresher = sfu.clone();
     let (url, every) = (opts.jwks_url.clone(), opts.jwks_refresh);

@@ -22,14 +22,53 @@ use crate::http_server::{self, HttpLimits};
 /// How long requests in flight may take to finish at shutdown.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub struct ServeOptions {
-    pub http: SocketAddr,
+/// The media plane's settings, the same for `serve` and `sfu`.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
     pub bind_ip: IpAddr,
     pub public_ip: Option<IpAddr>,
     pub udp_port: u16,
     pub workers: usize,
     /// See `SfuConfig::max_viewers_per_worker`.
     pub max_viewers_per_worker: usize,
+    /// ICE-TCP port (`None`: no ICE-TCP; `Some(0)`: any free port).
+    pub ice_tcp_port: Option<u16>,
+    /// TURN relay addresses (sessions from them are reported as relayed).
+    pub turn_relay_ips: Vec<IpAddr>,
+}
+
+impl MediaOptions {
+    /// Loopback, any free ports, one worker, ICE-TCP on a free port: for tests.
+    pub fn local() -> Self {
+        MediaOptions {
+            bind_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            public_ip: None,
+            udp_port: 0,
+            workers: 1,
+            max_viewers_per_worker: bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER,
+            ice_tcp_port: Some(0),
+            turn_relay_ips: Vec::new(),
+        }
+    }
+
+    /// The SFU configuration these settings make.
+    pub fn sfu_config(&self) -> SfuConfig {
+        SfuConfig {
+            bind_ip: self.bind_ip,
+            public_ip: self.public_ip,
+            udp_port: self.udp_port,
+            workers: self.workers.max(1),
+            max_viewers_per_worker: self.max_viewers_per_worker,
+            tcp_port: self.ice_tcp_port,
+            relay_ips: self.turn_relay_ips.clone(),
+            ..SfuConfig::default()
+        }
+    }
+}
+
+pub struct ServeOptions {
+    pub http: SocketAddr,
+    pub media: MediaOptions,
     pub data_dir: PathBuf,
     /// Base URL clients use; defaults to `http://{http}`.
     pub public_url: Option<String>,
@@ -148,14 +187,7 @@ pub async fn start_configured(
     let hook: RoomEventHook = Arc::new(move |ev: RoomEvent| {
         audit.record_room_event(&ev.room, ev.actor.as_deref(), ev.kind, ev.detail)
     });
-    let sfu_config = SfuConfig {
-        bind_ip: opts.bind_ip,
-        public_ip: opts.public_ip,
-        udp_port: opts.udp_port,
-        workers: opts.workers.max(1),
-        max_viewers_per_worker: opts.max_viewers_per_worker,
-        ..SfuConfig::default()
-    };
+    let sfu_config = opts.media.sfu_config();
     let sfu = match parts {
         Parts::All => Some(
             Sfu::start(sfu_config, api.verifier(), Metrics::new(), Some(hook))

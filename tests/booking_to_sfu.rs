@@ -29,11 +29,7 @@ impl Server {
         let running = start_configured(
             ServeOptions {
                 http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                public_ip: None,
-                udp_port: 0,
-                workers: 1,
-                max_viewers_per_worker: bedside_sfu::config::DEFAULT_MAX_VIEWERS_PER_WORKER,
+                media: bedside::serve::MediaOptions::local(),
                 data_dir: dir.path().to_path_buf(),
                 public_url: None,
                 metrics_addr: None,

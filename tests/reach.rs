@@ -90,3 +90,187 @@ async fn an_ice_restart_keeps_the_session_and_the_lease() {
     doctor.stop().await;
     robot.stop().await;
 }
+
+/// ICE-TCP (RFC 6544) where UDP is blocked: in a namespace that drops every UDP datagram from
+/// the robot's address, direct UDP fails; the real robot agent then connects with
+/// `--transport tcp`, its video reaches a UDP viewer, a doctor drives it, and both ends are
+/// reported with their transport. When the TCP connection closes, the session ends at once.
+#[test]
+fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
+    const ROBOT_IP: &str = "127.0.0.2";
+    let ns = netns::NetNs::new("icetcp");
+    ns.nft(&format!(
+        "table inet bedside {{\n chain input {{\n type filter hook input priority 0;\n \
+         ip saddr {ROBOT_IP} meta l4proto udp drop\n }}\n}}\n"
+    ));
+    let agent_cmd = ns.command(env!("CARGO_BIN_EXE_bedside"));
+    ns.run(move || async move {
+        let robot_ip: std::net::IpAddr = ROBOT_IP.parse().unwrap();
+        // The impairment is in effect: a datagram from the robot's address never arrives, one
+        // from another address does.
+        let listener = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        for (from, expect) in [(robot_ip, false), (LOCALHOST, true)] {
+            let s = tokio::net::UdpSocket::bind((from, 0)).await.unwrap();
+            s.send_to(b"probe", to).await.unwrap();
+            let mut buf = [0u8; 16];
+            let got =
+                tokio::time::timeout(Duration::from_millis(500), listener.recv_from(&mut buf))
+                    .await
+                    .is_ok();
+            assert_eq!(got, expect, "UDP from {from} arrives: {got}");
+        }
+        let sfu = TestSfu::start().await;
+        let room = room();
+        let token = sfu.token(&room, Role::Robot, "robot");
+        let udp = sfu
+            .connect_via(
+                bedside_sfu::client::Endpoint::Whip,
+                &room,
+                &token,
+                robot_ip,
+                bedside_sfu::client::TransportKind::Udp,
+                Duration::from_secs(3),
+            )
+            .await;
+        assert!(udp.is_err(), "direct UDP from the robot's address fails");
+
+        let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut agent = agent_cmd;
+        let mut agent = agent
+            .args(["robot", "--server", &sfu.base, "--room", &room])
+            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+            .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
+            .args(["--local-ip", ROBOT_IP, "--transport", "tcp"])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bedside robot starts");
+        let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
+        assert!(
+            wait_until(Duration::from_secs(10), || doctor.video().len() > 20).await,
+            "the agent's video reaches the viewer over ICE-TCP"
+        );
+        assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 1.0);
+        assert_eq!(sfu.metric("bedside_session_transports{transport=\"udp\"}"), 1.0);
+        let robot_tcp = doctor.events().iter().any(|e| {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
+            let robot = v["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&v["participant"]))
+                .find(|p| p["role"] == "robot")
+                .cloned();
+            robot.is_some_and(|p| p["transport"] == "tcp")
+        });
+        assert!(robot_tcp, "the room is told the robot is on TCP: {:?}", doctor.events());
+
+        // A doctor drives; the frames travel to the robot over the TCP connection.
+        take_lease(&doctor).await;
+        drive(&doctor, 777, 1, 10).await;
+        let mut buf = [0u8; 512];
+        let mut drove = false;
+        let until = Instant::now() + Duration::from_secs(3);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
+            let c: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+            if c["reason"] == "frame" && c["linear_x"] == 777 {
+                drove = true;
+                break;
+            }
+        }
+        assert!(drove, "the robot received the drive frames");
+
+        // The agent dies: its connection closes and the session ends at once, long before
+        // the robot's silence timer.
+        let _ = agent.kill().await;
+        let killed = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(2), || sfu
+                .metric("bedside_session_failures_total{reason=\"tcp_closed\"}")
+                == 1.0)
+            .await,
+            "the session ended when its TCP connection closed"
+        );
+        assert!(killed.elapsed() < Duration::from_millis(1500));
+        assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 0.0);
+        doctor.stop().await;
+    });
+}
+
+/// The ICE-TCP listener is open to anyone: a connection that does not start with a STUN binding
+/// request naming a live session is closed and counted, a correctly named one with a forged
+/// signature learns nothing, and no more than the configured number may wait unauthenticated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ice_tcp_listener_closes_strangers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sfu = TestSfu::start_with(bedside_sfu::SfuConfig {
+        tcp_port: Some(0),
+        max_tcp_pending: 2,
+        ..bedside_sfu::SfuConfig::default()
+    })
+    .await;
+    let tcp = sfu.sfu.tcp_addr().expect("ICE-TCP listens");
+    let dropped = |r: &str| sfu.metric(&format!("bedside_datagrams_dropped_total{{reason=\"{r}\"}}"));
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    };
+
+    // Garbage framed as RFC 4571: not a binding request.
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    s.write_all(&[0, 5, 1, 2, 3, 4, 5]).await.unwrap();
+    assert!(closed(s).await, "garbage is hung up on");
+    assert_eq!(dropped("tcp_unknown_ufrag"), 1.0);
+
+    // A binding request for a ufrag nobody has.
+    let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+    let stun = |ufrag: &str, pwd: &str| {
+        let username = format!("{ufrag}:x");
+        let request = str0m::ice::StunMessage::binding_request(
+            &username,
+            str0m::ice::TransId::new(),
+            true,
+            1,
+            100,
+            false,
+        );
+        let mut buf = vec![0u8; 512];
+        let n = request
+            .to_bytes(Some(pwd.as_bytes()), &mut buf, |k, p| hmac.sha1_hmac(k, p))
+            .unwrap();
+        let mut framed = (n as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&buf[..n]);
+        framed
+    };
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    s.write_all(&stun("nosuchufrag", "whatever-password-123")).await.unwrap();
+    assert!(closed(s).await, "an unknown ufrag is hung up on");
+    assert_eq!(dropped("tcp_unknown_ufrag"), 2.0);
+
+    // A live session's ufrag with a forged signature: routed, then refused by the switchboard.
+    let room = room();
+    let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
+    assert!(wait_until(Duration::from_secs(5), || viewer.log.first_server_ice.lock().unwrap().is_some()).await);
+    let ufrag = viewer.log.first_server_ice.lock().unwrap().clone().unwrap().ufrag;
+    let before = dropped("unknown_source");
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    s.write_all(&stun(&ufrag, "not-the-password-at-all")).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || dropped("unknown_source") == before + 1.0).await,
+        "the forged request is dropped"
+    );
+    assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 0.0);
+    drop(s);
+
+    // Two idle connections fill the unauthenticated slots; a third is closed at once.
+    let _a = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    assert!(closed(c).await, "the third waits for nothing");
+    assert_eq!(dropped("tcp_too_many_pending"), 1.0);
+    viewer.stop().await;
+}

@@ -32,6 +32,34 @@ pub struct Participant {
     /// It publishes a camera (doctors) or the robot's video.
     #[serde(default)]
     pub sends_video: bool,
+    /// How it reaches the media node, once known (also sent as [`ServerEvent::Transport`]
+    /// when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+/// How a session's packets reach the media node. A doctor seeing `tcp` or `relay` knows why
+/// the picture may lag: both add a hop or head-of-line blocking that UDP does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// UDP straight to the node (the normal case).
+    Udp,
+    /// ICE-TCP to the node's passive TCP candidate (UDP blocked, no TURN).
+    Tcp,
+    /// Through a TURN relay (UDP, TCP or TLS between the client and the relay).
+    Relay,
+}
+
+impl Transport {
+    /// The wire and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Relay => "relay",
+        }
+    }
 }
 
 /// Why the lease changed.
@@ -161,6 +189,15 @@ pub enum ServerEvent {
         audio_muted: bool,
         /// Its camera is off.
         video_muted: bool,
+    },
+    /// How a participant reaches the media node changed (sent to everyone, the participant
+    /// included): its first path once it connects is in `welcome`/`joined`, later changes
+    /// (an ICE restart onto another network, a fallback to TCP) come here.
+    Transport {
+        /// Its session id.
+        id: String,
+        /// Its path now.
+        transport: Transport,
     },
     /// Something you sent was refused.
     Error {

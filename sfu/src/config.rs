@@ -42,6 +42,16 @@ pub struct SfuConfig {
     /// How long a connected session may be silent before the SFU acts (see
     /// [`crate::silence`]).
     pub silence: SilenceConfig,
+    /// ICE-TCP: the TCP port a node listens on for clients that cannot send UDP (`None`: no
+    /// ICE-TCP; `Some(0)`: any free port, for tests). A passive TCP candidate is offered to
+    /// every session; UDP stays preferred by its candidate priority.
+    pub tcp_port: Option<u16>,
+    /// ICE-TCP connections that have not yet sent a valid binding request, at most; past it new
+    /// connections are closed at once.
+    pub max_tcp_pending: usize,
+    /// The TURN servers' relay addresses: a session reaching us from one of them is reported
+    /// as `relay`.
+    pub relay_ips: Vec<IpAddr>,
     /// Per-room policy: keyframe request interval, control-frame rate limits.
     pub room: RoomConfig,
 }
@@ -58,6 +68,9 @@ impl Default for SfuConfig {
             max_pending_per_worker: 200,
             max_pending_per_token: 2,
             silence: SilenceConfig::default(),
+            tcp_port: None,
+            max_tcp_pending: 64,
+            relay_ips: Vec::new(),
             room: RoomConfig::default(),
         }
     }

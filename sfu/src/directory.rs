@@ -17,6 +17,9 @@ pub(crate) struct Directory {
     sessions: DashMap<String, (usize, SessionId)>,
     /// Room id -> worker.
     rooms: DashMap<String, usize>,
+    /// Sessions' current ICE ufrags -> worker, for routing a new ICE-TCP connection by the
+    /// binding request it opens with.
+    ufrags: DashMap<String, usize>,
     next_id: AtomicU64,
     next_worker: AtomicUsize,
     workers: usize,
@@ -27,6 +30,7 @@ impl Directory {
         Directory {
             sessions: DashMap::new(),
             rooms: DashMap::new(),
+            ufrags: DashMap::new(),
             next_id: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
             workers: workers.max(1),
@@ -76,5 +80,19 @@ impl Directory {
     /// Forget every session of one worker (it started over after a panic).
     pub fn forget_worker(&self, worker: usize) {
         self.sessions.retain(|_, (w, _)| *w != worker);
+        self.ufrags.retain(|_, w| *w != worker);
+    }
+
+    pub fn register_ufrag(&self, ufrag: String, worker: usize) {
+        self.ufrags.insert(ufrag, worker);
+    }
+
+    pub fn forget_ufrag(&self, ufrag: &str) {
+        self.ufrags.remove(ufrag);
+    }
+
+    /// The worker owning the session with this ICE ufrag.
+    pub fn worker_of_ufrag(&self, ufrag: &str) -> Option<usize> {
+        self.ufrags.get(ufrag).map(|w| *w)
     }
 }

@@ -314,6 +314,7 @@ mod directory;
 pub mod error;
 pub mod estop;
 pub mod forwarder;
+pub mod framing;
 pub mod ice_restart;
 pub mod io;
 pub mod keyframe;
@@ -334,6 +335,7 @@ pub mod silence;
 mod socket;
 pub mod speakers;
 pub mod switchboard;
+mod tcp;
 mod worker;
 
 pub use config::SfuConfig;

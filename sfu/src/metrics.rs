@@ -23,6 +23,9 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// `bedside_sessions{role}`: admitted sessions, connected or not.
     pub sessions: IntGaugeVec,
+    /// `bedside_session_transports{transport}`: sessions by their path (`udp`, `tcp`, `relay`),
+    /// once their first packet after the ICE check arrived.
+    pub transports: IntGaugeVec,
     /// `bedside_rtp_packets_in_total{kind}`.
     pub packets_in: IntCounterVec,
     /// `bedside_rtp_bytes_in_total{kind}`: payload bytes, not datagram bytes.
@@ -81,6 +84,11 @@ impl Metrics {
             rooms: IntGauge::new("bedside_rooms", "Rooms with at least one session")
                 .unwrap_or_else(unreachable),
             sessions: gauge_vec("bedside_sessions", "Sessions by role", &["role"]),
+            transports: gauge_vec(
+                "bedside_session_transports",
+                "Sessions by how they reach the node: udp, tcp (ICE-TCP) or relay (TURN)",
+                &["transport"],
+            ),
             packets_in: counter_vec(
                 "bedside_rtp_packets_in_total",
                 "RTP packets received, by kind",
@@ -186,6 +194,7 @@ impl Metrics {
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.rooms.clone()),
             Box::new(self.sessions.clone()),
+            Box::new(self.transports.clone()),
             Box::new(self.packets_in.clone()),
             Box::new(self.bytes_in.clone()),
             Box::new(self.packets_out.clone()),

@@ -21,7 +21,7 @@ use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, Mid};
-use str0m::net::Transmit;
+use str0m::net::{TcpType, Transmit};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Patch};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
@@ -96,8 +96,10 @@ pub struct PeerSetup<'a> {
     pub id: SessionId,
     pub room: Arc<str>,
     pub role: Role,
-    /// The worker's advertised address: our one ICE host candidate.
+    /// The worker's advertised address: our ICE host candidate.
     pub candidate: SocketAddr,
+    /// The node's passive ICE-TCP candidate, if it listens for ICE-TCP.
+    pub tcp_candidate: Option<SocketAddr>,
     pub cert: &'a DtlsCert,
     pub now: Instant,
 }
@@ -194,6 +196,17 @@ impl Peer {
         let candidate = Candidate::host(setup.candidate, "udp")
             .map_err(|e| SfuError::Internal(format!("candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = setup.tcp_candidate {
+            // Passive: the client connects to us (RFC 6544). Its priority is below the UDP
+            // candidate's, so UDP stays preferred wherever it works.
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SfuError::Internal(format!("TCP candidate: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be processed".into()))?
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;

@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bedside_proto::events::{ClientEvent, LeaseReason, Participant, ServerEvent};
+use bedside_proto::events::{ClientEvent, LeaseReason, Participant, ServerEvent, Transport};
 use bedside_proto::Role;
 
 use crate::control_gate::{ControlGate, ControlGateConfig, FrameContext, Verdict};
@@ -52,6 +52,8 @@ pub struct Member {
     pub booking: Option<String>,
     /// What its m-lines receive and send (known once it connected).
     pub layout: Layout,
+    /// How it reaches the node (known once its first packet after the ICE check arrived).
+    pub transport: Option<Transport>,
 }
 
 /// Can a robot publish here?
@@ -634,6 +636,24 @@ impl Room {
         self.lease_input(LeaseInput::Resume { id }, now);
     }
 
+    /// `id` now reaches the node by `transport` (its first path, or a change: an ICE restart
+    /// onto another network): everyone is told, so a doctor sees why a picture lags.
+    pub fn set_transport(&mut self, id: SessionId, transport: Transport) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if m.transport.replace(transport) == Some(transport) {
+            return;
+        }
+        self.send(
+            Target::All,
+            ServerEvent::Transport {
+                id: id.to_string(),
+                transport,
+            },
+        );
+    }
+
     /// The holder is suspended (silent).
     pub fn lease_suspended(&self) -> bool {
         self.lease.is_suspended()
@@ -965,6 +985,7 @@ fn participant(id: SessionId, m: &Member) -> Participant {
         can_control: m.can_control,
         sends_audio: m.layout.sends_audio,
         sends_video: m.layout.sends_video,
+        transport: m.transport,
     }
 }
 
@@ -992,6 +1013,7 @@ mod tests {
             expires_at_ms: u64::MAX / 2,
             booking: None,
             layout,
+            transport: None,
         }
     }
 

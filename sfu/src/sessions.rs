@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use bedside_proto::events::Transport;
 use bedside_proto::Claims;
 use str0m::ice::StunMessage;
+use str0m::net::Protocol;
 
 use crate::peer::Peer;
 use crate::room::Member;
@@ -31,10 +33,12 @@ pub(crate) struct Session {
     pub key: String,
     /// The join token's claims: what deny entries are matched against.
     pub claims: Claims,
-    ufrag: String,
+    /// Its current ICE ufrag.
+    pub ufrag: String,
     /// Our ICE password for this session: a binding request must be signed with it.
     pass: String,
-    addrs: Vec<SocketAddr>,
+    /// Where it was seen: UDP addresses, or ICE-TCP connections (by their remote address).
+    addrs: Vec<(Protocol, SocketAddr)>,
     /// Admitted by token, joined to its room once ICE and DTLS complete.
     pending: Option<Member>,
     /// A watcher (counted against the viewer cap once connected).
@@ -45,6 +49,10 @@ pub(crate) struct Session {
     pub last_heard: Instant,
     /// Its lease was suspended for silence.
     pub suspended: bool,
+    /// Where its last packet other than a connectivity check came from: its selected path.
+    pub path: Option<(Protocol, SocketAddr)>,
+    /// What kind of path that is (see `Switchboard::heard_from`).
+    pub transport: Option<Transport>,
 }
 
 impl Session {
@@ -93,7 +101,7 @@ pub(crate) struct NewSession {
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: HashMap<SessionId, Session>,
-    by_addr: HashMap<SocketAddr, SessionId>,
+    by_addr: HashMap<(Protocol, SocketAddr), SessionId>,
     by_ufrag: HashMap<String, SessionId>,
     /// Connected watchers (the viewer cap counts these).
     watchers: usize,
@@ -125,6 +133,8 @@ impl Sessions {
                 dirty: false,
                 last_heard: new.now,
                 suspended: false,
+                path: None,
+                transport: None,
             },
         );
         id
@@ -190,8 +200,8 @@ impl Sessions {
     }
 
     /// Who sent this datagram (see [`Lookup`]).
-    pub fn find(&self, src: SocketAddr, data: &[u8]) -> Lookup {
-        if let Some(id) = self.by_addr.get(&src) {
+    pub fn find(&self, proto: Protocol, src: SocketAddr, data: &[u8]) -> Lookup {
+        if let Some(id) = self.by_addr.get(&(proto, src)) {
             return Lookup::Known(*id);
         }
         match self.by_signed_stun(data) {
@@ -216,11 +226,22 @@ impl Sessions {
             .then_some(id)
     }
 
+    /// The session seen at this address, if any.
+    pub fn at(&self, proto: Protocol, src: SocketAddr) -> Option<SessionId> {
+        self.by_addr.get(&(proto, src)).copied()
+    }
+
+    /// The address session `id` was last learnt at.
+    pub fn newest_addr(&self, id: SessionId) -> Option<(Protocol, SocketAddr)> {
+        self.map.get(&id).and_then(|s| s.addrs.last().copied())
+    }
+
     /// Route datagrams from `src` to session `id` from now on.
-    pub fn learn(&mut self, id: SessionId, src: SocketAddr) {
+    pub fn learn(&mut self, id: SessionId, proto: Protocol, src: SocketAddr) {
         if !self.map.contains_key(&id) {
             return;
         }
+        let src = (proto, src);
         if let Some(old) = self.by_addr.insert(src, id) {
             if old != id {
                 // The address moved to another session (a client reusing a port): the old
@@ -232,7 +253,8 @@ impl Sessions {
         }
         let mut forgotten = None;
         if let Some(s) = self.map.get_mut(&id) {
-            if !s.addrs.contains(&src) {
+            if s.addrs.last() != Some(&src) {
+                s.addrs.retain(|a| *a != src);
                 s.addrs.push(src);
                 if s.addrs.len() > MAX_ADDRS_PER_SESSION {
                     forgotten = Some(s.addrs.remove(0));
@@ -248,17 +270,17 @@ impl Sessions {
 
     /// An ICE restart gave session `id` new local credentials: binding requests must name and
     /// sign with the new ones from now on; the old ufrag finds nothing.
-    pub fn rekey(&mut self, id: SessionId, ufrag: String, pass: String) {
-        let Some(s) = self.map.get_mut(&id) else {
-            return;
-        };
+    /// Returns the old ufrag.
+    pub fn rekey(&mut self, id: SessionId, ufrag: String, pass: String) -> Option<String> {
+        let s = self.map.get_mut(&id)?;
         if self.by_ufrag.get(&s.ufrag) == Some(&id) {
             self.by_ufrag.remove(&s.ufrag);
         }
         self.by_ufrag.insert(ufrag.clone(), id);
-        s.ufrag = ufrag;
         s.pass = pass;
+        Some(std::mem::replace(&mut s.ufrag, ufrag))
     }
+
 
     /// Take a session out of the table and every index.
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {

@@ -51,6 +51,7 @@ struct Inner {
     directory: Arc<Directory>,
     workers: Vec<mpsc::Sender<Command>>,
     addrs: Vec<SocketAddr>,
+    tcp: Option<SocketAddr>,
     verifier: RwLock<TokenVerifier>,
     denies: RwLock<DenyList>,
 }
@@ -74,6 +75,14 @@ impl Sfu {
         let advertised = config.advertised_ip();
         let count = config.workers.max(1);
         let directory = Arc::new(Directory::new(count));
+        let tcp_listener = match config.tcp_port {
+            Some(port) => Some(tokio::net::TcpListener::bind(SocketAddr::new(config.bind_ip, port)).await?),
+            None => None,
+        };
+        let local_tcp = match &tcp_listener {
+            Some(l) => Some(SocketAddr::new(advertised, l.local_addr()?.port())),
+            None => None,
+        };
         let mut workers = Vec::new();
         let mut addrs = Vec::new();
         for i in 0..count {
@@ -95,11 +104,22 @@ impl Sfu {
                 rx,
                 directory.clone(),
                 room_events.clone(),
+                local_tcp,
             );
             tokio::spawn(worker.run());
             tracing::info!(worker = i, candidate = %local, "media worker listening");
             workers.push(tx);
             addrs.push(local);
+        }
+        if let Some(l) = tcp_listener {
+            tracing::info!(candidate = ?local_tcp, "ICE-TCP listening");
+            tokio::spawn(crate::tcp::serve(
+                l,
+                directory.clone(),
+                workers.clone(),
+                metrics.clone(),
+                config.max_tcp_pending,
+            ));
         }
         Ok(Sfu {
             inner: Arc::new(Inner {
@@ -108,6 +128,7 @@ impl Sfu {
                 directory,
                 workers,
                 addrs,
+                tcp: local_tcp,
                 verifier: RwLock::new(verifier),
                 denies: RwLock::new(DenyList::new()),
             }),
@@ -117,6 +138,11 @@ impl Sfu {
     /// The advertised UDP address of each worker.
     pub fn media_addrs(&self) -> &[SocketAddr] {
         &self.inner.addrs
+    }
+
+    /// The advertised ICE-TCP address, if the node listens for ICE-TCP.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.tcp
     }
 
     /// The families the workers and signalling count into (`/metrics` renders them).
@@ -163,12 +189,14 @@ impl Sfu {
                 room: claims.room.as_str().into(),
                 role: claims.role,
                 candidate: self.inner.addrs[w],
+                tcp_candidate: self.inner.tcp,
                 cert: &self.inner.dtls_cert,
                 now: Instant::now(),
             },
             offer,
         )?;
         let answer = accepted.answer.clone();
+        let ufrag = accepted.ufrag.clone();
         let key = new_session_key();
         let member = Member {
             can_control: claims.can_control && claims.role == Role::Doctor,
@@ -178,10 +206,14 @@ impl Sfu {
             booking: claims.booking.clone(),
             // Known once it connects (from its m-lines).
             layout: Layout::default(),
+            transport: None,
         };
         // Known before the worker sees the session, so that a session ending at once cannot
         // leave its key behind.
         self.inner.directory.register_session(key.clone(), w, id);
+        self.inner
+            .directory
+            .register_ufrag(accepted.ufrag.clone(), w);
         let (reply, rx) = oneshot::channel();
         let admit = Admit {
             accepted,
@@ -203,6 +235,7 @@ impl Sfu {
             Ok(_) => Ok(Joined { id, key, answer }),
             Err(e) => {
                 self.inner.directory.forget_session(&key);
+                self.inner.directory.forget_ufrag(&ufrag);
                 Err(e)
             }
         }

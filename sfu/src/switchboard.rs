@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bedside_proto::events::Transport;
 use bedside_proto::node::{Deny, DenyScope, Latch};
 use bedside_proto::{Claims, Role};
 use str0m::net::{Protocol, Receive};
@@ -100,14 +101,23 @@ pub struct Admit {
 pub enum Event {
     /// Report this to the audit hook.
     Audit(RoomEvent),
-    /// This session is gone: forget its `Location` key.
+    /// This session is gone: forget its `Location` key and its ICE ufrag.
     SessionClosed {
         /// The closed session.
         id: SessionId,
         /// Its `Location` key.
         key: String,
+        /// Its ICE ufrag at the end.
+        ufrag: String,
         /// Why it closed (a metric label).
         reason: &'static str,
+    },
+    /// An ICE restart replaced a session's ufrag.
+    Rekeyed {
+        /// The ufrag no longer in use.
+        old: String,
+        /// The new one.
+        new: String,
     },
 }
 
@@ -133,6 +143,8 @@ pub struct Switchboard {
     config: SfuConfig,
     /// Our ICE candidate: the local address of every datagram we receive.
     local: SocketAddr,
+    /// Our passive ICE-TCP candidate, if the node listens for ICE-TCP.
+    local_tcp: Option<SocketAddr>,
     metrics: Metrics,
     /// For audio [0] and video [1].
     counters: [TrackCounters; 2],
@@ -167,6 +179,7 @@ impl Switchboard {
         Switchboard {
             config,
             local,
+            local_tcp: None,
             metrics,
             counters,
             sessions: Sessions::default(),
@@ -182,6 +195,11 @@ impl Switchboard {
             events: VecDeque::new(),
             memories: HashMap::new(),
         }
+    }
+
+    /// The node's passive ICE-TCP candidate (frames from TCP connections arrive "at" it).
+    pub fn set_local_tcp(&mut self, addr: SocketAddr) {
+        self.local_tcp = Some(addr);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
@@ -320,7 +338,10 @@ impl Switchboard {
         let s = self.sessions.get_mut(id).ok_or(SfuError::NoSession)?;
         let (local, candidates) = s.peer.restart_ice(remote)?;
         let fragment = crate::ice_restart::answer_fragment(&local, &candidates);
-        self.sessions.rekey(id, local.ufrag, local.pwd);
+        let new = local.ufrag.clone();
+        if let Some(old) = self.sessions.rekey(id, local.ufrag, local.pwd) {
+            self.events.push_back(Event::Rekeyed { old, new });
+        }
         self.metrics.ice_restarts.inc();
         Ok(fragment)
     }
@@ -506,17 +527,64 @@ impl Switchboard {
         *written += 1;
     }
 
-    /// One datagram from `src`, whatever it is.
+    /// One UDP datagram from `src`, whatever it is.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8], io: &mut dyn Io) {
-        let id = match self.sessions.find(src, data) {
+        self.handle_on(now, Protocol::Udp, src, data, io);
+    }
+
+    /// One frame from an ICE-TCP connection whose remote end is `src` (RFC 4571 framing
+    /// already removed). Media over TCP is rare and never batched: handled at once.
+    pub fn handle_tcp(&mut self, now: Instant, src: SocketAddr, data: &[u8], io: &mut dyn Io) {
+        self.handle_on(now, Protocol::Tcp, src, data, io);
+        self.flush(now, io);
+    }
+
+    /// An ICE-TCP connection closed: its session has lost its path at once (no silence timer
+    /// to wait for).
+    pub fn tcp_closed(&mut self, now: Instant, src: SocketAddr, io: &mut dyn Io) {
+        if let Some(id) = self.sessions.at(Protocol::Tcp, src) {
+            // Only if that connection was its path (or, still setting up, its newest address):
+            // a client that tried TCP and settled on UDP keeps its session.
+            let conn = (Protocol::Tcp, src);
+            let path = self.sessions.get(id).and_then(|s| s.path);
+            if path == Some(conn) || (path.is_none() && self.sessions.newest_addr(id) == Some(conn))
+            {
+                self.remove(now, id, "tcp_closed", io);
+            }
+        }
+    }
+
+    /// How `id` reaches us, once its first packet past the ICE check arrived: `tcp` (ICE-TCP),
+    /// `relay` (from one of the configured TURN relays: the SFU cannot tell a relayed address
+    /// from another, so it is told them), otherwise `udp`.
+    pub fn transport(&self, id: SessionId) -> Option<Transport> {
+        self.sessions.get(id).and_then(|s| s.transport)
+    }
+
+    fn handle_on(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        src: SocketAddr,
+        data: &[u8],
+        io: &mut dyn Io,
+    ) {
+        let id = match self.sessions.find(proto, src, data) {
             Lookup::Known(id) => id,
             Lookup::Stun(id) => {
-                self.sessions.learn(id, src);
+                self.sessions.learn(id, proto, src);
                 id
             }
             Lookup::Unknown => return self.dropped("unknown_source"),
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, src, self.local, data) else {
+        let local = match proto {
+            Protocol::Tcp => match self.local_tcp {
+                Some(a) => a,
+                None => return self.dropped("unknown_source"),
+            },
+            _ => self.local,
+        };
+        let Ok(receive) = Receive::new(proto, src, local, data) else {
             return self.dropped("unparseable");
         };
         let Some(peer) = self.sessions.peer_mut(id) else {
@@ -527,7 +595,8 @@ impl Switchboard {
             // and media sent anyway is dropped here, before it costs a decryption.
             return self.dropped("observer_media");
         }
-        self.heard_from(now, id, io);
+        let path = (!matches!(PacketKind::of(data), PacketKind::Stun)).then_some((proto, src));
+        self.heard_from(now, id, path, io);
         let Some(peer) = self.sessions.peer_mut(id) else {
             return;
         };
@@ -540,20 +609,52 @@ impl Switchboard {
     }
 
     /// A datagram from `id`: it is not silent, and a lease suspended for its silence is its own
-    /// again.
-    fn heard_from(&mut self, now: Instant, id: SessionId, io: &mut dyn Io) {
+    /// again. `path` is where it came from unless it was a connectivity check: DTLS and media
+    /// travel only on the selected pair, checks on every candidate pair.
+    fn heard_from(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        path: Option<(Protocol, SocketAddr)>,
+        io: &mut dyn Io,
+    ) {
+        let relays = &self.config.relay_ips;
         let Some(s) = self.sessions.get_mut(id) else {
             return;
         };
         s.last_heard = now;
-        if !std::mem::take(&mut s.suspended) {
+        let resumed = std::mem::take(&mut s.suspended);
+        let mut changed = None;
+        if let Some(p) = path.filter(|p| s.path != Some(*p)) {
+            s.path = Some(p);
+            let t = match p {
+                (Protocol::Tcp, _) => Transport::Tcp,
+                (_, a) if relays.contains(&a.ip()) => Transport::Relay,
+                _ => Transport::Udp,
+            };
+            let old = s.transport.replace(t);
+            if old != Some(t) {
+                if let Some(o) = old {
+                    self.metrics.transports.with_label_values(&[o.as_str()]).dec();
+                }
+                self.metrics.transports.with_label_values(&[t.as_str()]).inc();
+                changed = Some(t);
+            }
+        }
+        if !resumed && changed.is_none() {
             return;
         }
         let room_id = s.peer.room().clone();
-        if let Some(room) = self.rooms.get_mut(&room_id) {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        if resumed {
             room.resume(id, now);
-            self.flush_room(now, &room_id, io);
         }
+        if let Some(t) = changed {
+            room.set_transport(id, t);
+        }
+        self.flush_room(now, &room_id, io);
     }
 
     fn dropped(&self, reason: &str) {
@@ -825,6 +926,7 @@ impl Switchboard {
             return;
         };
         member.layout = s.peer.layout();
+        member.transport = s.transport;
         self.metrics
             .join_seconds
             .with_label_values(&[member.role.as_str()])
@@ -939,10 +1041,15 @@ impl Switchboard {
             .sessions
             .with_label_values(&[role.as_str()])
             .dec();
+        if let Some(t) = s.transport {
+            self.metrics.transports.with_label_values(&[t.as_str()]).dec();
+        }
         self.dirty.retain(|d| *d != id);
+        let ufrag = s.ufrag.clone();
         self.events.push_back(Event::SessionClosed {
             id,
             key: s.key,
+            ufrag,
             reason,
         });
         let room_id = s.peer.room().clone();

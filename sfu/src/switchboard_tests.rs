@@ -82,6 +82,7 @@ fn member(role: Role, sub: &str, can_control: bool) -> Member {
         expires_at_ms: u64::MAX / 2,
         booking: Some("booking-1".into()),
         layout: Default::default(),
+        transport: None,
     }
 }
 
@@ -147,6 +148,7 @@ impl Net {
                 room: "room-1".into(),
                 role: m.role,
                 candidate: SERVER,
+                tcp_candidate: None,
                 cert: &cert,
                 now: self.now,
             },
@@ -850,4 +852,36 @@ fn silence_past_the_grace_period_ends_the_lease_and_the_session() {
     net.clients[robot].silent = true;
     net.run(310);
     assert!(net.board.sessions.get(net.clients[robot].id).is_none());
+}
+
+#[test]
+fn each_session_reports_how_it_reaches_the_node() {
+    // Client 3 comes through a TURN relay at 10.0.1.3: the node is told the relay's address.
+    let mut net = Net::new(SfuConfig {
+        relay_ips: vec![addr(3).ip()],
+        ..SfuConfig::default()
+    });
+    let robot = net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    let relayed = net.admit(3, member(Role::Doctor, "consult", false)).unwrap();
+    net.run_until_ready();
+    net.run(5);
+    let transports = net.board.metrics.transports.clone();
+    let gauge = |t: &str| transports.with_label_values(&[t]).get();
+    assert_eq!((gauge("udp"), gauge("relay"), gauge("tcp")), (2, 1, 0));
+    assert_eq!(net.board.transport(net.clients[robot].id), Some(Transport::Udp));
+    assert_eq!(net.board.transport(net.clients[relayed].id), Some(Transport::Relay));
+    // The driver learns it from the newcomer's `joined` (or its own presence list).
+    let relayed_id = net.clients[relayed].id.to_string();
+    let seen = net.clients[driver].events_in.iter().any(|e| {
+        let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
+        let p = &v["participant"];
+        v["type"] == "joined" && p["id"] == relayed_id.as_str() && p["transport"] == "relay"
+    });
+    assert!(seen, "{:?}", net.clients[driver].events_in);
+    // Leaving takes it off the gauge.
+    let id = net.clients[relayed].id.to_string();
+    assert!(net.board.end_session(net.now, "room-1", &id, &mut net.io));
+    assert_eq!(gauge("relay"), 0);
+    assert_eq!(gauge("udp"), 2);
 }

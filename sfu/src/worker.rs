@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bedside_proto::node::{Deny, Latch};
-use str0m::net::Transmit;
+use std::collections::HashMap;
+
+use str0m::net::{Protocol, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SfuConfig;
@@ -59,8 +61,23 @@ pub(crate) enum Command {
         remote: IceCredentials,
         reply: oneshot::Sender<Result<String, SfuError>>,
     },
+    /// Something happened on an ICE-TCP connection (see `tcp.rs`).
+    Tcp {
+        remote: SocketAddr,
+        event: TcpEvent,
+    },
     /// A fault injected by a test.
     Panic,
+}
+
+/// What an ICE-TCP connection tells its worker.
+pub(crate) enum TcpEvent {
+    /// The connection is ours: write what goes to its remote address here.
+    Open(mpsc::Sender<Vec<u8>>),
+    /// One frame arrived.
+    Frame(Vec<u8>),
+    /// It closed.
+    Closed,
 }
 
 /// Receive buffers for the switchboard's mid-pass reads.
@@ -83,6 +100,10 @@ pub(crate) struct Worker {
     gso: SendBatch,
     /// Buffers for reads in the middle of a pass.
     urgent: RecvBatch,
+    /// ICE-TCP connections by remote address: where to write what goes to them.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// The node's passive ICE-TCP candidate, kept across a restart of the switchboard.
+    local_tcp: Option<SocketAddr>,
 }
 
 impl Worker {
@@ -96,9 +117,13 @@ impl Worker {
         commands: mpsc::Receiver<Command>,
         directory: Arc<Directory>,
         room_events: Option<RoomEventHook>,
+        local_tcp: Option<SocketAddr>,
     ) -> Self {
         let urgent = socket.recv_batch(URGENT_BUFFERS);
-        let board = Switchboard::new(config.clone(), local, metrics.clone(), Instant::now());
+        let mut board = Switchboard::new(config.clone(), local, metrics.clone(), Instant::now());
+        if let Some(t) = local_tcp {
+            board.set_local_tcp(t);
+        }
         Worker {
             index,
             config,
@@ -111,6 +136,8 @@ impl Worker {
             room_events,
             gso: SendBatch::default(),
             urgent,
+            tcp: HashMap::new(),
+            local_tcp,
         }
     }
 
@@ -201,6 +228,9 @@ impl Worker {
             Instant::now(),
         );
         board.remember(memories);
+        if let Some(t) = self.local_tcp {
+            board.set_local_tcp(t);
+        }
         self.board = board;
         self.directory.forget_worker(self.index);
     }
@@ -214,6 +244,7 @@ impl Worker {
                 metrics: &self.metrics,
                 gso: &mut self.gso,
                 urgent: &mut self.urgent,
+                tcp: &mut self.tcp,
             },
         )
     }
@@ -254,6 +285,18 @@ impl Worker {
                     r.unwrap_or(Err(SfuError::Internal("the media worker restarted".into()))),
                 );
             }
+            Command::Tcp { remote, event } => match event {
+                TcpEvent::Open(tx) => {
+                    self.tcp.insert(remote, tx);
+                }
+                TcpEvent::Frame(f) => {
+                    self.guarded(|board, io| board.handle_tcp(now, remote, &f, io));
+                }
+                TcpEvent::Closed => {
+                    self.tcp.remove(&remote);
+                    self.guarded(|board, io| board.tcp_closed(now, remote, io));
+                }
+            },
             Command::Panic => {
                 self.guarded(|board, _| board.panic_for_tests());
             }
@@ -269,7 +312,14 @@ impl Worker {
                         hook(ev);
                     }
                 }
-                Event::SessionClosed { key, .. } => self.directory.forget_session(&key),
+                Event::SessionClosed { key, ufrag, .. } => {
+                    self.directory.forget_session(&key);
+                    self.directory.forget_ufrag(&ufrag);
+                }
+                Event::Rekeyed { old, new } => {
+                    self.directory.forget_ufrag(&old);
+                    self.directory.register_ufrag(new, self.index);
+                }
             }
         }
     }
@@ -291,11 +341,35 @@ struct SocketIo<'a> {
     metrics: &'a Metrics,
     gso: &'a mut SendBatch,
     urgent: &'a mut RecvBatch,
+    tcp: &'a mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl SocketIo<'_> {
+    /// A datagram for an ICE-TCP connection: queued for its writer, or dropped (and counted)
+    /// if the connection's queue is full or it is gone; never waited for.
+    fn send_tcp(&mut self, t: &Transmit) {
+        let m = self.metrics;
+        let sent = self
+            .tcp
+            .get(&t.destination)
+            .is_some_and(|tx| tx.try_send(t.contents.to_vec()).is_ok());
+        if sent {
+            m.bytes_out.inc_by(t.contents.len() as u64);
+            m.datagrams_out.inc();
+        } else {
+            m.datagrams_dropped
+                .with_label_values(&["tcp_send_full"])
+                .inc();
+        }
+    }
 }
 
 impl Io for SocketIo<'_> {
     /// One datagram without waiting: UDP either takes it now or it is lost like on the wire.
     fn send(&mut self, t: &Transmit) {
+        if t.proto == Protocol::Tcp {
+            return self.send_tcp(t);
+        }
         let m = self.metrics;
         m.udp_sends.inc();
         match self.socket.send_one(t.destination, &t.contents) {
@@ -311,6 +385,9 @@ impl Io for SocketIo<'_> {
     }
 
     fn gather(&mut self, t: &Transmit) {
+        if t.proto == Protocol::Tcp {
+            return self.send_tcp(t);
+        }
         // Read each time: quinn-udp turns GSO off if the kernel refuses it once.
         let max_segments = self.socket.max_segments();
         if self.gso.fits(t.destination, t.contents.len(), max_segments) == Fit::FlushFirst {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bedside_proto::events::{ServerEvent, Telemetry};
 use bedside_sfu::client::media::{packetize, FixtureCodec, FrameSource, OPUS_SILENCE};
-use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, WebRtcClient};
+use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, TransportKind, WebRtcClient};
 use str0m::format::Codec;
 
 use self::screen::{Screen, ScreenOptions, AUDIO_SLOTS};
@@ -44,6 +44,8 @@ pub struct AgentOptions {
     /// Receive the driving doctor's camera and the doctors' voices and hand them to the
     /// robot's screen and speaker (see [`screen`]); `None`: publish only.
     pub screen: Option<ScreenOptions>,
+    /// UDP, or ICE-TCP where the network blocks UDP (the agent has no TURN client).
+    pub transport: TransportKind,
 }
 
 /// Run until interrupted (or `max_attempts` consecutive failures).
@@ -112,13 +114,14 @@ async fn session(
         Some(_) => two_way_lines(Endpoint::Whip, AUDIO_SLOTS, 1),
         None => two_way_lines(Endpoint::Whip, 0, 0),
     };
-    let mut client = WebRtcClient::connect_with(
+    let mut client = WebRtcClient::connect_via(
         &opts.server,
         Endpoint::Whip,
         &opts.room,
         &token,
         opts.local_ip,
         &lines,
+        opts.transport,
     )
     .await?;
     client.wait_ready(Duration::from_secs(10)).await?;

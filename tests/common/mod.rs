@@ -6,6 +6,8 @@
 //! pace and answers keyframe requests; [`spawn_viewer`] records every packet it receives.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bedside_proto::{Claims, KeyPair, Role};
 use bedside_sfu::client::media::{packetize, FrameSource, OPUS_SILENCE};
-use bedside_sfu::client::{ClientEvent, Endpoint, WebRtcClient};
+use bedside_sfu::client::{ClientEvent, Endpoint, TransportKind, WebRtcClient};
+use str0m::media::{Direction, MediaKind};
 use bedside_sfu::keyframe::{is_keyframe_start, VideoCodec};
 use bedside_sfu::{Metrics, Sfu, SfuConfig};
 use str0m::format::Codec;
@@ -28,8 +31,13 @@ pub struct TestSfu {
 }
 
 impl TestSfu {
+    /// Loopback, one worker, ICE-TCP on a free port as well as UDP.
     pub async fn start() -> TestSfu {
-        Self::start_with(SfuConfig::default()).await
+        Self::start_with(SfuConfig {
+            tcp_port: Some(0),
+            ..SfuConfig::default()
+        })
+        .await
     }
 
     pub async fn start_with(config: SfuConfig) -> TestSfu {
@@ -71,6 +79,32 @@ impl TestSfu {
             .await
             .expect("connects");
         c
+    }
+
+    /// Like [`connect`](Self::connect), from `local_ip`, over UDP or ICE-TCP; the error if it
+    /// does not connect within `within`.
+    pub async fn connect_via(
+        &self,
+        endpoint: Endpoint,
+        room: &str,
+        token: &str,
+        local_ip: IpAddr,
+        kind: TransportKind,
+        within: Duration,
+    ) -> Result<WebRtcClient, String> {
+        let dir = match endpoint {
+            Endpoint::Whip => Direction::SendOnly,
+            Endpoint::Whep => Direction::RecvOnly,
+        };
+        let lines = [(MediaKind::Video, dir), (MediaKind::Audio, dir)];
+        let mut c =
+            WebRtcClient::connect_via(&self.base, endpoint, room, token, local_ip, &lines, kind)
+                .await
+                .map_err(|e| format!("signalling: {e}"))?;
+        c.wait_ready(within)
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
+        Ok(c)
     }
 
     /// A robot with subject `sub` publishing in `room` (see [`spawn_robot`]).

@@ -16,8 +16,32 @@ mod offer;
 pub use error::ClientError;
 
 pub use offer::{
-    client_rtc, make_offer, make_offer_with, two_way_lines, Endpoint, Offer, Offering,
+    client_rtc, client_rtc_with, make_offer, make_offer_with, two_way_lines, Endpoint, Offer,
+    Offering,
 };
+
+/// How a client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportKind {
+    /// UDP to the server's host candidate (the normal case).
+    #[default]
+    Udp,
+    /// ICE-TCP to the server's passive TCP candidate (RFC 6544), for networks that block UDP.
+    Tcp,
+}
+
+/// The client's socket.
+enum Transport {
+    Udp(UdpSocket),
+    Tcp {
+        /// The server's passive TCP candidate we are connected to.
+        server: SocketAddr,
+        /// Frames read from the connection (a reader task).
+        frames_in: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        /// Frames to write to it (a writer task frames them).
+        frames_out: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    },
+}
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -28,6 +52,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::net::TcpType;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
@@ -55,7 +80,8 @@ pub enum ClientEvent {
 /// One WHIP or WHEP session, driven by the caller's calls to [`next_event`](Self::next_event).
 pub struct WebRtcClient {
     rtc: Rtc,
-    socket: UdpSocket,
+    transport: Transport,
+    /// Our local candidate's address (for ICE-TCP, the active candidate's nominal address).
     local: SocketAddr,
     /// The absolute `Location` URL: the secret that ends the session on `DELETE`.
     pub session_url: String,
@@ -129,8 +155,48 @@ impl WebRtcClient {
         local_ip: IpAddr,
         lines: &[(MediaKind, Direction)],
     ) -> Result<Self, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
-        let local = socket.local_addr()?;
+        Self::connect_via(
+            base,
+            endpoint,
+            room,
+            token,
+            local_ip,
+            lines,
+            TransportKind::Udp,
+        )
+        .await
+    }
+
+    /// [`connect_with`](Self::connect_with) over UDP or ICE-TCP.
+    pub async fn connect_via(
+        base: &str,
+        endpoint: Endpoint,
+        room: &str,
+        token: &str,
+        local_ip: IpAddr,
+        lines: &[(MediaKind, Direction)],
+        kind: TransportKind,
+    ) -> Result<Self, ClientError> {
+        let (udp, local, candidate) = match kind {
+            TransportKind::Udp => {
+                let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+                let local = socket.local_addr()?;
+                let cand =
+                    Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+                (Some(socket), local, cand)
+            }
+            TransportKind::Tcp => {
+                // An active candidate's port is nominal (RFC 6544: 9, "discard").
+                let local = SocketAddr::new(local_ip, 9);
+                let cand = Candidate::builder()
+                    .tcp()
+                    .host(local)
+                    .tcptype(TcpType::Active)
+                    .build()
+                    .map_err(|e| ClientError::Rtc(e.to_string()))?;
+                (None, local, cand)
+            }
+        };
         let Offering {
             rtc,
             offer,
@@ -140,7 +206,7 @@ impl WebRtcClient {
             control,
             events,
             lines,
-        } = Offering::with_lines(local, lines, Instant::now())?;
+        } = Offering::with_candidate(candidate, lines, Instant::now())?;
         let mut rtc = rtc;
 
         let http = reqwest::Client::new();
@@ -178,9 +244,13 @@ impl WebRtcClient {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| ClientError::Rtc(e.to_string()))?;
+        let transport = match udp {
+            Some(socket) => Transport::Udp(socket),
+            None => tcp_transport(&answer_text).await?,
+        };
         Ok(WebRtcClient {
             rtc,
-            socket,
+            transport,
             local,
             session_url: location,
             session_id,
@@ -216,22 +286,44 @@ impl WebRtcClient {
                 return Ok(None);
             }
             let wake = timeout.min(deadline);
-            tokio::select! {
-                r = self.socket.recv_from(&mut self.buf) => {
-                    let (n, src) = r?;
-                    let now = Instant::now();
-                    let loss = &mut self.loss;
-                    if LossSim::drop(loss.drop_every_in, &mut loss.seen_in, &self.buf[..n]) {
-                        continue;
+            match &mut self.transport {
+                Transport::Udp(socket) => tokio::select! {
+                    r = socket.recv_from(&mut self.buf) => {
+                        let (n, src) = r?;
+                        let now = Instant::now();
+                        let loss = &mut self.loss;
+                        if LossSim::drop(loss.drop_every_in, &mut loss.seen_in, &self.buf[..n]) {
+                            continue;
+                        }
+                        if let Ok(recv) =
+                            Receive::new(Protocol::Udp, src, self.local, &self.buf[..n])
+                        {
+                            // A refused datagram is not our problem to surface.
+                            let _ = self.rtc.handle_input(Input::Receive(now, recv));
+                        }
                     }
-                    if let Ok(recv) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
-                        // A refused datagram is not our problem to surface.
-                        let _ = self.rtc.handle_input(Input::Receive(now, recv));
+                    _ = tokio::time::sleep_until(wake.into()) => {
+                        let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
                     }
-                }
-                _ = tokio::time::sleep_until(wake.into()) => {
-                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
-                }
+                },
+                Transport::Tcp {
+                    server, frames_in, ..
+                } => tokio::select! {
+                    f = frames_in.recv() => {
+                        let Some(f) = f else {
+                            return Err(ClientError::Io(std::io::Error::new(
+                                std::io::ErrorKind::ConnectionAborted,
+                                "the ICE-TCP connection closed",
+                            )));
+                        };
+                        if let Ok(recv) = Receive::new(Protocol::Tcp, *server, self.local, &f) {
+                            let _ = self.rtc.handle_input(Input::Receive(Instant::now(), recv));
+                        }
+                    }
+                    _ = tokio::time::sleep_until(wake.into()) => {
+                        let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                    }
+                },
             }
         }
     }
@@ -247,8 +339,17 @@ impl WebRtcClient {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
                     let loss = &mut self.loss;
-                    if !LossSim::drop(loss.drop_every_out, &mut loss.seen_out, &t.contents) {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    if LossSim::drop(loss.drop_every_out, &mut loss.seen_out, &t.contents) {
+                        continue;
+                    }
+                    match &self.transport {
+                        Transport::Udp(socket) => {
+                            let _ = socket.try_send_to(&t.contents, t.destination);
+                        }
+                        Transport::Tcp { frames_out, .. } if t.proto == Protocol::Tcp => {
+                            let _ = frames_out.send(t.contents.to_vec());
+                        }
+                        Transport::Tcp { .. } => {}
                     }
                 }
                 Output::Event(e) => {
@@ -331,6 +432,11 @@ impl WebRtcClient {
     /// credentials go to the server by `PATCH` (RFC 9725), its new ones come back, and the
     /// session, its DTLS association and everything the room knows of it stay.
     pub async fn restart_ice(&mut self, local_ip: IpAddr) -> Result<(), ClientError> {
+        if !matches!(self.transport, Transport::Udp(_)) {
+            return Err(ClientError::Rtc(
+                "ICE restarts are for UDP; an ICE-TCP client reconnects".into(),
+            ));
+        }
         let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
         let local = socket.local_addr()?;
         let mut api = self.rtc.sdp_api();
@@ -369,7 +475,7 @@ impl WebRtcClient {
         let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
         self.rtc.add_local_candidate(cand);
         self.answer_text = text;
-        self.socket = socket;
+        self.transport = Transport::Udp(socket);
         self.local = local;
         Ok(())
     }
@@ -484,7 +590,10 @@ impl WebRtcClient {
     /// Send raw bytes from this peer's own socket to the server's candidate (tests of how the
     /// server handles garbage from a known, connected address).
     pub fn send_raw(&self, bytes: &[u8], to: SocketAddr) -> bool {
-        self.socket.try_send_to(bytes, to).is_ok()
+        match &self.transport {
+            Transport::Udp(socket) => socket.try_send_to(bytes, to).is_ok(),
+            Transport::Tcp { .. } => false,
+        }
     }
 
     /// Leave politely: `DELETE` the session URL.
@@ -499,4 +608,48 @@ impl WebRtcClient {
 
     /// Vanish without a goodbye (a crashed browser, a pulled cable).
     pub fn vanish(self) {}
+}
+
+/// Connect to the server's passive ICE-TCP candidate named in its answer, with a reader and a
+/// writer task that speak RFC 4571 framing.
+async fn tcp_transport(answer: &str) -> Result<Transport, ClientError> {
+    let server = answer
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains("tcptype passive"))
+        .find_map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            let ip: IpAddr = parts.get(4)?.parse().ok()?;
+            let port: u16 = parts.get(5)?.parse().ok()?;
+            Some(SocketAddr::new(ip, port))
+        })
+        .ok_or_else(|| ClientError::Rtc("the server offers no ICE-TCP candidate".into()))?;
+    let stream = tokio::net::TcpStream::connect(server).await?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (in_tx, frames_in) = tokio::sync::mpsc::channel(1024);
+    let (frames_out, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Ok(Some(f)) = crate::framing::read_frame(&mut rd).await {
+            if in_tx.send(f).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(f) = out_rx.recv().await {
+            let Some(framed) = crate::framing::encode(&f) else {
+                continue;
+            };
+            if wr.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Transport::Tcp {
+        server,
+        frames_in,
+        frames_out,
+    })
 }

@@ -28,6 +28,12 @@ pub enum Endpoint {
 /// The peer connection every Bedside client uses: full ICE, RTP mode, VP8/H.264/Opus, one host
 /// candidate at `local`.
 pub fn client_rtc(local: SocketAddr, now: Instant) -> Result<Rtc, ClientError> {
+    let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+    client_rtc_with(cand, now)
+}
+
+/// [`client_rtc`] with this local candidate (an active ICE-TCP one, say).
+pub fn client_rtc_with(candidate: Candidate, now: Instant) -> Result<Rtc, ClientError> {
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
@@ -35,8 +41,7 @@ pub fn client_rtc(local: SocketAddr, now: Instant) -> Result<Rtc, ClientError> {
         .enable_h264(true)
         .enable_opus(true, false)
         .build(now);
-    let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
-    rtc.add_local_candidate(cand);
+    rtc.add_local_candidate(candidate);
     Ok(rtc)
 }
 
@@ -188,7 +193,17 @@ impl Offering {
         lines: &[(MediaKind, Direction)],
         now: Instant,
     ) -> Result<Self, ClientError> {
-        let mut rtc = client_rtc(local, now)?;
+        let cand = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+        Self::with_candidate(cand, lines, now)
+    }
+
+    /// [`with_lines`](Self::with_lines) with this local candidate.
+    pub fn with_candidate(
+        candidate: Candidate,
+        lines: &[(MediaKind, Direction)],
+        now: Instant,
+    ) -> Result<Self, ClientError> {
+        let mut rtc = client_rtc_with(candidate, now)?;
         let o = make_offer_with(&mut rtc, lines, true)?;
         let (Some(control), Some(events)) = (o.control, o.events) else {
             return Err(ClientError::Rtc("data channels missing".into()));
