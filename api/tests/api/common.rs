@@ -25,9 +25,7 @@ macro_rules! backend_tests {
             async fn postgres() {
                 match $crate::common::Backend::postgres().await {
                     Some(backend) => super::$name(backend).await,
-                    None => $crate::common::postgres_skipped(concat!(
-                        module_path!(), "::", stringify!($name)
-                    )),
+                    None => $crate::common::postgres_skipped(module_path!()),
                 }
             }
         }
