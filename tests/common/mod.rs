@@ -323,12 +323,6 @@ impl ViewerHandle {
             .expect("the viewer is running");
     }
 
-    /// Send a control frame if the viewer's task still runs; whether it did. For tests in which
-    /// the server may already have ended the session.
-    pub fn try_send_control(&self, frame: Vec<u8>) -> bool {
-        self.outbox.send(Outgoing::Control(frame)).is_ok()
-    }
-
     /// Send an `events` message from this viewer (see [`send_control`](Self::send_control)).
     pub fn send_event(&self, json: &str) {
         self.outbox
@@ -359,6 +353,12 @@ impl ViewerHandle {
 
     pub fn events(&self) -> Vec<String> {
         self.log.events.lock().unwrap().clone()
+    }
+
+    /// Send a control frame if the viewer's task still runs; whether it did. For tests in which
+    /// the server may already have ended the session.
+    pub fn try_send_control(&self, frame: Vec<u8>) -> bool {
+        self.outbox.send(Outgoing::Control(frame)).is_ok()
     }
 }
 
