@@ -2,7 +2,9 @@
 //!
 //! - [`serve`]: the all-in-one server (API + SFU + web client) with embedded defaults.
 //! - [`agent`]: `bedside robot`, the headless robot agent with its watchdog.
-//! - [`media_node`]: `bedside sfu`, a media node alone for clusters.
+//! - [`media_node`]: `bedside sfu`, a media node alone for clusters, following the API over
+//!   [`node_link`].
+//! - [`node_local`]: the same channel inside one process, for [`serve`].
 //! - [`web`]: the embedded browser client.
 //! - [`http_server`]: the HTTP listener all of them use (header timeout, connection cap).
 //!
@@ -11,5 +13,7 @@
 pub mod agent;
 pub mod http_server;
 pub mod media_node;
+pub mod node_link;
+pub mod node_local;
 pub mod serve;
 pub mod web;

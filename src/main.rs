@@ -14,6 +14,7 @@ use anyhow::Context;
 use bedside::agent::{sink::Sink, AgentOptions};
 use bedside::http_server::HttpLimits;
 use bedside::media_node::MediaNodeOptions;
+use bedside::node_link::NodeLink;
 use bedside::serve::{Parts, ServeOptions};
 use bedside_api::{create_admin, Api, ApiConfig};
 use bedside_proto::{Claims, Role};
@@ -164,9 +165,16 @@ struct SfuArgs {
     http_opts: HttpArgs,
     #[command(flatten)]
     media: MediaArgs,
-    /// The API's JWKS document, e.g. http://bedside-api:8080/.well-known/jwks.json
+    /// The API's base URL, e.g. http://bedside-api:8080: the node channel (revocations, lease
+    /// revokes, latched rooms in; room events out) and, by default, the JWKS.
+    #[arg(long, env = "BEDSIDE_API_URL")]
+    api_url: Option<String>,
+    /// The cluster's node secret (the API's BEDSIDE_NODE_SECRET); needed with --api-url.
+    #[arg(long, env = "BEDSIDE_NODE_SECRET", hide_env_values = true)]
+    node_secret: Option<String>,
+    /// The API's JWKS document (default: {api-url}/.well-known/jwks.json).
     #[arg(long, env = "BEDSIDE_JWKS_URL")]
-    jwks_url: String,
+    jwks_url: Option<String>,
     /// How often to re-read the JWKS (key rotation), seconds.
     #[arg(long, default_value_t = 300)]
     jwks_refresh_secs: u64,
@@ -261,23 +269,37 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => serve(a, Parts::All).await,
         Command::Api(a) => serve(a, Parts::Api).await,
         Command::Sfu(a) => {
+            let api_url = a.api_url.map(|u| u.trim_end_matches('/').to_string());
+            let jwks_url = match (a.jwks_url, &api_url) {
+                (Some(url), _) => url,
+                (None, Some(api)) => format!("{api}/.well-known/jwks.json"),
+                (None, None) => anyhow::bail!("give --api-url (or at least --jwks-url)"),
+            };
+            let link = match (api_url, a.node_secret.filter(|s| !s.is_empty())) {
+                (Some(api_url), Some(secret)) => Some(NodeLink { api_url, secret }),
+                (Some(_), None) => anyhow::bail!(
+                    "--api-url needs the node secret (--node-secret or BEDSIDE_NODE_SECRET)"
+                ),
+                (None, _) => None,
+            };
             bedside::media_node::run_media_node(MediaNodeOptions {
                 http: a.http,
                 media: a.media.media(),
                 metrics_addr: a.http_opts.metrics_addr,
                 http_limits: a.http_opts.limits(),
-                jwks_url: a.jwks_url,
+                jwks_url,
                 jwks_refresh: Duration::from_secs(a.jwks_refresh_secs.max(10)),
+                link,
             })
             .await
         }
         Command::Token(a) => {
-            let api = Api::open(ApiConfig::from_env(a.data.data_dir, String::new())).await?;
+            let api = Api::open(ApiConfig::from_env(a.data.data_dir, String::new())?).await?;
             let sub = a.sub.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let mut claims = Claims::new(sub, a.room, a.role, a.ttl);
             claims.can_control = a.can_control && a.role == Role::Doctor;
             println!("{}", api.signer().sign(&claims)?);
-            api.close().await;
+            api.shutdown().await;
             Ok(())
         }
         Command::Robot(a) => {
@@ -323,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let config = ApiConfig::from_env(data.data_dir, String::new());
+            let config = ApiConfig::from_env(data.data_dir, String::new())?;
             let id = create_admin(&config, &username, &display_name, &password).await?;
             println!("created administrator {id}");
             Ok(())

@@ -2,7 +2,12 @@
 //!
 //! It serves WHIP/WHEP and `/metrics` and verifies join tokens with the public keys it fetches
 //! from the API's JWKS URL, refreshed every few minutes so that a key rotation on the API
-//! reaches it without a restart. It holds no database and no private key.
+//! reaches it without a restart. It holds no database and no private key. With the API's URL and
+//! the cluster's node secret it follows the API's node channel (`node_link`): revocations end
+//! sessions here within the second, an admin's lease revoke reaches the room, latched rooms stay
+//! latched across restarts, and room events go to the API's audit log. It waits a few seconds
+//! for the first snapshot before it takes participants, then serves regardless (with the API
+//! down, media keeps flowing; what was revoked stays revoked once the node has heard of it).
 //!
 //! Not here: the API (run `bedside api`), or room-to-node routing between several media nodes
 //! (the cascade is future work: today a cluster runs one media node per robot group).
@@ -15,6 +20,12 @@ use axum::routing::get;
 use axum::Router;
 use bedside_proto::TokenVerifier;
 use bedside_sfu::{Metrics, Sfu};
+use tokio::sync::watch;
+
+use crate::node_link::NodeLink;
+
+/// How long a starting node waits for the API's first snapshot before serving anyway.
+const FIRST_SNAPSHOT: Duration = Duration::from_secs(10);
 
 pub struct MediaNodeOptions {
     pub http: SocketAddr,
@@ -25,6 +36,9 @@ pub struct MediaNodeOptions {
     pub http_limits: crate::http_server::HttpLimits,
     pub jwks_url: String,
     pub jwks_refresh: Duration,
+    /// The API's base URL and the cluster's node secret, for the node channel; `None`: no
+    /// channel (no revocations, no audit of room events: a warning says so).
+    pub link: Option<NodeLink>,
 }
 
 async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
@@ -41,7 +55,21 @@ async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
 pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
     let verifier = fetch_jwks(&opts.jwks_url).await?;
     let config = opts.media.sfu_config();
-    let sfu = Sfu::start(config, verifier, Metrics::new(), None).await?;
+    let hook = opts.link.clone().map(|link| link.reporter().0);
+    let sfu = Sfu::start(config, verifier, Metrics::new(), hook).await?;
+    match opts.link.clone() {
+        Some(link) => {
+            let (synced, mut first) = watch::channel(0u64);
+            tokio::spawn(link.follow(sfu.clone(), synced));
+            let got = tokio::time::timeout(FIRST_SNAPSHOT, first.wait_for(|n| *n > 0)).await;
+            if !matches!(got, Ok(Ok(_))) {
+                tracing::warn!("no snapshot from the API yet; serving without its deny list until it comes");
+            }
+        }
+        None => tracing::warn!(
+            "no --api-url and node secret: revocations and lease revokes will not reach this node, and its room events are not audited"
+        ),
+    }
     let refresher = sfu.clone();
     let (url, every) = (opts.jwks_url.clone(), opts.jwks_refresh);
     tokio::spawn(async move {

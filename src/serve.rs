@@ -2,22 +2,23 @@
 //!
 //! SQLite in the data dir (or PostgreSQL with `DATABASE_URL`), HTTP on 127.0.0.1:8080, media on
 //! one UDP port per worker starting at 50000. The SFU verifies join tokens with the API's public
-//! key (it never sees the private key) and reports lease changes and e-stops into the API's
-//! audit log. Prints the URL to open.
+//! key (it never sees the private key), follows the API's node channel (deny list, lease
+//! revokes, latched rooms: `node_local`) and reports lease changes and e-stops back through it.
+//! Prints the URL to open.
 //!
 //! Not here: flag parsing (`main.rs`), or any logic of the parts it wires together.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 use bedside_api::{Api, ApiConfig};
-use bedside_sfu::{Metrics, RoomEvent, RoomEventHook, Sfu, SfuConfig};
+use bedside_sfu::{Metrics, Sfu, SfuConfig};
 use tokio::sync::watch;
 
 use crate::http_server::{self, HttpLimits};
+use crate::node_local;
 
 /// How long requests in flight may take to finish at shutdown.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -91,8 +92,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Serve until `signal` resolves (SIGTERM, Ctrl-C), then stop accepting, let requests in
-    /// flight finish and close the database after the audit log's queue is written.
+    /// Serve until `signal` resolves (SIGTERM, Ctrl-C), then end the media nodes' streams, stop
+    /// accepting, let requests in flight finish, and shut the API down (room events and latch
+    /// records still queued are written before the database is closed).
     pub async fn serve_until(
         self,
         signal: impl std::future::Future<Output = ()>,
@@ -103,15 +105,18 @@ impl Running {
             stop,
             ..
         } = self;
-        tokio::select! {
-            r = &mut task => { r??; }
+        let served = tokio::select! {
+            r = &mut task => r,
             _ = signal => {
                 tracing::info!("shutting down: no new connections, finishing requests in flight");
+                api.node_hub().close_streams();
                 let _ = stop.send(true);
                 let _ = tokio::time::timeout(DRAIN * 2, task).await;
+                Ok(Ok(()))
             }
-        }
-        api.close().await;
+        };
+        api.shutdown().await;
+        served??;
         Ok(())
     }
 }
@@ -177,33 +182,29 @@ pub async fn start_configured(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http}"));
-    let mut config = ApiConfig::from_env(opts.data_dir.clone(), public_url);
+    let mut config = ApiConfig::from_env(opts.data_dir.clone(), public_url)?;
     configure(&mut config);
     let api = Api::open(config)
         .await
         .context("opening the API database")?;
 
-    let audit = api.audit_sink();
-    let hook: RoomEventHook = Arc::new(move |ev: RoomEvent| {
-        audit.record_room_event(&ev.room, ev.actor.as_deref(), ev.kind, ev.detail)
-    });
+    let hub = api.node_hub();
     let sfu_config = opts.media.sfu_config();
     let sfu = match parts {
-        Parts::All => Some(
-            Sfu::start(sfu_config, api.verifier(), Metrics::new(), Some(hook))
+        Parts::All => {
+            let hook = node_local::reporter(hub.clone());
+            let sfu = Sfu::start(sfu_config, api.verifier(), Metrics::new(), Some(hook))
                 .await
-                .context("starting the media workers")?,
-        ),
+                .context("starting the media workers")?;
+            // Before the first request: nothing revoked gets in, latched rooms stay latched.
+            let commands = node_local::sync(&hub, &sfu)
+                .await
+                .context("reading the deny list and latched rooms")?;
+            tokio::spawn(node_local::follow(hub.clone(), sfu.clone(), commands));
+            Some(sfu)
+        }
         Parts::Api => None,
     };
-
-    if let Some(sfu) = &sfu {
-        let sfu = sfu.clone();
-        api.set_lease_revoker(Arc::new(move |room: String| {
-            let sfu = sfu.clone();
-            Box::pin(async move { sfu.revoke_lease(&room).await })
-        }));
-    }
     let mut app = Router::new().merge(api.router());
     let (stop, stop_rx) = watch::channel(false);
     let mut metrics = None;

@@ -8,24 +8,30 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bedside::serve::{start_configured, Parts, ServeOptions};
+use bedside_api::testing::{expect, Client, PASSWORD};
 use bedside_api::{Clock, UserRole};
 use bedside_sfu::client::{ClientError, Endpoint, WebRtcClient};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 struct Server {
-    base: String,
-    api: bedside_api::Api,
-    clock: Clock,
-    http: reqwest::Client,
+    client: Client,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Clock::system();
-        let c = clock.clone();
         let running = start_configured(
             ServeOptions {
                 http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -36,44 +42,19 @@ impl Server {
                 http_limits: Default::default(),
             },
             Parts::All,
-            move |config| config.clock = c,
+            move |config| config.clock = clock,
         )
         .await
         .expect("server starts");
         Server {
-            base: format!("http://{}", running.http),
-            api: running.api.clone(),
-            clock,
-            http: reqwest::Client::new(),
+            client: Client::new(running.api.clone(), format!("http://{}", running.http)),
             _dir: dir,
         }
     }
 
-    async fn login(&self, user: &str) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/auth/login", self.base))
-            .json(&json!({"username": user, "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    async fn token(&self, user: &str) -> String {
+        let r = expect(StatusCode::OK, self.login(user, PASSWORD).await);
         r["access_token"].as_str().expect("logged in").to_string()
-    }
-
-    async fn call(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Book `robot` from `start_min` to `end_min` minutes after the API's now; join it.
@@ -83,22 +64,16 @@ impl Server {
         robot: &str,
         start_min: i64,
         end_min: i64,
-    ) -> (u16, Value) {
-        let now = self.clock.now();
-        let t = |m: i64| {
-            (now + chrono::Duration::minutes(m)).to_rfc3339_opts(SecondsFormat::Secs, true)
-        };
-        let (status, booking) = self
-            .call(
+    ) -> (StatusCode, Value) {
+        let booking = self
+            .book_from_now(
                 doctor,
-                "/api/bookings",
-                json!({"robot_id": robot, "starts_at": t(start_min), "ends_at": t(end_min)}),
+                robot.parse().expect("robot id"),
+                chrono::Duration::minutes(start_min),
+                chrono::Duration::minutes(end_min),
             )
             .await;
-        assert_eq!(status, 201, "booking made: {booking}");
-        let id = booking["id"].as_str().unwrap();
-        self.call(doctor, &format!("/api/bookings/{id}/join"), json!({}))
-            .await
+        self.join(doctor, &booking).await
     }
 
     async fn whep(&self, room: &str, token: &str) -> Result<WebRtcClient, u16> {
@@ -115,7 +90,7 @@ impl Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_tokens_open_exactly_their_room_in_their_slot() {
     let s = Server::start().await;
-    let pw = "correct horse battery";
+    let pw = PASSWORD;
     s.api
         .create_user("dr-a", "Dr A", pw, UserRole::Doctor)
         .await
@@ -123,19 +98,19 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
     let (robot_a, credential) = s.api.create_robot("Robot A", "Ward 1", "").await.unwrap();
     let (robot_b, _) = s.api.create_robot("Robot B", "Ward 2", "").await.unwrap();
     let (a, b) = (robot_a.id.to_string(), robot_b.id.to_string());
-    let doctor = s.login("dr-a").await;
+    let doctor = s.token("dr-a").await;
 
     // The robot gets its publish token with its credential and publishes over WHIP.
-    let r: Value = s
-        .http
-        .post(format!("{}/api/robots/{a}/publish-token", s.base))
-        .header("authorization", format!("Robot {credential}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = expect(
+        StatusCode::OK,
+        s.call(
+            reqwest::Method::POST,
+            &format!("/api/robots/{a}/publish-token"),
+            Some(&format!("Robot {credential}")),
+            None,
+        )
+        .await,
+    );
     let robot = WebRtcClient::connect(
         &s.base,
         Endpoint::Whip,
@@ -149,7 +124,7 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
 
     // A slot that has started: the booking's doctor gets a controlling token for robot A.
     let (status, join) = s.book_and_join(&doctor, &a, 0, 30).await;
-    assert_eq!(status, 200, "{join}");
+    assert_eq!(status, StatusCode::OK, "{join}");
     assert_eq!(join["can_control"], true);
     assert!(join["whep_url"]
         .as_str()
@@ -166,7 +141,7 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
         .create_user("admin", "Admin", pw, UserRole::Admin)
         .await
         .unwrap();
-    let admin = s.login("admin").await;
+    let admin = s.token("admin").await;
     viewer.send_event(r#"{"type":"request_lease"}"#);
     let me = viewer.session_id.clone();
     viewer
@@ -176,23 +151,32 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
         .await
         .expect("the doctor drives");
     let (status, body) = s
-        .call(&doctor, &format!("/api/robots/{a}/lease/revoke"), json!({}))
+        .post(&format!("/api/robots/{a}/lease/revoke"), &doctor, json!({}))
         .await;
-    assert_eq!(status, 403, "doctors cannot revoke: {body}");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "doctors cannot revoke: {body}"
+    );
     let (status, body) = s
-        .call(&admin, &format!("/api/robots/{a}/lease/revoke"), json!({}))
+        .post(&format!("/api/robots/{a}/lease/revoke"), &admin, json!({}))
         .await;
-    assert_eq!(status, 204, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
     viewer
         .wait_event(Duration::from_secs(2), |e| {
             e["type"] == "lease" && e["reason"] == "revoked" && e["holder"].is_null()
         })
         .await
         .expect("lease revoked by the admin");
-    let (status, _) = s
-        .call(&admin, &format!("/api/robots/{b}/lease/revoke"), json!({}))
+    let (status, body) = s
+        .post(&format!("/api/robots/{b}/lease/revoke"), &admin, json!({}))
         .await;
-    assert_eq!(status, 404, "nobody in robot B's room");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "nobody in robot B's room: harmless: {body}"
+    );
+    assert!(body["booking"].is_null(), "{body}");
 
     // The same token at another robot's door.
     assert_eq!(
@@ -203,14 +187,14 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
 
     // Before the slot: outside the join window the API issues nothing...
     let (status, body) = s.book_and_join(&doctor, &b, 60, 90).await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // ...and a token issued by a clock that believes the slot has begun is not yet valid at the
     // SFU, which keeps real time.
     s.clock.set_offset(chrono::Duration::minutes(120));
     // (The API's own sessions live on its clock: log in again after moving it.)
-    let doctor = s.login("dr-a").await;
+    let doctor = s.token("dr-a").await;
     let (status, join) = s.book_and_join(&doctor, &b, 0, 30).await;
-    assert_eq!(status, 200, "{join}");
+    assert_eq!(status, StatusCode::OK, "{join}");
     assert_eq!(
         s.whep(&b, join["token"].as_str().unwrap()).await.err(),
         Some(401),
@@ -219,9 +203,9 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
 
     // After the slot: a booking that (in real time) ended an hour ago yields an expired token.
     s.clock.set_offset(chrono::Duration::minutes(-240));
-    let doctor = s.login("dr-a").await;
+    let doctor = s.token("dr-a").await;
     let (status, join) = s.book_and_join(&doctor, &b, 0, 30).await;
-    assert_eq!(status, 200, "{join}");
+    assert_eq!(status, StatusCode::OK, "{join}");
     let exp = join["expires_at"].as_str().unwrap();
     assert!(
         exp < Utc::now().to_rfc3339().as_str(),

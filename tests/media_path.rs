@@ -228,19 +228,27 @@ async fn nack_and_rtx_repair_loss_in_both_directions() {
     // ...and 1 in 25 of the SFU's packets never reaches the viewer.
     viewer.simulate_loss(25, 0);
     let viewer = spawn_viewer_client(viewer, joined);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-
-    let mut seqs: Vec<u64> = viewer.video().iter().map(|p| p.seq).collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Judge what had been sent by now once repairs have had time to land (a loaded machine
+    // delays them; a fixed count of "newest packets to ignore" made this test timing luck).
+    let newest = viewer.video().iter().map(|p| p.seq).max().expect("video flowed");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut seqs: Vec<u64> = viewer
+        .video()
+        .iter()
+        .map(|p| p.seq)
+        .filter(|s| *s <= newest)
+        .collect();
     seqs.sort_unstable();
     seqs.dedup();
     assert!(seqs.len() > 150, "video flowed: {}", seqs.len());
-    // Ignore the last half second: repairs of the newest losses may still be in flight.
-    let settled = &seqs[..seqs.len() - 20];
-    let span = settled.last().unwrap() - settled.first().unwrap() + 1;
-    assert_eq!(
-        settled.len() as u64,
-        span,
-        "every lost video packet was repaired by a retransmission"
+    let first = seqs[0];
+    let missing: Vec<u64> = (first..=newest)
+        .filter(|s| seqs.binary_search(s).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "every lost video packet was repaired by a retransmission; missing {missing:?}"
     );
     assert!(sfu.metric("bedside_nacks_total{direction=\"sent\"}") > 0.0);
     assert!(sfu.metric("bedside_nacks_total{direction=\"received\"}") > 0.0);

@@ -1,11 +1,12 @@
 //! [`Api`], the composition root the binary holds: it opens the database and the signing key,
-//! starts the audit writer, keeps the login limiter and the media plane's lease revoker, and
-//! hands each of them out. Also [`create_admin`] for `bedside admin create`.
+//! starts the audit writer and the node channel ([`NodeHub`]), keeps the password hasher, hands
+//! each of them out, and shuts them down in order. Also [`create_admin`] for
+//! `bedside admin create`.
 //!
 //! Not here: the rules (domain modules take what they need from here as arguments), the routes
 //! (`http` reads an `Api` and builds the router; this module does not know it exists).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bedside_proto::{TokenSigner, TokenVerifier};
 use chrono::{DateTime, Utc};
@@ -15,9 +16,9 @@ use crate::audit::AuditSink;
 use crate::config::{ApiConfig, BootstrapAdmin};
 use crate::error::ApiError;
 use crate::keys;
-use crate::lease_admin::LeaseRevoker;
 use crate::model::{Robot, User, UserRole};
-use crate::ratelimit::SharedLimiter;
+use crate::node_hub::NodeHub;
+use crate::password::Hasher;
 use crate::robots::{self, NewRobot};
 use crate::store::{self, Store};
 use crate::users::{self, NewUser};
@@ -34,9 +35,9 @@ struct Inner {
     signer: TokenSigner,
     verifier: TokenVerifier,
     jwks: serde_json::Value,
-    limiter: SharedLimiter,
+    hasher: Hasher,
     audit: AuditSink,
-    lease_revoker: OnceLock<LeaseRevoker>,
+    hub: NodeHub,
 }
 
 impl Api {
@@ -44,33 +45,36 @@ impl Api {
     /// or create the signing key, and create the bootstrap admin if configured and no admin
     /// exists yet.
     pub async fn open(config: ApiConfig) -> Result<Api, ApiError> {
+        config.check()?;
         store::create_dir_private(&config.data_dir)?;
         let store = Store::open(&config).await?;
         let keys = keys::load_or_create(&config)?;
+        let hasher = Hasher::new(config.max_concurrent_hashes);
         if let Some(admin) = &config.bootstrap_admin {
-            bootstrap_admin(&store, &config, admin).await?;
+            bootstrap_admin(&store, &hasher, &config, admin).await?;
         } else if store.count_admins().await? == 0 {
             tracing::warn!("no admin yet: run `bedside admin create` or set BEDSIDE_ADMIN_USERNAME and BEDSIDE_ADMIN_PASSWORD");
         }
         let audit = AuditSink::start(store.clone(), config.clock.clone());
+        let hub = NodeHub::start(store.clone(), audit.clone(), config.clock.clone()).await?;
         Ok(Api {
             inner: Arc::new(Inner {
-                limiter: SharedLimiter::new(config.login_limits.clone()),
+                hasher,
                 signer: keys.signer(),
                 verifier: keys.verifier(),
                 jwks: keys.jwks(),
                 config,
                 store,
                 audit,
-                lease_revoker: OnceLock::new(),
+                hub,
             }),
         })
     }
 
-    /// Connect `POST /api/robots/{id}/lease/revoke` to the media plane. Set once; later calls
-    /// are ignored.
-    pub fn set_lease_revoker(&self, revoker: LeaseRevoker) {
-        let _ = self.inner.lease_revoker.set(revoker);
+    /// The channel to the media nodes: subscribe a node to it, publish to them, take their
+    /// reports.
+    pub fn node_hub(&self) -> NodeHub {
+        self.inner.hub.clone()
     }
 
     /// The public signing key as a JWKS document, for an in-process SFU verifier.
@@ -100,9 +104,19 @@ impl Api {
         self.inner.store.backend_name()
     }
 
-    /// Close the database pool (open requests fail afterwards). For orderly shutdown and tests.
-    pub async fn close(&self) {
-        self.inner.store.close().await
+    /// Orderly shutdown: end the node streams, write every room event and latch record still
+    /// queued, then close the database pool (requests still open fail afterwards).
+    pub async fn shutdown(&self) {
+        self.inner.hub.close_streams();
+        self.inner.hub.flush().await;
+        self.inner.audit.flush().await;
+        self.inner.store.close().await;
+    }
+
+    /// The most password hashes that ever ran at once (at most
+    /// `ApiConfig::max_concurrent_hashes`); for tests and a gauge.
+    pub fn hashing_peak(&self) -> usize {
+        self.inner.hasher.peak()
     }
 
     /// Create a user without an acting admin (for the binary and for tests in other crates).
@@ -119,7 +133,7 @@ impl Api {
             password: password.into(),
             role,
         };
-        users::create(self.store(), self.now(), None, new).await
+        users::create(self.store(), self.hasher(), self.now(), None, new).await
     }
 
     /// Register a robot without an acting admin (for the binary and for tests in other crates).
@@ -146,16 +160,16 @@ impl Api {
         &self.inner.audit
     }
 
-    pub(crate) fn limiter(&self) -> &SharedLimiter {
-        &self.inner.limiter
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.inner.hasher
+    }
+
+    pub(crate) fn hub(&self) -> &NodeHub {
+        &self.inner.hub
     }
 
     pub(crate) fn token_signer(&self) -> &TokenSigner {
         &self.inner.signer
-    }
-
-    pub(crate) fn lease_revoker(&self) -> Option<&LeaseRevoker> {
-        self.inner.lease_revoker.get()
     }
 
     /// The instant a request acts at, read once per request.
@@ -166,6 +180,7 @@ impl Api {
 
 async fn bootstrap_admin(
     store: &Store,
+    hasher: &Hasher,
     config: &ApiConfig,
     admin: &BootstrapAdmin,
 ) -> Result<(), ApiError> {
@@ -178,7 +193,7 @@ async fn bootstrap_admin(
         password: admin.password.clone(),
         role: UserRole::Admin,
     };
-    match users::create(store, config.clock.now(), None, new).await {
+    match users::create(store, hasher, config.clock.now(), None, new).await {
         Ok(user) => {
             tracing::info!(user = %user.id, "created the first admin from the environment");
             Ok(())
@@ -199,13 +214,14 @@ pub async fn create_admin(
     password: &str,
 ) -> Result<Uuid, ApiError> {
     let store = Store::open(config).await?;
+    let hasher = Hasher::new(1);
     let new = NewUser {
         username: username.into(),
         display_name: display_name.into(),
         password: password.into(),
         role: UserRole::Admin,
     };
-    let created = users::create(&store, config.clock.now(), None, new).await;
+    let created = users::create(&store, &hasher, config.clock.now(), None, new).await;
     store.close().await;
     Ok(created?.id)
 }

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::instants;
 use crate::model::{AuditEntry, AuditFilter, NewAuditEntry};
 use crate::store::Store;
 
@@ -35,13 +36,35 @@ pub mod kinds {
     pub const INVITATION_REMOVED: &str = "invitation.removed";
     pub const TOKEN_JOIN: &str = "token.join";
     pub const TOKEN_PUBLISH: &str = "token.publish";
+    pub const USER_DISABLED: &str = "user.disabled";
+    pub const USER_ENABLED: &str = "user.enabled";
     pub const ROOM_PREFIX: &str = "room.";
 }
 
-/// Room events waiting to be written; past this the oldest callers' events are dropped (and
-/// counted) rather than letting the SFU's event loop wait on the database.
+/// Room events waiting to be written; past this new ones are dropped (and counted) rather than
+/// letting the SFU's event loop wait on the database. E-stop events have a lane of their own
+/// that is never full.
 const QUEUE: usize = 4096;
 const MAX_DETAIL_BYTES: usize = 8 * 1024;
+
+/// Room event kinds that are never dropped: every e-stop latched, cleared, pressed, released.
+pub(crate) fn is_estop(kind: &str) -> bool {
+    kind.starts_with("estop")
+}
+
+/// Room ids, kinds and actors as the audit log accepts them: 1-64 characters of
+/// `A-Z a-z 0-9 - _ .`.
+pub(crate) fn token_like(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+enum Job {
+    Write(NewAuditEntry),
+    /// Everything queued before this is written: tell the sender.
+    Flush(oneshot::Sender<()>),
+}
 
 /// One page of entries, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -70,25 +93,45 @@ pub struct AuditQuery {
     pub before: Option<i64>,
 }
 
-/// A cheap, cloneable handle for writing to the audit log, for this crate and for the binary,
-/// which forwards the SFU's room events through [`AuditSink::record_room_event`].
+/// A cheap, cloneable handle for writing to the audit log, for this crate and for the node
+/// channel, which passes the media plane's room events on through
+/// [`AuditSink::record_room_event`].
 #[derive(Clone)]
 pub struct AuditSink {
     store: Store,
     clock: Clock,
-    queue: mpsc::Sender<NewAuditEntry>,
+    queue: mpsc::Sender<Job>,
+    estops: mpsc::UnboundedSender<Job>,
     dropped: Arc<AtomicU64>,
 }
 
 impl AuditSink {
-    /// Starts the task that writes queued room events; it ends when the last sink is dropped.
+    /// Starts the task that writes queued room events (e-stops first); it ends when the last
+    /// sink is dropped.
     pub(crate) fn start(store: Store, clock: Clock) -> Self {
-        let (queue, mut rx) = mpsc::channel::<NewAuditEntry>(QUEUE);
+        let (queue, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let (estops, mut estop_rx) = mpsc::unbounded_channel::<Job>();
         let writer = store.clone();
         tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                if let Err(err) = writer.append_audit(&e).await {
-                    tracing::warn!(error = %err, kind = %e.kind, "audit entry lost");
+            loop {
+                let job = tokio::select! {
+                    biased;
+                    Some(job) = estop_rx.recv() => job,
+                    Some(job) = rx.recv() => job,
+                    else => break,
+                };
+                match job {
+                    Job::Write(e) => write(&writer, &e).await,
+                    Job::Flush(done) => {
+                        // E-stops queued meanwhile count as "before" too.
+                        while let Ok(job) = estop_rx.try_recv() {
+                            match job {
+                                Job::Write(e) => write(&writer, &e).await,
+                                Job::Flush(done) => drop(done.send(())),
+                            }
+                        }
+                        let _ = done.send(());
+                    }
                 }
             }
         });
@@ -96,13 +139,15 @@ impl AuditSink {
             store,
             clock,
             queue,
+            estops,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Queue a room event without waiting (safe to call from the SFU's event loop). `kind` is
     /// stored as `room.<kind>`, e.g. `lease_changed` -> `room.lease_changed`. Invalid events and
-    /// events beyond a full queue are dropped, logged and counted in [`AuditSink::dropped`].
+    /// events beyond a full queue are dropped, logged and counted in [`AuditSink::dropped`];
+    /// e-stop events are never dropped for a full queue.
     pub fn record_room_event(
         &self,
         room: &str,
@@ -118,9 +163,23 @@ impl AuditSink {
                 return;
             }
         };
-        if self.queue.try_send(e).is_err() {
+        let sent = if is_estop(kind) {
+            self.estops.send(Job::Write(e)).is_ok()
+        } else {
+            self.queue.try_send(Job::Write(e)).is_ok()
+        };
+        if !sent {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("audit queue full; room event dropped");
+            tracing::warn!(kind, "audit queue full or closed; room event dropped");
+        }
+    }
+
+    /// Wait until every room event queued so far is written (at shutdown, before the database
+    /// is closed).
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 
@@ -166,11 +225,6 @@ impl AuditSink {
         kind: &str,
         detail: Value,
     ) -> Result<NewAuditEntry, ApiError> {
-        let token_like = |s: &str| {
-            (1..=64).contains(&s.len())
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        };
         if !token_like(room) || !token_like(kind) || !actor_sub.is_none_or(token_like) {
             return Err(ApiError::validation(
                 "room, kind and actor must be 1-64 characters of a-z, 0-9, '-', '_', '.'",
@@ -189,13 +243,39 @@ impl AuditSink {
     }
 }
 
+/// Write one queued entry. An e-stop entry is tried again a few times (the database may be
+/// failing over); others are tried once.
+async fn write(store: &Store, e: &NewAuditEntry) {
+    let estop = is_estop(e.kind.trim_start_matches(kinds::ROOM_PREFIX));
+    let mut pause = std::time::Duration::from_millis(100);
+    for attempt in 1.. {
+        let Err(err) = store.append_audit(e).await else {
+            return;
+        };
+        if !estop {
+            tracing::warn!(error = %err, kind = %e.kind, "audit entry lost");
+            return;
+        }
+        if attempt == 6 {
+            tracing::error!(error = %err, kind = %e.kind, "e-stop audit entry lost");
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+}
+
 /// One page of the log, newest first, filtered by `q`.
 pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit must be 1-1000"));
     }
-    if let (Some(since), Some(until)) = (q.since, q.until) {
+    let (since, until) = (
+        instants::query("since", q.since)?,
+        instants::query("until", q.until)?,
+    );
+    if let (Some(since), Some(until)) = (since, until) {
         if since > until {
             return Err(ApiError::validation("since must not be after until"));
         }
@@ -205,8 +285,8 @@ pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiE
             kind: q.kind,
             actor: q.actor,
             room: q.room,
-            since: q.since,
-            until: q.until,
+            since,
+            until,
             before: q.before,
             limit,
         })

@@ -2,8 +2,9 @@
 //!
 //! Access and refresh tokens are opaque random strings; only their digests are stored. Every
 //! request looks its access token up, so logout and the idle timeout take effect at once.
-//! Refresh rotates both tokens. Not here: password hashing (`password`), the limiter's
-//! arithmetic (`ratelimit`), join tokens for rooms (`join`).
+//! Refresh rotates both tokens. A disabled user cannot log in, and their sessions are not found.
+//! Not here: password hashing (`password`), the back-off (`ratelimit`), join tokens for rooms
+//! (`join`).
 
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ use crate::audit::{kinds, AuditSink};
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::model::{Actor, SessionRecord, User};
-use crate::password;
-use crate::ratelimit::SharedLimiter;
+use crate::password::Hasher;
+use crate::ratelimit;
 use crate::secret::{self, ACCESS_PREFIX, REFRESH_PREFIX};
 use crate::store::Store;
 
@@ -47,38 +48,46 @@ fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// What a login needs besides the request.
+pub(crate) struct LoginContext<'a> {
+    pub store: &'a Store,
+    pub audit: &'a AuditSink,
+    pub hasher: &'a Hasher,
+    pub config: &'a ApiConfig,
+    pub now: DateTime<Utc>,
+}
+
 pub(crate) async fn login(
-    store: &Store,
-    audit: &AuditSink,
-    limiter: &SharedLimiter,
-    config: &ApiConfig,
-    now: DateTime<Utc>,
+    cx: LoginContext<'_>,
     credentials: Credentials<'_>,
 ) -> Result<TokenResponse, ApiError> {
+    let LoginContext {
+        store,
+        audit,
+        hasher,
+        config,
+        now,
+    } = cx;
     let Credentials {
         username,
         password,
         client,
     } = credentials;
     let account = username.trim().to_lowercase();
-    limiter
-        .lock()
-        .try_attempt(&account, client, now)
-        .map_err(|retry_after_secs| {
-            tracing::warn!(retry_after_secs, "login refused by rate limit");
-            ApiError::RateLimited { retry_after_secs }
-        })?;
+    ratelimit::purge(store, &config.login_limits, now).await?;
+    let counted = ratelimit::admit(store, &config.login_limits, &account, client, now).await?;
 
     let record = store.login_record(&account).await?;
-    let (user, hash) = match record {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
+    let (user, hash, disabled) = match record {
+        Some((user, hash, disabled)) => (Some(user), Some(hash), disabled),
+        None => (None, None, false),
     };
-    if !password::verify(password, hash).await? {
-        let reason = if user.is_some() {
-            "wrong_password"
-        } else {
-            "unknown_user"
+    let right = hasher.verify(password, hash).await?;
+    if !right || disabled {
+        let reason = match (&user, right) {
+            (None, _) => "unknown_user",
+            (Some(_), false) => "wrong_password",
+            (Some(_), true) => "disabled",
         };
         audit
             .record(
@@ -88,10 +97,14 @@ pub(crate) async fn login(
                 serde_json::json!({ "reason": reason, "client": client }),
             )
             .await?;
+        // Said only to whoever knows the password.
+        if right {
+            return Err(ApiError::Unauthenticated("this account is disabled"));
+        }
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
-    limiter.lock().succeeded(&account, client, now);
+    ratelimit::succeeded(store, &counted).await?;
 
     let idle_cutoff = now - chrono_of(config.idle_timeout);
     store.purge_sessions(now, idle_cutoff).await?;

@@ -2,12 +2,17 @@
 //! consultants (doctors) and observers (students). The rules on slots, who sees which booking,
 //! and who may cancel or invite live here.
 //!
+//! Taking access away reaches the media nodes at once: cancelling a booking denies every token
+//! of it, removing an invitation denies that participant's tokens for it (cut at this second,
+//! so a re-invitation's new tokens pass), through the node channel (`node_hub`).
+//!
 //! "No two live bookings of one robot overlap" is enforced by the database (see `store`), not
 //! here: only the database can decide it atomically. Not here: the `Booking` type (`model`), join
 //! tokens (`join`), SQL.
 
 use std::time::Duration;
 
+use bedside_proto::node::{DenyScope, DenyTarget, RevokeReason};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -15,9 +20,11 @@ use uuid::Uuid;
 
 use crate::audit::{kinds, AuditSink};
 use crate::error::ApiError;
+use crate::instants;
 use crate::model::{
     Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, UserRole,
 };
+use crate::node_hub::NodeHub;
 use crate::store::Store;
 
 /// A slot may start this long in the past, so "start now" from a form still books.
@@ -69,7 +76,8 @@ pub(crate) fn validate_slot(
     now: DateTime<Utc>,
     max_len: chrono::Duration,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let (starts_at, ends_at) = (starts_at.trunc_subsecs(0), ends_at.trunc_subsecs(0));
+    let starts_at = instants::body("starts_at", starts_at)?.trunc_subsecs(0);
+    let ends_at = instants::body("ends_at", ends_at)?.trunc_subsecs(0);
     if ends_at <= starts_at {
         return Err(ApiError::validation("ends_at must be after starts_at"));
     }
@@ -123,6 +131,7 @@ pub(crate) async fn create(
         status: BookingStatus::Confirmed,
         note,
         invitations: Vec::new(),
+        control_revoked_at: None,
     };
     store.insert_booking(&booking, now).await?;
     audit
@@ -149,7 +158,11 @@ pub(crate) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit must be 1-1000"));
     }
-    if let (Some(from), Some(to)) = (q.from, q.to) {
+    let (from, to) = (
+        instants::query("from", q.from)?,
+        instants::query("to", q.to)?,
+    );
+    if let (Some(from), Some(to)) = (from, to) {
         if to <= from {
             return Err(ApiError::validation("to must be after from"));
         }
@@ -159,8 +172,8 @@ pub(crate) async fn list(
         .list_bookings(&BookingFilter {
             robot_id: q.robot_id,
             participant: (!everyone).then_some(actor.user.id),
-            from: q.from,
-            to: q.to,
+            from,
+            to,
             limit,
         })
         .await
@@ -174,10 +187,12 @@ pub(crate) async fn visible(store: &Store, actor: &Actor, id: Uuid) -> Result<Bo
     }
 }
 
-/// Owner or admin. Cancelling a cancelled booking returns it unchanged.
+/// Owner or admin. Cancelling a cancelled booking returns it unchanged. Every token of the
+/// booking is refused from now on and its live sessions are ended.
 pub(crate) async fn cancel(
     store: &Store,
     audit: &AuditSink,
+    hub: &NodeHub,
     now: DateTime<Utc>,
     actor: &Actor,
     id: Uuid,
@@ -194,7 +209,19 @@ pub(crate) async fn cancel(
     if booking.ends_at <= now {
         return Err(ApiError::validation("the booking has already ended"));
     }
-    store.cancel_booking(id, now).await?;
+    if store.cancel_booking(id, now).await? {
+        // Its tokens expire at its end, so the entry is needed until then.
+        hub.deny(
+            DenyTarget::Booking {
+                booking: id.to_string(),
+            },
+            DenyScope::Access,
+            None,
+            booking.ends_at,
+            RevokeReason::BookingCancelled,
+        )
+        .await?;
+    }
     audit
         .record(
             kinds::BOOKING_CANCELLED,
@@ -250,9 +277,12 @@ pub(crate) async fn invite(
     visible(store, actor, id).await
 }
 
+/// The booking's doctor withdraws an invitation; the invitee's tokens for it are refused and
+/// their live session ended.
 pub(crate) async fn uninvite(
     store: &Store,
     audit: &AuditSink,
+    hub: &NodeHub,
     now: DateTime<Utc>,
     actor: &Actor,
     id: Uuid,
@@ -262,6 +292,17 @@ pub(crate) async fn uninvite(
     if !store.delete_invitation(id, user).await? {
         return Err(ApiError::NotFound("invitation"));
     }
+    hub.deny(
+        DenyTarget::Participant {
+            sub: user.to_string(),
+            booking: id.to_string(),
+        },
+        DenyScope::Access,
+        Some(now),
+        booking.ends_at,
+        RevokeReason::InvitationRemoved,
+    )
+    .await?;
     audit
         .record(
             kinds::INVITATION_REMOVED,

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::proxy::IpNet;
 
 /// `postgres://...` switches the store to PostgreSQL; `sqlite:...` picks another SQLite file.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
@@ -20,6 +22,15 @@ pub const ENV_ADMIN_USERNAME: &str = "BEDSIDE_ADMIN_USERNAME";
 pub const ENV_ADMIN_PASSWORD: &str = "BEDSIDE_ADMIN_PASSWORD";
 /// Optional display name of that admin (default "Administrator").
 pub const ENV_ADMIN_DISPLAY_NAME: &str = "BEDSIDE_ADMIN_DISPLAY_NAME";
+/// The secret media nodes present on `/internal/node/*` (at least 16 characters). Unset: those
+/// routes answer 404.
+pub const ENV_NODE_SECRET: &str = "BEDSIDE_NODE_SECRET";
+/// Comma-separated addresses or CIDRs of the reverse proxies whose `X-Forwarded-For` is believed.
+pub const ENV_TRUSTED_PROXIES: &str = "BEDSIDE_TRUSTED_PROXIES";
+
+/// Shortest node secret accepted: it is the only thing between the internet and the channel
+/// that can end every session.
+pub const MIN_NODE_SECRET_LEN: usize = 16;
 
 /// Name of the signing key file inside the data directory.
 pub const KEY_FILE_NAME: &str = "jwt-ed25519.pem";
@@ -52,29 +63,41 @@ pub struct ApiConfig {
     /// A session with no request for this long is ended.
     pub idle_timeout: Duration,
     pub login_limits: LoginLimits,
-    /// Take the client address for the login limiter from the first `X-Forwarded-For` entry.
-    /// Only safe behind a proxy that sets that header itself.
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed: when a request
+    /// comes from one of them, the client is the nearest address in that header that is not a
+    /// trusted proxy itself (for one proxy: the entry it appended, the last). Empty: the socket's
+    /// peer address, and the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Password hashes computed at once, at most (each argon2id hash holds 19 MiB).
+    pub max_concurrent_hashes: usize,
+    /// The secret media nodes present on `/internal/node/*`; `None`: those routes answer 404.
+    pub node_secret: Option<String>,
     /// Size of the database connection pool.
     pub max_db_connections: u32,
     pub clock: Clock,
 }
 
-/// Failed-login limits. Counted in memory, per process: with several API replicas behind a load
-/// balancer each replica counts on its own.
+/// Failed-login back-off. Counted in the database, so every API replica sees the same counts.
+///
+/// After the n-th failed login in a row for one (account, client address), the next attempt
+/// from that pair waits 2^(n-1) seconds (1, 2, 4, ...) up to `backoff_cap`; an address that
+/// failed more than `per_address` times (any accounts) waits the same way. While waiting every
+/// attempt is answered 429, the right password too; once the wait is over the right password
+/// works. Counts are forgotten `window` after the last failure and the last wait ended.
 #[derive(Clone, Debug)]
 pub struct LoginLimits {
-    /// Failed logins per username within `window` before further attempts get 429.
-    pub per_account: u32,
-    /// Failed logins per client address within `window` before further attempts get 429.
+    /// Longest wait.
+    pub backoff_cap: Duration,
+    /// Failures from one address, over all accounts, before that address backs off too.
     pub per_address: u32,
+    /// A count is forgotten once this long has passed since its last failure and its wait ended.
     pub window: Duration,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         LoginLimits {
-            per_account: 5,
+            backoff_cap: Duration::from_secs(5 * 60),
             per_address: 20,
             window: Duration::from_secs(15 * 60),
         }
@@ -110,7 +133,9 @@ impl fmt::Debug for ApiConfig {
             .field("session_max_age", &self.session_max_age)
             .field("idle_timeout", &self.idle_timeout)
             .field("login_limits", &self.login_limits)
-            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_concurrent_hashes", &self.max_concurrent_hashes)
+            .field("node_secret", &self.node_secret.is_some())
             .field("max_db_connections", &self.max_db_connections)
             .finish()
     }
@@ -118,7 +143,8 @@ impl fmt::Debug for ApiConfig {
 
 impl ApiConfig {
     /// Defaults: SQLite in `data_dir`, 5 min join grace, 4 h maximum booking, 12 h publish
-    /// tokens, 15 min access tokens, 12 h sessions, 30 min idle timeout. Reads no environment.
+    /// tokens, 15 min access tokens, 12 h sessions, 30 min idle timeout, no trusted proxy, 4
+    /// password hashes at once, no node secret. Reads no environment.
     pub fn new(data_dir: PathBuf, public_url: String) -> Self {
         ApiConfig {
             data_dir,
@@ -133,15 +159,18 @@ impl ApiConfig {
             session_max_age: Duration::from_secs(12 * 3600),
             idle_timeout: Duration::from_secs(30 * 60),
             login_limits: LoginLimits::default(),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            max_concurrent_hashes: 4,
+            node_secret: None,
             max_db_connections: 10,
             clock: Clock::system(),
         }
     }
 
-    /// [`ApiConfig::new`] plus [`ENV_DATABASE_URL`], [`ENV_JWT_PRIVATE_KEY_PEM`] and the
-    /// bootstrap admin variables. Empty variables count as unset.
-    pub fn from_env(data_dir: PathBuf, public_url: String) -> Self {
+    /// [`ApiConfig::new`] plus [`ENV_DATABASE_URL`], [`ENV_JWT_PRIVATE_KEY_PEM`], the
+    /// bootstrap admin variables, [`ENV_NODE_SECRET`] and [`ENV_TRUSTED_PROXIES`]. Empty
+    /// variables count as unset. Fails on a malformed proxy list or a short node secret.
+    pub fn from_env(data_dir: PathBuf, public_url: String) -> Result<Self, ApiError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut config = Self::new(data_dir, public_url);
         config.database_url = var(ENV_DATABASE_URL);
@@ -155,7 +184,30 @@ impl ApiConfig {
                     .unwrap_or_else(|| "Administrator".to_string()),
             });
         }
-        config
+        config.node_secret = var(ENV_NODE_SECRET);
+        if let Some(list) = var(ENV_TRUSTED_PROXIES) {
+            config.trusted_proxies = IpNet::parse_list(&list)
+                .map_err(|e| ApiError::Config(format!("{ENV_TRUSTED_PROXIES}: {e}")))?;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Settings that cannot work, refused before anything starts.
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        if let Some(secret) = &self.node_secret {
+            if secret.trim().len() < MIN_NODE_SECRET_LEN {
+                return Err(ApiError::Config(format!(
+                    "{ENV_NODE_SECRET} must be at least {MIN_NODE_SECRET_LEN} characters"
+                )));
+            }
+        }
+        if self.max_concurrent_hashes == 0 {
+            return Err(ApiError::Config(
+                "max_concurrent_hashes must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// "sqlite" or "postgres", for logs (never the URL, which may hold a password).
@@ -194,8 +246,12 @@ mod tests {
             display_name: "Root".into(),
             password: "hunter2hunter2".into(),
         });
+        c.node_secret = Some("hunter2-node-secret".into());
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres"));
+        assert!(c.check().is_ok());
+        c.node_secret = Some("short".into());
+        assert!(matches!(c.check(), Err(ApiError::Config(_))));
     }
 }

@@ -189,12 +189,20 @@ impl From<QueryRejection> for ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn server_errors_hide_their_detail() {
+    #[tokio::test]
+    async fn server_errors_hide_their_detail() {
         let e = ApiError::internal("SELECT * FROM users exploded");
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let response = e.into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "internal", "message": "internal error"})
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - joining opens `join_grace` before the start and closes at the end;
 //! - `can_control` only for the booking's doctor and only once the slot has started. During the
 //!   grace period a back-to-back predecessor may still be driving, so the doctor joins without
-//!   control and joins again at the start to get it;
+//!   control and joins again at the start to get it. Never after an administrator revoked the
+//!   lease during the booking: driving again takes a new booking;
 //! - the token expires at the slot's end, never later.
 //!
 //! Not here: the token format and signature (`bedside_proto::join_token`), lease handling (SFU).
@@ -79,7 +80,10 @@ pub fn decide(
         )));
     }
     let (role, can_control) = match participation {
-        Participation::Doctor => (Role::Doctor, now >= booking.starts_at),
+        Participation::Doctor => (
+            Role::Doctor,
+            now >= booking.starts_at && booking.control_revoked_at.is_none(),
+        ),
         Participation::Invited(InvitationRole::Consultant) => (Role::Doctor, false),
         Participation::Invited(InvitationRole::Observer) => (Role::Observer, false),
     };
@@ -168,6 +172,7 @@ mod tests {
                     role: InvitationRole::Observer,
                 },
             ],
+            control_revoked_at: None,
         };
         (b, doctor, consultant, observer)
     }
@@ -209,6 +214,11 @@ mod tests {
             decide(&b, Uuid::new_v4(), started, grace),
             Err(ApiError::Forbidden(_))
         ));
+        let mut revoked = b.clone();
+        revoked.control_revoked_at = Some(started);
+        let g = decide(&revoked, doctor, last_second, grace).unwrap();
+        assert_eq!((g.role, g.can_control), (Role::Doctor, false), "revoked");
+
         let mut cancelled = b.clone();
         cancelled.status = BookingStatus::Cancelled;
         assert!(matches!(

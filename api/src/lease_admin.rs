@@ -1,57 +1,77 @@
-//! Administrators taking the control lease away from whoever holds it in a robot's room.
+//! Administrators taking the control lease away in a robot's room.
 //!
-//! The lease lives in the SFU; the API only decides who may ask (admins) and records that they
-//! did. The binary connects the two with `Api::set_lease_revoker`: a callback into the media
-//! plane, so `api` keeps no dependency on `sfu`.
+//! The lease lives in the media plane; the API decides who may ask (admins), records it, and
+//! tells the media nodes through the node channel: the booking in its slot now loses control
+//! for good (a deny entry of scope `control` on it, and a mark on the booking so that `/join`
+//! mints no control for it again: its doctor needs a new booking to drive), and whoever holds
+//! the lease loses it (`RevokeLease`). It answers the same whether or not a media node is
+//! connected: the deny entry waits for the node in the database.
 //!
-//! Not here: the lease rules themselves (`bedside_sfu::lease`).
+//! Not here: the lease rules themselves (`bedside_sfu::lease`), delivering commands
+//! (`node_hub`).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
+use bedside_proto::node::{DenyScope, DenyTarget, NodeCommand, RevokeReason};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::AuditSink;
 use crate::error::ApiError;
 use crate::model::Actor;
+use crate::node_hub::NodeHub;
 use crate::store::Store;
-
-/// Asks the media plane to revoke the lease in a room; resolves to false if the room has no
-/// sessions on this node.
-pub type LeaseRevoker =
-    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 pub const LEASE_REVOKED: &str = "room.lease_revoked_by_admin";
 
-/// Revoke the lease in `robot`'s room on behalf of `actor` (an admin). `revoker` is `None`
-/// when this process runs no media plane.
+/// What a revoke did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LeaseRevoked {
+    /// The room (robot id).
+    pub room: String,
+    /// The booking in its slot now, whose control was withdrawn; absent if there was none.
+    pub booking: Option<Uuid>,
+}
+
+/// Revoke the lease in `robot`'s room on behalf of `actor` (an admin).
 pub(crate) async fn revoke(
     store: &Store,
     audit: &AuditSink,
-    revoker: Option<&LeaseRevoker>,
+    hub: &NodeHub,
+    now: DateTime<Utc>,
     actor: &Actor,
     robot: Uuid,
-) -> Result<(), ApiError> {
-    let Some(revoker) = revoker else {
-        return Err(ApiError::Conflict {
-            code: "media_unavailable",
-            message: "this API process runs no media plane".into(),
-        });
-    };
+) -> Result<LeaseRevoked, ApiError> {
     if store.robot_by_id(robot).await?.is_none() {
         return Err(ApiError::NotFound("robot"));
     }
-    if !revoker(robot.to_string()).await {
-        return Err(ApiError::NotFound("nobody is in this robot's room"));
+    let room = robot.to_string();
+    let booking = store.booking_in_slot(robot, now).await?;
+    if let Some(b) = &booking {
+        // Control first: the holder must not be able to take the lease straight back.
+        store.set_control_revoked(b.id, now).await?;
+        hub.deny(
+            DenyTarget::Booking {
+                booking: b.id.to_string(),
+            },
+            DenyScope::Control,
+            None,
+            b.ends_at,
+            RevokeReason::ControlRevoked,
+        )
+        .await?;
     }
+    hub.publish(NodeCommand::RevokeLease { room: room.clone() })
+        .await?;
+    let booking = booking.map(|b| b.id);
     tracing::info!(robot = %robot, "lease revoked by an administrator");
     audit
         .record(
             LEASE_REVOKED,
             Some(actor.user.id),
             Some(robot),
-            serde_json::json!({}),
+            serde_json::json!({ "booking": booking }),
         )
-        .await
+        .await?;
+    Ok(LeaseRevoked { room, booking })
 }

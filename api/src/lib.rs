@@ -3,10 +3,13 @@
 //! It owns users and their sessions, robots and their credentials, bookings and invitations, the
 //! join tokens that admit people to a room, and the append-only audit log. The media plane
 //! (`bedside-sfu`) never calls into this crate: it verifies join tokens with the public key from
-//! [`Api::jwks`] and reports room events back through an [`AuditSink`].
+//! [`Api::jwks`], follows the API's commands (deny entries, lease revokes) and reports room
+//! events back through the one channel between them, [`NodeHub`] (in one process directly, apart
+//! over `/internal/node/*`).
 //!
 //! Layers, outside in: `http` (routes and handlers, reading the composition root [`Api`]) ->
-//! domain modules (`auth`, `users`, `robots`, `booking`, `join`, `audit`, `lease_admin`), which
+//! domain modules (`auth`, `users`, `robots`, `booking`, `join`, `roster`, `audit`,
+//! `lease_admin`, `node_hub`, `ratelimit`), which
 //! take the store, the clock's "now", the actor and whatever else they need as arguments ->
 //! `store` (the only place with SQL; SQLite or PostgreSQL). All of them share the plain types
 //! in `model`, which depends on none of them. No module depends on one that depends on it.
@@ -22,17 +25,24 @@ mod clock;
 mod config;
 mod error;
 mod http;
+mod instants;
 mod join;
 mod keys;
 mod lease_admin;
 mod model;
+mod node_hub;
 mod openapi;
 mod password;
+mod proxy;
 mod ratelimit;
 mod robots;
+mod roster;
 mod secret;
 mod store;
 mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use api::{create_admin, Api};
 pub use audit::{AuditPage, AuditSink};
@@ -40,12 +50,16 @@ pub use auth::TokenResponse;
 pub use clock::Clock;
 pub use config::{
     ApiConfig, BootstrapAdmin, LoginLimits, ENV_ADMIN_DISPLAY_NAME, ENV_ADMIN_PASSWORD,
-    ENV_ADMIN_USERNAME, ENV_DATABASE_URL, ENV_JWT_PRIVATE_KEY_PEM,
+    ENV_ADMIN_USERNAME, ENV_DATABASE_URL, ENV_JWT_PRIVATE_KEY_PEM, ENV_NODE_SECRET,
+    ENV_TRUSTED_PROXIES, MIN_NODE_SECRET_LEN,
 };
 pub use error::{ApiError, ConflictSlot, ErrorBody};
 pub use join::JoinResponse;
-pub use lease_admin::LeaseRevoker;
+pub use lease_admin::LeaseRevoked;
 pub use model::{
     AuditEntry, Booking, BookingStatus, Invitation, InvitationRole, Robot, User, UserRole,
 };
+pub use node_hub::NodeHub;
+pub use proxy::IpNet;
 pub use robots::PublishTokenResponse;
+pub use roster::{RosterEntry, RosterRole};

@@ -1,232 +1,182 @@
-//! The failed-login limiter: a plain data structure fed login attempts and asked "may this
-//! attempt go ahead, and if not, for how long must the client wait".
+//! Failed-login back-off: may this login attempt go ahead, and if not, how long must the client
+//! wait.
 //!
-//! Counts are kept in memory per process (see [`crate::LoginLimits`]). Keys are digests, so no
-//! username sits in memory as plain text longer than a request. An unknown client address (the
-//! server was not started with connect info) skips the per-address limit rather than putting
-//! every client in one bucket that anyone could fill. Not here: the login flow
-//! (`auth`) or where the client address comes from (`http::extract`).
+//! Each attempt counts against two keys: the (account, client address) pair, and the address
+//! alone. After the n-th failure in a row a key waits 2^(n - free - 1) seconds (1, 2, 4, ... up
+//! to `backoff_cap`), where `free` is 0 for a pair and `per_address` for an address: a pair
+//! backs off from its first failure, an address only once it has failed across many accounts.
+//! A key waiting refuses every attempt (429) without checking the password; once the wait is
+//! over the right password works and clears the pair. There is no lock-out, so nobody can lock
+//! a doctor out of their account from elsewhere. Counts live in the database (shared by API
+//! replicas) under digests of the keys, and are forgotten `window` after their last failure and
+//! their last wait ended. An attempt is counted as a failure before its password is checked, so
+//! parallel guesses cannot all slip through, and forgiven if it was right.
+//!
+//! An unknown client address (the server was not started with connect info) counts the pair as
+//! (account, unknown) and skips the address key. Not here: the login flow (`auth`) or where the
+//! client address comes from (`proxy`, `http::extract`).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::LoginLimits;
+use crate::error::ApiError;
 use crate::secret;
+use crate::store::Store;
 
-/// Past this many tracked keys, expired ones are swept on the next failure.
-const SWEEP_AT: usize = 10_000;
-
-pub struct LoginLimiter {
-    limits: LoginLimits,
-    failures: HashMap<String, VecDeque<DateTime<Utc>>>,
+/// A key one login counts against, and the failures it may have before waiting.
+struct Key {
+    digest: String,
+    free: i64,
 }
 
-impl LoginLimiter {
-    pub fn new(limits: LoginLimits) -> Self {
-        LoginLimiter {
-            limits,
-            failures: HashMap::new(),
-        }
-    }
+/// The keys a login counted against, to forgive if its password was right.
+pub(crate) struct Counted {
+    pair: String,
+    address: Option<String>,
+}
 
-    /// May a login attempt go ahead? If so it is counted as a failure straight away (and
-    /// forgiven by [`LoginLimiter::succeeded`]), so parallel guesses cannot all slip past the
-    /// check while their passwords are being verified. `Err(seconds)` to wait otherwise.
-    pub fn try_attempt(
-        &mut self,
-        account: &str,
-        address: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), u64> {
-        let a = self.retry_after(&account_key(account), self.limits.per_account, now);
-        let b = match address {
-            Some(addr) => self.retry_after(&address_key(addr), self.limits.per_address, now),
-            None => 0,
-        };
-        match a.max(b) {
-            0 => {
-                self.record(account, address, now);
-                Ok(())
-            }
-            secs => Err(secs),
-        }
-    }
+fn keys(limits: &LoginLimits, account: &str, address: Option<&str>) -> Vec<Key> {
+    let pair = Key {
+        digest: secret::digest(&format!("pair\n{account}\n{}", address.unwrap_or("-"))),
+        free: 0,
+    };
+    let by_address = address.map(|a| Key {
+        digest: secret::digest(&format!("address\n{a}")),
+        free: i64::from(limits.per_address),
+    });
+    std::iter::once(pair).chain(by_address).collect()
+}
 
-    /// The attempt made at `at` had the right password: the account's count is cleared, and the
-    /// address's count loses that one attempt (the address may still be guessing elsewhere).
-    pub fn succeeded(&mut self, account: &str, address: Option<&str>, at: DateTime<Utc>) {
-        self.failures.remove(&account_key(account));
-        let Some(address) = address else { return };
-        let key = address_key(address);
-        if let Some(times) = self.failures.get_mut(&key) {
-            if let Some(i) = times.iter().rposition(|t| *t == at) {
-                times.remove(i);
-            }
-            if times.is_empty() {
-                self.failures.remove(&key);
-            }
-        }
+/// How long a key with `failures` failures waits (0 while within `free`).
+pub(crate) fn backoff(failures: i64, free: i64, cap: Duration) -> chrono::Duration {
+    let over = failures - free;
+    if over <= 0 {
+        return chrono::Duration::zero();
     }
+    let secs = 1u64
+        .checked_shl(u32::try_from(over - 1).unwrap_or(u32::MAX))
+        .unwrap_or(u64::MAX)
+        .min(cap.as_secs().max(1));
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+}
 
-    fn record(&mut self, account: &str, address: Option<&str>, now: DateTime<Utc>) {
-        if self.failures.len() >= SWEEP_AT {
-            let window = self.window();
-            self.failures
-                .retain(|_, times| times.back().is_some_and(|t| *t + window > now));
-        }
-        let keys = [Some(account_key(account)), address.map(address_key)];
-        for key in keys.into_iter().flatten() {
-            let times = self.failures.entry(key).or_default();
-            times.push_back(now);
-            // Never keep more entries than the larger limit needs.
-            let cap = self.limits.per_account.max(self.limits.per_address) as usize;
-            while times.len() > cap.max(1) {
-                times.pop_front();
+/// Seconds until `t` (at least 1), for `Retry-After`.
+fn wait_secs(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    let ms = (t - now).num_milliseconds().max(1);
+    (ms as u64).div_ceil(1000)
+}
+
+/// May this attempt go ahead? If so it is counted as a failure on each key now; call
+/// [`succeeded`] if the password was right. `Err(RateLimited)` with the wait otherwise.
+///
+/// Checked, then counted: attempts made at the same moment may all pass the check, but each is
+/// counted, and one counted while the key was already waiting (another of them failed first)
+/// is refused after all.
+pub(crate) async fn admit(
+    store: &Store,
+    limits: &LoginLimits,
+    account: &str,
+    address: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Counted, ApiError> {
+    let keys = keys(limits, account, address);
+    let refuse = |until: DateTime<Utc>| {
+        let retry_after_secs = wait_secs(until, now);
+        tracing::warn!(retry_after_secs, "login refused by back-off");
+        ApiError::RateLimited { retry_after_secs }
+    };
+    for key in &keys {
+        if let Some(t) = store.throttle(&key.digest).await? {
+            if t.blocked_until > now {
+                return Err(refuse(t.blocked_until));
             }
         }
     }
-
-    fn window(&self) -> chrono::Duration {
-        to_chrono(self.limits.window)
-    }
-
-    fn retry_after(&mut self, key: &str, limit: u32, now: DateTime<Utc>) -> u64 {
-        let window = self.window();
-        let Some(times) = self.failures.get_mut(key) else {
-            return 0;
-        };
-        while times.front().is_some_and(|t| *t + window <= now) {
-            times.pop_front();
+    let window = chrono::Duration::from_std(limits.window).unwrap_or(chrono::Duration::MAX);
+    let forget_before = now
+        .checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let mut waiting = None;
+    for key in &keys {
+        let counted = store.count_failure(&key.digest, now, forget_before).await?;
+        if counted.blocked_until > now {
+            waiting = waiting.max(Some(counted.blocked_until));
         }
-        if times.is_empty() {
-            self.failures.remove(key);
-            return 0;
+        let wait = backoff(counted.failures, key.free, limits.backoff_cap);
+        if wait > chrono::Duration::zero() {
+            store.extend_wait(&key.digest, now + wait).await?;
         }
-        if (times.len() as u64) < u64::from(limit) {
-            return 0;
-        }
-        // The attempt may go ahead once enough failures have aged out to be under the limit.
-        let release_index = times.len() - limit as usize;
-        let release_at = times[release_index] + window;
-        let ms = (release_at - now).num_milliseconds().max(1);
-        (ms as u64).div_ceil(1000)
     }
-}
-
-/// The one [`LoginLimiter`] of a process, shared by its requests.
-pub struct SharedLimiter(Mutex<LoginLimiter>);
-
-impl SharedLimiter {
-    pub fn new(limits: LoginLimits) -> Self {
-        SharedLimiter(Mutex::new(LoginLimiter::new(limits)))
+    if let Some(until) = waiting {
+        return Err(refuse(until));
     }
+    let mut digests = keys.into_iter().map(|k| k.digest);
+    Ok(Counted {
+        pair: digests.next().unwrap_or_default(),
+        address: digests.next(),
+    })
+}
 
-    pub fn lock(&self) -> MutexGuard<'_, LoginLimiter> {
-        // A panic while holding this lock leaves only counters behind; keep using them.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The counted attempt had the right password: the pair starts over, and the address loses
+/// that one failure (it may still be guessing at other accounts).
+pub(crate) async fn succeeded(store: &Store, counted: &Counted) -> Result<(), ApiError> {
+    store.delete_throttle(&counted.pair).await?;
+    if let Some(address) = &counted.address {
+        store.forgive_throttle(address).await?;
     }
+    Ok(())
 }
 
-fn account_key(account: &str) -> String {
-    format!("a:{}", secret::digest(account))
-}
-
-fn address_key(address: &str) -> String {
-    format!("n:{address}")
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// Forget counts quiet for longer than the window.
+pub(crate) async fn purge(
+    store: &Store,
+    limits: &LoginLimits,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let window = chrono::Duration::from_std(limits.window).unwrap_or(chrono::Duration::MAX);
+    if let Some(cutoff) = now.checked_sub_signed(window) {
+        store.purge_throttle(cutoff).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn limiter() -> LoginLimiter {
-        LoginLimiter::new(LoginLimits {
-            per_account: 3,
-            per_address: 5,
-            window: Duration::from_secs(60),
-        })
+    fn limits() -> LoginLimits {
+        LoginLimits {
+            backoff_cap: Duration::from_secs(60),
+            per_address: 3,
+            window: Duration::from_secs(600),
+        }
     }
 
     #[test]
-    fn account_limit_then_release_after_window() {
-        let mut l = limiter();
-        let t0 = Utc::now();
-        for i in 0..3 {
-            assert!(
-                l.try_attempt("alice", Some("10.0.0.1"), t0).is_ok(),
-                "attempt {i}"
-            );
-        }
-        assert_eq!(l.try_attempt("alice", Some("10.0.0.2"), t0), Err(60));
-        assert_eq!(
-            l.try_attempt(
-                "alice",
-                Some("10.0.0.2"),
-                t0 + chrono::Duration::seconds(59)
-            ),
-            Err(1)
+    fn waits_double_up_to_the_cap() {
+        let cap = Duration::from_secs(60);
+        let waits: Vec<i64> = (0..10).map(|n| backoff(n, 0, cap).num_seconds()).collect();
+        assert_eq!(waits, vec![0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(3, 3, cap).num_seconds(), 0, "within the free ones");
+        assert_eq!(backoff(4, 3, cap).num_seconds(), 1);
+        assert_eq!(backoff(i64::MAX, 0, cap).num_seconds(), 60, "no overflow");
+    }
+
+    #[test]
+    fn keys_are_digests_and_the_address_is_optional() {
+        let l = limits();
+        let with = keys(&l, "alice", Some("10.0.0.1"));
+        assert_eq!(with.len(), 2);
+        assert!(with
+            .iter()
+            .all(|k| !k.digest.contains("alice") && !k.digest.contains("10.0")));
+        assert_eq!((with[0].free, with[1].free), (0, 3));
+        assert_ne!(
+            with[0].digest,
+            keys(&l, "alice", Some("10.0.0.2"))[0].digest
         );
-        assert!(l.try_attempt("bob", Some("10.0.0.2"), t0).is_ok());
-        assert!(l
-            .try_attempt(
-                "alice",
-                Some("10.0.0.2"),
-                t0 + chrono::Duration::seconds(60)
-            )
-            .is_ok());
-    }
-
-    #[test]
-    fn address_limit_spans_accounts() {
-        let mut l = limiter();
-        let t0 = Utc::now();
-        for name in ["a", "b", "c", "d", "e"] {
-            assert!(l.try_attempt(name, Some("10.0.0.9"), t0).is_ok());
-        }
-        assert!(l.try_attempt("f", Some("10.0.0.9"), t0).is_err());
-        assert!(l.try_attempt("f", Some("10.0.0.8"), t0).is_ok());
-    }
-
-    #[test]
-    fn success_forgives_its_own_attempt() {
-        let mut l = limiter();
-        let t0 = Utc::now();
-        for _ in 0..2 {
-            assert!(l.try_attempt("alice", Some("10.0.0.1"), t0).is_ok());
-        }
-        let t1 = t0 + chrono::Duration::seconds(1);
-        assert!(l.try_attempt("alice", Some("10.0.0.1"), t1).is_ok());
-        l.succeeded("alice", Some("10.0.0.1"), t1);
-        // Account cleared; the address keeps the two real failures only.
-        for _ in 0..3 {
-            assert!(l.try_attempt("alice", Some("10.0.0.1"), t1).is_ok());
-        }
-        assert!(l.try_attempt("alice", Some("10.0.0.1"), t1).is_err());
-        assert!(
-            l.try_attempt("zed", Some("10.0.0.1"), t1).is_err(),
-            "address at 5"
-        );
-    }
-
-    #[test]
-    fn unknown_address_counts_per_account_only() {
-        let mut l = limiter();
-        let t0 = Utc::now();
-        for name in ["a", "b", "c", "d", "e", "f", "g"] {
-            assert!(l.try_attempt(name, None, t0).is_ok(), "{name}");
-        }
-        for _ in 0..2 {
-            assert!(l.try_attempt("a", None, t0).is_ok());
-        }
-        assert!(l.try_attempt("a", None, t0).is_err());
+        assert_eq!(keys(&l, "alice", None).len(), 1);
     }
 }

@@ -1,9 +1,12 @@
 //! Robots: registering them, their credentials (random, shown once, stored as a digest,
 //! rotatable), the publish token a robot gets with its credential, and its busy slots.
 //!
-//! A robot's id is also its room id. Not here: what a robot may do in a room (the SFU), bookings
+//! Rotating a credential also revokes the publish tokens the old one got (a deny entry on the
+//! robot's subject, cut at this second): a leaked credential's tokens can neither publish nor
+//! take the room from the robot. A robot's id is also its room id. Not here: what a robot may do in a room (the SFU), bookings
 //! (`booking`).
 
+use bedside_proto::node::{DenyScope, DenyTarget, RevokeReason};
 use bedside_proto::{Claims, Role, TokenSigner};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,8 +16,10 @@ use uuid::Uuid;
 use crate::audit::{kinds, AuditSink};
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::instants;
 use crate::keys::{sign, unix};
 use crate::model::{Actor, BookingFilter, BookingStatus, Robot};
+use crate::node_hub::NodeHub;
 use crate::secret::{self, ROBOT_PREFIX};
 use crate::store::Store;
 
@@ -112,9 +117,13 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<Robot>, ApiError> {
     store.list_robots().await
 }
 
+/// A new credential for robot `id`; the old one and every publish token it got stop working.
 pub(crate) async fn rotate_credential(
     store: &Store,
     audit: &AuditSink,
+    hub: &NodeHub,
+    config: &ApiConfig,
+    now: DateTime<Utc>,
     actor: &Actor,
     id: Uuid,
 ) -> Result<String, ApiError> {
@@ -125,6 +134,18 @@ pub(crate) async fn rotate_credential(
     {
         return Err(ApiError::NotFound("robot"));
     }
+    let ttl = chrono::Duration::from_std(config.publish_token_ttl)
+        .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
+    hub.deny(
+        DenyTarget::Subject {
+            sub: id.to_string(),
+        },
+        DenyScope::Access,
+        Some(now),
+        now + ttl,
+        RevokeReason::CredentialRotated,
+    )
+    .await?;
     audit
         .record(
             kinds::ROBOT_CREDENTIAL_ROTATED,
@@ -137,6 +158,22 @@ pub(crate) async fn rotate_credential(
     Ok(credential)
 }
 
+/// Is `credential` robot `id`'s? `Err(401)` if not, or if there is no such robot.
+pub(crate) async fn check_credential(
+    store: &Store,
+    id: Uuid,
+    credential: &str,
+) -> Result<(), ApiError> {
+    let refused = ApiError::Unauthenticated("unknown robot or wrong credential");
+    let Some(hash) = store.robot_credential_hash(id).await? else {
+        return Err(refused);
+    };
+    if !secret::matches(credential, &hash) {
+        return Err(refused);
+    }
+    Ok(())
+}
+
 /// The robot's own token for publishing to its room (role `robot`).
 pub(crate) async fn publish_token(
     store: &Store,
@@ -147,13 +184,7 @@ pub(crate) async fn publish_token(
     id: Uuid,
     credential: &str,
 ) -> Result<PublishTokenResponse, ApiError> {
-    let refused = ApiError::Unauthenticated("unknown robot or wrong credential");
-    let Some(hash) = store.robot_credential_hash(id).await? else {
-        return Err(refused);
-    };
-    if !secret::matches(credential, &hash) {
-        return Err(refused);
-    }
+    check_credential(store, id, credential).await?;
     let ttl = chrono::Duration::from_std(config.publish_token_ttl)
         .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
     let expires_at = now + ttl;
@@ -196,8 +227,13 @@ pub(crate) async fn busy_slots(
     if store.robot_by_id(id).await?.is_none() {
         return Err(ApiError::NotFound("robot"));
     }
-    let from = q.from.unwrap_or(now);
-    let to = q.to.unwrap_or(from + chrono::Duration::days(7));
+    let from = instants::query("from", q.from)?.unwrap_or(now);
+    let to = match instants::query("to", q.to)? {
+        Some(to) => to,
+        None => from
+            .checked_add_signed(chrono::Duration::days(7))
+            .ok_or_else(|| ApiError::BadRequest("from is too late".into()))?,
+    };
     if to <= from || to - from > chrono::Duration::days(62) {
         return Err(ApiError::validation(
             "to must be after from, and at most 62 days later",

@@ -1,18 +1,26 @@
-//! Users: the rules for usernames, display names and passwords, creating users and listing them
-//! for those allowed to see them.
+//! Users: the rules for usernames, display names and passwords, creating users, listing them
+//! for those allowed to see them, and disabling and enabling them.
+//!
+//! Disabling a user takes everything away at once: they cannot log in, their sessions end (their
+//! next API call answers 401), and the media nodes refuse their join tokens and end their live
+//! sessions (a deny entry on their subject, cut at this second, so tokens issued after they are
+//! enabled again pass).
 //!
 //! Not here: the `User` type and its roles (`model`), sessions and login (`auth`), HTTP
 //! (`http::users`), SQL (`store`).
 
+use bedside_proto::node::{DenyScope, DenyTarget, RevokeReason};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::audit::kinds;
+use crate::audit::{kinds, AuditSink};
+use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::model::{Actor, NewAuditEntry, User, UserRole};
-use crate::password;
+use crate::node_hub::NodeHub;
+use crate::password::{self, Hasher};
 use crate::store::Store;
 
 /// A user in a listing. Doctors (choosing whom to invite) get no usernames.
@@ -23,6 +31,9 @@ pub struct UserListItem {
     pub username: Option<String>,
     pub display_name: String,
     pub role: UserRole,
+    /// Admins only: the user is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
 }
 
 #[derive(Clone, Deserialize, ToSchema)]
@@ -67,6 +78,7 @@ pub(crate) fn validate_display_name(raw: &str) -> Result<String, ApiError> {
 /// this without a server.
 pub(crate) async fn create(
     store: &Store,
+    hasher: &Hasher,
     now: DateTime<Utc>,
     actor: Option<Uuid>,
     new: NewUser,
@@ -74,7 +86,7 @@ pub(crate) async fn create(
     let username = normalize_username(&new.username)?;
     let display_name = validate_display_name(&new.display_name)?;
     password::validate(&new.password)?;
-    let hash = password::hash(new.password).await?;
+    let hash = hasher.hash(new.password).await?;
     let user = User {
         id: Uuid::new_v4(),
         username,
@@ -115,14 +127,89 @@ pub(crate) async fn list(
     let users = store.list_users(role).await?;
     Ok(users
         .into_iter()
-        .filter(|u| admin || u.role != UserRole::Admin)
-        .map(|u| UserListItem {
-            id: u.id,
-            username: admin.then_some(u.username),
-            display_name: u.display_name,
-            role: u.role,
-        })
+        .filter(|(u, disabled)| admin || (u.role != UserRole::Admin && !disabled))
+        .map(|(u, disabled)| item(u, disabled, admin))
         .collect())
+}
+
+fn item(u: User, disabled: bool, admin: bool) -> UserListItem {
+    UserListItem {
+        id: u.id,
+        username: admin.then_some(u.username),
+        display_name: u.display_name,
+        role: u.role,
+        disabled: admin.then_some(disabled),
+    }
+}
+
+/// What disabling or enabling a user needs besides the user.
+pub(crate) struct Authority<'a> {
+    pub store: &'a Store,
+    pub audit: &'a AuditSink,
+    pub hub: &'a NodeHub,
+    pub config: &'a ApiConfig,
+    pub now: DateTime<Utc>,
+}
+
+/// An admin disables (`disabled`) or enables user `id`. Admins cannot disable themselves.
+/// Repeating either is harmless (disabling again cuts the deny at the new second).
+pub(crate) async fn set_disabled(
+    cx: Authority<'_>,
+    actor: &Actor,
+    id: Uuid,
+    disabled: bool,
+) -> Result<UserListItem, ApiError> {
+    let Authority {
+        store,
+        audit,
+        hub,
+        config,
+        now,
+    } = cx;
+    if disabled && id == actor.user.id {
+        return Err(ApiError::conflict(
+            "cannot_disable_self",
+            "administrators cannot disable their own account",
+        ));
+    }
+    let Some(user) = store.user_by_id(id).await? else {
+        return Err(ApiError::NotFound("user"));
+    };
+    store.set_user_disabled(id, disabled.then_some(now)).await?;
+    if disabled {
+        let ended = store.delete_user_sessions(id).await?;
+        // A join token lives until its booking's end: at most the grace before a slot plus the
+        // longest slot after it was issued.
+        let longest = chrono::Duration::from_std(config.join_grace + config.max_booking)
+            .map_err(|_| ApiError::Config("join_grace + max_booking is too large".into()))?;
+        hub.deny(
+            DenyTarget::Subject {
+                sub: id.to_string(),
+            },
+            DenyScope::Access,
+            Some(now),
+            now + longest,
+            RevokeReason::UserDisabled,
+        )
+        .await?;
+        tracing::info!(user = %id, sessions = ended, "user disabled");
+    } else {
+        tracing::info!(user = %id, "user enabled");
+    }
+    let kind = if disabled {
+        kinds::USER_DISABLED
+    } else {
+        kinds::USER_ENABLED
+    };
+    audit
+        .record(
+            kind,
+            Some(actor.user.id),
+            None,
+            serde_json::json!({ "user": id }),
+        )
+        .await?;
+    Ok(item(user, disabled, true))
 }
 
 #[cfg(test)]

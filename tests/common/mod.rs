@@ -401,6 +401,12 @@ impl ViewerHandle {
     pub fn events(&self) -> Vec<String> {
         self.log.events.lock().unwrap().clone()
     }
+
+    /// Send a control frame if the viewer's task still runs; whether it did. For tests in which
+    /// the server may already have ended the session.
+    pub fn try_send_control(&self, frame: Vec<u8>) -> bool {
+        self.outbox.send(Outgoing::Control(frame)).is_ok()
+    }
 }
 
 /// Connect a viewer (WHEP) and record what it receives until stopped.

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ClientAddr, CurrentUser, JsonBody};
 use crate::api::Api;
-use crate::auth::{self, Credentials, TokenResponse};
+use crate::auth::{self, Credentials, LoginContext, TokenResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::model::User;
 
@@ -39,8 +39,8 @@ pub(crate) struct RefreshRequest {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "Unknown username or wrong password (`invalid_credentials`)", body = ErrorBody),
-        (status = 429, description = "Too many failed logins for this account or address (`rate_limited`)", body = ErrorBody,
+        (status = 401, description = "Unknown username or wrong password (`invalid_credentials`); a disabled account (`unauthenticated`)", body = ErrorBody),
+        (status = 429, description = "Backing off after failed logins from this address, for this account or any (`rate_limited`)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 async fn login(
@@ -53,16 +53,14 @@ async fn login(
         password: req.password,
         client: client.as_deref(),
     };
-    auth::login(
-        api.store(),
-        api.audit(),
-        api.limiter(),
-        api.config(),
-        api.now(),
-        credentials,
-    )
-    .await
-    .map(Json)
+    let cx = LoginContext {
+        store: api.store(),
+        audit: api.audit(),
+        hasher: api.hasher(),
+        config: api.config(),
+        now: api.now(),
+    };
+    auth::login(cx, credentials).await.map(Json)
 }
 
 /// Exchange a refresh token for a new token pair. Each refresh token works once.

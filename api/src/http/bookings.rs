@@ -97,7 +97,7 @@ async fn cancel_booking(
     CurrentUser(actor): CurrentUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<Booking>, ApiError> {
-    booking::cancel(api.store(), api.audit(), api.now(), &actor, id)
+    booking::cancel(api.store(), api.audit(), api.hub(), api.now(), &actor, id)
         .await
         .map(Json)
 }
@@ -133,7 +133,16 @@ async fn uninvite(
     CurrentUser(actor): CurrentUser,
     PathParams((id, user_id)): PathParams<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    booking::uninvite(api.store(), api.audit(), api.now(), &actor, id, user_id).await?;
+    booking::uninvite(
+        api.store(),
+        api.audit(),
+        api.hub(),
+        api.now(),
+        &actor,
+        id,
+        user_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,13 @@
 //! Request extractors: JSON, path and query wrappers whose rejections use the JSON error shape,
-//! and the callers (a user with a role, a robot with its credential, the client address).
+//! and the callers (a user with a role, a robot with its credential, a media node with the node
+//! secret, the client address).
 //!
 //! Authentication and role checks run here, before the body is read, so an unauthorised caller
 //! gets 401/403 whatever it sent. Not here: what a role may do to a particular booking (the
 //! domain decides that).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
@@ -17,6 +18,8 @@ use crate::api::Api;
 use crate::auth;
 use crate::error::ApiError;
 use crate::model::{Actor, UserRole};
+use crate::proxy;
+use crate::secret;
 
 /// `axum::Json` with JSON error responses (400 for syntax, 422 for wrong fields or types).
 #[derive(FromRequest)]
@@ -100,30 +103,61 @@ impl FromRequestParts<Api> for RobotCredential {
     }
 }
 
-/// The client's IP address, for the login limiter; `None` if the server was started without
-/// connect info (`into_make_service_with_connect_info::<SocketAddr>()`).
+/// The robot itself (its credential, checked by the handler against the robot in the path) or a
+/// logged-in admin.
+pub enum RobotOrAdmin {
+    Robot(String),
+    Admin,
+}
+
+impl FromRequestParts<Api> for RobotOrAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        if let Some(credential) = credentials(parts, "Robot") {
+            return Ok(RobotOrAdmin::Robot(credential));
+        }
+        AdminUser::from_request_parts(parts, api).await?;
+        Ok(RobotOrAdmin::Admin)
+    }
+}
+
+/// A media node of this cluster: `Authorization: Bearer <node secret>`. Without a configured
+/// secret the node routes do not exist (404).
+pub struct MediaNode;
+
+impl FromRequestParts<Api> for MediaNode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Some(secret) = api.config().node_secret.as_deref() else {
+            return Err(ApiError::NotFound("route"));
+        };
+        let given =
+            credentials(parts, "Bearer").ok_or(ApiError::Unauthenticated("missing node secret"))?;
+        // Both sides hashed first, so the comparison takes the same time whatever the lengths.
+        if !secret::matches(&given, &secret::digest(secret)) {
+            tracing::warn!("node channel refused: wrong node secret");
+            return Err(ApiError::Unauthenticated("wrong node secret"));
+        }
+        Ok(MediaNode)
+    }
+}
+
+/// The client's IP address, for the login limiter and the audit log; `None` if the server was
+/// started without connect info (`into_make_service_with_connect_info::<SocketAddr>()`).
+/// `X-Forwarded-For` counts only when the peer is a trusted proxy (`crate::proxy`).
 pub struct ClientAddr(pub Option<String>);
 
 impl FromRequestParts<Api> for ClientAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Infallible> {
-        if api.config().trust_forwarded_for {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|first| first.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return Ok(ClientAddr(Some(ip.to_string())));
-            }
-        }
-        let direct = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        if direct.is_none() {
+            .map(|ConnectInfo(addr)| addr.ip());
+        if peer.is_none() {
             static WARNED: AtomicBool = AtomicBool::new(false);
             if !WARNED.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -131,6 +165,13 @@ impl FromRequestParts<Api> for ClientAddr {
                 );
             }
         }
-        Ok(ClientAddr(direct))
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let client = proxy::client_address(peer, &forwarded, &api.config().trusted_proxies);
+        Ok(ClientAddr(client.map(|ip| ip.to_string())))
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Handlers extract, call one domain function with what it needs from the [`Api`] (store, audit
 //! sink, clock, settings) and shape the answer; the routes are registered through `utoipa_axum`
-//! so the OpenAPI description is generated from the same list and cannot drift. The router is
+//! so the OpenAPI description is generated from the same list and cannot drift (all but the
+//! media nodes' `/internal/node/*`, which browsers never call). The router is
 //! built here, from an `Api`, so that `api` (the composition root) does not depend on this
 //! layer. Not here: rules (domain modules), SQL (`store`), serving sockets (the binary).
 
@@ -11,6 +12,7 @@ mod auth;
 mod bookings;
 pub(crate) mod extract;
 mod meta;
+mod node;
 mod robots;
 mod users;
 
@@ -74,6 +76,7 @@ fn router(api: Api) -> Router {
             "/api/{*rest}",
             any(|| async { ApiError::NotFound("route") }),
         )
+        .merge(node::routes())
         .layer(Extension(meta::OpenApiJson(Arc::new(document))))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(json_method_not_allowed))

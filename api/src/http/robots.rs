@@ -1,4 +1,5 @@
-//! HTTP handlers for robots: list, register, rotate a credential, get a publish token, busy slots.
+//! HTTP handlers for robots: list, register, rotate a credential, get a publish token, busy
+//! slots, the roster for the robot's screen, and an admin's lease revoke.
 //!
 //! Thin: extract, call the domain (`crate::robots`), shape the response. Not here: the rules.
 
@@ -9,14 +10,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{AdminUser, CurrentUser, JsonBody, PathParams, QueryParams, RobotCredential};
+use super::extract::{
+    AdminUser, CurrentUser, JsonBody, PathParams, QueryParams, RobotCredential, RobotOrAdmin,
+};
 use crate::api::Api;
 use crate::error::{ApiError, ErrorBody};
-use crate::lease_admin;
+use crate::lease_admin::{self, LeaseRevoked};
 use crate::model::Robot;
 use crate::robots::{
     self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, RobotCreated,
 };
+use crate::roster::{self, RosterEntry};
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
@@ -24,26 +28,54 @@ pub(super) fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rotate_credential))
         .routes(routes!(publish_token))
         .routes(routes!(busy))
+        .routes(routes!(roster))
         .routes(routes!(revoke_lease))
 }
 
-/// Take the control lease away from whoever holds it in the robot's room (admins). The robot
-/// gets a stop frame first, then everyone in the room hears `lease` with reason `revoked`.
+/// Take the control lease away in the robot's room (admins). The booking in its slot now loses
+/// control for good (its doctor needs a new booking to drive); whoever holds the lease loses it:
+/// the robot gets a stop frame first, then everyone in the room hears `lease` with reason
+/// `revoked`. Media nodes not connected now get it when they connect.
 #[utoipa::path(post, path = "/api/robots/{id}/lease/revoke", tag = "robots", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Robot id")),
     responses(
-        (status = 204, description = "Revoked (or nobody held it)"),
+        (status = 200, description = "Revoked (whether or not anybody held it)", body = LeaseRevoked),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "No such robot, or nobody in its room", body = ErrorBody),
-        (status = 409, description = "This process runs no media plane", body = ErrorBody),
+        (status = 404, description = "No such robot", body = ErrorBody),
     ))]
 async fn revoke_lease(
     State(api): State<Api>,
     AdminUser(actor): AdminUser,
     PathParams(id): PathParams<Uuid>,
-) -> Result<StatusCode, ApiError> {
-    lease_admin::revoke(api.store(), api.audit(), api.lease_revoker(), &actor, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Json<LeaseRevoked>, ApiError> {
+    lease_admin::revoke(api.store(), api.audit(), api.hub(), api.now(), &actor, id)
+        .await
+        .map(Json)
+}
+
+/// Who takes part in the booking on now, with display names, for the robot's own screen: the
+/// robot (`Authorization: Robot <credential>`) or an admin.
+#[utoipa::path(get, path = "/api/robots/{id}/roster", tag = "robots", security(("robot_credential" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")),
+    responses(
+        (status = 200, description = "The current booking's participants, its doctor first; empty if none is on", body = [RosterEntry]),
+        (status = 401, description = "Wrong credential, or not logged in", body = ErrorBody),
+        (status = 403, description = "Logged in but not an admin", body = ErrorBody),
+        (status = 404, description = "No such robot (admins)", body = ErrorBody),
+    ))]
+async fn roster(
+    State(api): State<Api>,
+    PathParams(id): PathParams<Uuid>,
+    caller: RobotOrAdmin,
+) -> Result<Json<Vec<RosterEntry>>, ApiError> {
+    if let RobotOrAdmin::Robot(credential) = &caller {
+        robots::check_credential(api.store(), id, credential).await?;
+    }
+    let grace = chrono::Duration::from_std(api.config().join_grace)
+        .map_err(|_| ApiError::Config("join_grace is too large".into()))?;
+    roster::roster(api.store(), api.now(), grace, id)
+        .await
+        .map(Json)
 }
 
 /// All robots (any logged-in user).
@@ -78,7 +110,8 @@ async fn create_robot(
     ))
 }
 
-/// Replace a robot's credential (admins); the old one stops working at once.
+/// Replace a robot's credential (admins); the old one stops working at once, and so do the
+/// publish tokens it got (the media nodes end the robot's session made with one).
 #[utoipa::path(post, path = "/api/robots/{id}/credential", tag = "robots", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Robot id")),
     responses(
@@ -90,7 +123,16 @@ async fn rotate_credential(
     AdminUser(actor): AdminUser,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<CredentialResponse>, ApiError> {
-    let credential = robots::rotate_credential(api.store(), api.audit(), &actor, id).await?;
+    let credential = robots::rotate_credential(
+        api.store(),
+        api.audit(),
+        api.hub(),
+        api.config(),
+        api.now(),
+        &actor,
+        id,
+    )
+    .await?;
     Ok(Json(CredentialResponse { credential }))
 }
 

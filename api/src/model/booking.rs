@@ -84,6 +84,10 @@ pub struct Booking {
     pub status: BookingStatus,
     pub note: Option<String>,
     pub invitations: Vec<Invitation>,
+    /// When an administrator revoked the lease during this booking: from then on its join
+    /// tokens carry no control (a new booking is needed to drive). Absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_revoked_at: Option<DateTime<Utc>>,
 }
 
 /// How a user takes part in a booking.

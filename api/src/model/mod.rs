@@ -7,6 +7,7 @@
 
 mod audit;
 mod booking;
+mod login;
 mod robot;
 mod session;
 mod user;
@@ -15,6 +16,7 @@ pub use audit::{AuditEntry, AuditFilter, NewAuditEntry};
 pub use booking::{
     Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, Participation,
 };
+pub use login::Throttle;
 pub use robot::Robot;
 pub use session::{Actor, SessionRecord};
 pub use user::{User, UserRole};

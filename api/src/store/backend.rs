@@ -109,6 +109,7 @@ pub(crate) trait Columns {
     fn id(&self, col: &str) -> Result<Uuid, ApiError>;
     fn opt_id(&self, col: &str) -> Result<Option<Uuid>, ApiError>;
     fn time(&self, col: &str) -> Result<DateTime<Utc>, ApiError>;
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, ApiError>;
     fn text(&self, col: &str) -> Result<String, ApiError>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, ApiError>;
     fn int(&self, col: &str) -> Result<i64, ApiError>;

@@ -17,7 +17,7 @@ use crate::model::{Booking, BookingFilter, BookingStatus, Invitation, Invitation
 fn with_invitations(chosen: &str) -> String {
     format!(
         "SELECT b.id, b.robot_id, b.doctor_id, b.starts_at, b.ends_at, b.status, b.note, \
-         i.user_id AS i_user_id, i.role AS i_role \
+         b.control_revoked_at, i.user_id AS i_user_id, i.role AS i_role \
          FROM ({chosen}) b LEFT JOIN invitations i ON i.booking_id = b.id \
          ORDER BY b.starts_at, b.id, i.created_at, i.user_id"
     )
@@ -33,6 +33,7 @@ fn booking_row(row: &dyn Columns) -> Result<(Booking, Option<Invitation>), ApiEr
         status: BookingStatus::from_db(&row.text("status")?)?,
         note: row.opt_text("note")?,
         invitations: Vec::new(),
+        control_revoked_at: row.opt_time("control_revoked_at")?,
     };
     let invitation = match row.opt_id("i_user_id")? {
         Some(user_id) => Some(Invitation {
@@ -118,6 +119,32 @@ impl Store {
         .bind(id)
         .bind(at);
         Ok(self.execute(s).await? == 1)
+    }
+
+    /// The live booking of `robot` whose slot contains `at`, if any (at most one: no overlaps).
+    pub async fn booking_in_slot(
+        &self,
+        robot: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Booking>, ApiError> {
+        let text = with_invitations(
+            "SELECT * FROM bookings WHERE robot_id = $1 AND status <> 'cancelled' \
+             AND starts_at <= $2 AND ends_at > $2",
+        );
+        let rows = self
+            .fetch_all(sql(&text).bind(robot).bind(at), booking_row)
+            .await?;
+        Ok(group(rows).pop())
+    }
+
+    /// Record that control was revoked during booking `id` (the first time counts).
+    pub async fn set_control_revoked(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), ApiError> {
+        let s = sql("UPDATE bookings SET control_revoked_at = $2 \
+             WHERE id = $1 AND control_revoked_at IS NULL")
+        .bind(id)
+        .bind(at);
+        self.execute(s).await?;
+        Ok(())
     }
 
     /// A repeated invitation is `Conflict { code: "already_invited" }`.

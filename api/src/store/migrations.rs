@@ -15,17 +15,31 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// (version, description, SQL), in order.
 type Steps = &'static [(i64, &'static str, &'static str)];
 
-pub const SQLITE: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)]);
+pub const SQLITE: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "authority",
+        include_str!("../../../migrations/sqlite/0002_authority.sql"),
+    ),
+]);
 
-pub const POSTGRES: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)]);
+pub const POSTGRES: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "authority",
+        include_str!("../../../migrations/postgres/0002_authority.sql"),
+    ),
+]);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Embedded(Steps);

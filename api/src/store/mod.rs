@@ -1,5 +1,6 @@
 //! Persistence: the only place with SQL. [`Store`] is the handle the rest of the crate holds;
-//! its operations (one file per table: `users`, `sessions`, `robots`, `bookings`, `audit_log`)
+//! its operations (one file per table or two: `users`, `sessions`, `robots`, `bookings`,
+//! `audit_log`, `node` (deny list and room latches), `login_throttle`)
 //! are written once, SQL text and row mapping shared by both databases.
 //!
 //! The databases differ in a few places only, and those make up the `backend::Backend` trait,
@@ -20,7 +21,9 @@ mod audit_log;
 mod backend;
 mod bookings;
 mod handle;
+mod login_throttle;
 mod migrations;
+mod node;
 mod postgres;
 mod robots;
 mod sessions;

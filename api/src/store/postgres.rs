@@ -153,6 +153,10 @@ impl Columns for PgRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        Ok(self.try_get(col)?)
+    }
+
     fn text(&self, col: &str) -> Result<String, ApiError> {
         Ok(self.try_get(col)?)
     }

@@ -1,4 +1,5 @@
-//! The `sessions` table: one row per login, tokens only as digests.
+//! The `sessions` table: one row per login, tokens only as digests. A disabled user's sessions
+//! are not found, whatever the tokens.
 //!
 //! Not here: when a session is over or how tokens rotate (`crate::auth`).
 
@@ -64,7 +65,8 @@ impl Store {
         let text = format!(
             "SELECT s.id AS s_id, s.user_id AS s_user_id, s.access_hash, s.refresh_hash, \
              s.created_at, s.last_seen_at, s.access_expires_at, s.expires_at, {USER_COLUMNS} \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE {column} = $1"
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE {column} = $1 AND u.disabled_at IS NULL"
         );
         self.fetch_optional(sql(&text).bind(hash), |row| Ok((session(row)?, user(row)?)))
             .await
@@ -101,6 +103,13 @@ impl Store {
         self.execute(sql("DELETE FROM sessions WHERE id = $1").bind(id))
             .await?;
         Ok(())
+    }
+
+    /// End every session of `user` (disabled); how many.
+    pub async fn delete_user_sessions(&self, user: Uuid) -> Result<u64, ApiError> {
+        Ok(self
+            .execute(sql("DELETE FROM sessions WHERE user_id = $1").bind(user))
+            .await?)
     }
 
     /// Delete sessions past their absolute end or idle since `idle_cutoff`; how many.

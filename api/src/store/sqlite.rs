@@ -173,6 +173,10 @@ impl Columns for SqliteRow {
         time(self.try_get(col)?)
     }
 
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.try_get::<Option<i64>, _>(col)?.map(time).transpose()
+    }
+
     fn text(&self, col: &str) -> Result<String, ApiError> {
         Ok(self.try_get(col)?)
     }

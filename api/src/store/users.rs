@@ -55,23 +55,59 @@ impl Store {
         self.fetch_optional(sql(&text).bind(id), user).await
     }
 
-    /// The user and their password hash.
-    pub async fn login_record(&self, username: &str) -> Result<Option<(User, String)>, ApiError> {
-        let text =
-            format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = $1");
+    /// The user, their password hash, and whether they are disabled.
+    pub async fn login_record(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String, bool)>, ApiError> {
+        let text = format!(
+            "SELECT {USER_COLUMNS}, u.password_hash, u.disabled_at \
+             FROM users u WHERE u.username = $1"
+        );
         self.fetch_optional(sql(&text).bind(username), |row| {
-            Ok((user(row)?, row.text("password_hash")?))
+            Ok((
+                user(row)?,
+                row.text("password_hash")?,
+                row.opt_time("disabled_at")?.is_some(),
+            ))
         })
         .await
     }
 
-    pub async fn list_users(&self, role: Option<UserRole>) -> Result<Vec<User>, ApiError> {
+    /// Users (with whether each is disabled), by display name.
+    pub async fn list_users(&self, role: Option<UserRole>) -> Result<Vec<(User, bool)>, ApiError> {
         let text = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE ($1 IS NULL OR u.role = $1) \
+            "SELECT {USER_COLUMNS}, u.disabled_at FROM users u WHERE ($1 IS NULL OR u.role = $1) \
              ORDER BY u.display_name, u.id"
         );
-        self.fetch_all(sql(&text).bind(role.map(UserRole::as_str)), user)
-            .await
+        self.fetch_all(sql(&text).bind(role.map(UserRole::as_str)), |row| {
+            Ok((user(row)?, row.opt_time("disabled_at")?.is_some()))
+        })
+        .await
+    }
+
+    /// Disable (`Some(since)`) or enable (`None`) a user. False if there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        id: Uuid,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<bool, ApiError> {
+        let s = sql("UPDATE users SET disabled_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(since);
+        Ok(self.execute(s).await? == 1)
+    }
+
+    /// Users among `ids` that are not disabled.
+    pub async fn enabled_users(&self, ids: &[Uuid]) -> Result<Vec<User>, ApiError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let text = format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.disabled_at IS NULL"
+            );
+            out.extend(self.fetch_optional(sql(&text).bind(*id), user).await?);
+        }
+        Ok(out)
     }
 
     pub async fn count_admins(&self) -> Result<i64, ApiError> {

@@ -6,9 +6,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection as _;
 
-use crate::common::{bearer, from_now, id_of, minutes, Backend, TestApp};
+use crate::common::{bearer, expect, from_now, minutes, Backend, TestApp};
 
-backend_tests!(audit_records_filters_and_pages, audit_log_is_append_only);
+backend_tests!(
+    audit_records_filters_and_pages,
+    audit_log_is_append_only,
+    estops_are_never_dropped_and_the_queue_is_written_at_shutdown,
+);
 
 fn entries(page: &Value) -> &Vec<Value> {
     page["entries"].as_array().expect("entries")
@@ -29,44 +33,45 @@ async fn audit_records_filters_and_pages(backend: Backend) {
     let (robot, _) = app.robot().await;
     let room = robot.to_string();
 
-    app.login(&doctor.username, "wrong password").await;
-    app.login("no-such-user", "wrong password").await;
-    let (_, booking) = app
-        .book(
+    expect(
+        StatusCode::UNAUTHORIZED,
+        app.login(&doctor.username, "wrong password").await,
+    );
+    expect(
+        StatusCode::UNAUTHORIZED,
+        app.login("no-such-user", "wrong password").await,
+    );
+    let booking = app
+        .book_ok(
             &doctor.token,
             robot,
             from_now(minutes(2)),
             from_now(minutes(30)),
         )
         .await;
-    let path = format!("/api/bookings/{}", id_of(&booking));
-    app.post(
-        &format!("{path}/invitations"),
-        &doctor.token,
-        json!({ "user_id": student.id, "role": "observer" }),
-    )
-    .await;
-    assert_eq!(
-        app.post(&format!("{path}/join"), &student.token, json!({}))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    app.post(&format!("{path}/cancel"), &doctor.token, json!({}))
+    app.invite_ok(&doctor.token, &booking, student.id, "observer")
         .await;
-    app.post(
-        &format!("/api/robots/{robot}/credential"),
-        &admin.token,
-        json!({}),
-    )
-    .await;
-    app.call(
-        Method::POST,
-        "/api/auth/logout",
-        Some(&bearer(&student.token)),
-        None,
-    )
-    .await;
+    app.join_ok(&student.token, &booking).await;
+    app.cancel_ok(&doctor.token, &booking).await;
+    expect(
+        StatusCode::OK,
+        app.post(
+            &format!("/api/robots/{robot}/credential"),
+            &admin.token,
+            json!({}),
+        )
+        .await,
+    );
+    expect(
+        StatusCode::NO_CONTENT,
+        app.call(
+            Method::POST,
+            "/api/auth/logout",
+            Some(&bearer(&student.token)),
+            None,
+        )
+        .await,
+    );
 
     // Room events from the SFU: awaited, and fire-and-forget.
     let sink = app.api.audit_sink();
@@ -140,7 +145,10 @@ async fn audit_records_filters_and_pages(backend: Backend) {
     }
 
     // Filters.
-    let (_, failed) = app.get("/api/audit?kind=login.failed", &admin.token).await;
+    let failed = expect(
+        StatusCode::OK,
+        app.get("/api/audit?kind=login.failed", &admin.token).await,
+    );
     let failed = entries(&failed);
     assert_eq!(failed.len(), 2);
     assert!(failed
@@ -149,16 +157,20 @@ async fn audit_records_filters_and_pages(backend: Backend) {
     assert!(failed
         .iter()
         .any(|e| e["actor"].is_null() && e["detail"]["reason"] == "unknown_user"));
-    let (_, by_doctor) = app
-        .get(&format!("/api/audit?actor={}", doctor.id), &admin.token)
-        .await;
+    let by_doctor = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?actor={}", doctor.id), &admin.token)
+            .await,
+    );
     assert!(entries(&by_doctor)
         .iter()
         .all(|e| e["actor"] == doctor.id.to_string()));
     assert!(kinds(&by_doctor).contains(&"booking.created".to_string()));
-    let (_, in_room) = app
-        .get(&format!("/api/audit?room={room}"), &admin.token)
-        .await;
+    let in_room = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?room={room}"), &admin.token)
+            .await,
+    );
     assert!(entries(&in_room).iter().all(|e| e["room"] == room.as_str()));
     assert!(entries(&in_room).len() >= 7, "{in_room}");
     let join = entries(&in_room)
@@ -168,16 +180,20 @@ async fn audit_records_filters_and_pages(backend: Backend) {
     assert_eq!(join["actor"], student.id.to_string());
     assert_eq!(join["detail"]["role"], "observer");
     let future = crate::common::rfc3339(from_now(chrono::Duration::days(1)));
-    let (_, none) = app
-        .get(&format!("/api/audit?since={future}"), &admin.token)
-        .await;
+    let none = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?since={future}"), &admin.token)
+            .await,
+    );
     assert!(entries(&none).is_empty());
-    let (_, all_until) = app
-        .get(
+    let all_until = expect(
+        StatusCode::OK,
+        app.get(
             &format!("/api/audit?until={future}&limit=1000"),
             &admin.token,
         )
-        .await;
+        .await,
+    );
     assert_eq!(entries(&all_until).len(), entries(&all).len());
 
     // Paging by cursor walks the whole log exactly once.
@@ -223,6 +239,44 @@ async fn audit_log_is_append_only(backend: Backend) {
         }
     }
     let admin = app.user(UserRole::Admin).await;
-    let (_, page) = app.get("/api/audit?kind=user.created", &admin.token).await;
+    let page = expect(
+        StatusCode::OK,
+        app.get("/api/audit?kind=user.created", &admin.token).await,
+    );
     assert_eq!(entries(&page).len(), 2, "nothing was changed or lost");
+}
+
+/// A burst of room events overfills the queue: ordinary ones beyond it are dropped (and
+/// counted), e-stops never are; and shutting down writes everything still queued.
+async fn estops_are_never_dropped_and_the_queue_is_written_at_shutdown(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = app.api.audit_sink();
+    let room = uuid::Uuid::new_v4().to_string();
+    const LEASES: u64 = 6000;
+    for i in 0..LEASES {
+        sink.record_room_event(&room, None, "lease_changed", json!({ "epoch": i }));
+        if i % 1000 == 999 {
+            sink.record_room_event(&room, None, "estop_latched", json!({ "n": i }));
+        }
+    }
+    let dropped = sink.dropped();
+    assert!(dropped > 0, "the burst did overfill the queue");
+    // Shutting down right away: nothing queued may be lost.
+    let app = app.restart().await;
+    let admin = app.user(UserRole::Admin).await;
+    let estops = app.audit_kind(&admin.token, "room.estop_latched").await;
+    assert_eq!(estops.len(), 6, "every e-stop, {dropped} others dropped");
+    let mut written = 0u64;
+    let mut next = "/api/audit?kind=room.lease_changed&limit=1000".to_string();
+    loop {
+        let page = expect(StatusCode::OK, app.get(&next, &admin.token).await);
+        written += entries(&page).len() as u64;
+        match page["next_before"].as_i64() {
+            Some(before) => {
+                next = format!("/api/audit?kind=room.lease_changed&limit=1000&before={before}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(written, LEASES - dropped, "all that was queued was written");
 }

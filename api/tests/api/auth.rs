@@ -1,4 +1,4 @@
-//! Login, refresh, logout, inactivity expiry and the failed-login limits.
+//! Login, refresh, logout and inactivity expiry (the failed-login back-off is in `login.rs`).
 
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use crate::common::{bearer, minutes, Backend, TestApp, PASSWORD};
 backend_tests!(
     login_refresh_logout,
     wrong_and_unknown_logins_look_alike,
-    login_rate_limits,
     idle_sessions_expire,
     expired_access_token_is_refreshed,
 );
@@ -114,61 +113,6 @@ async fn wrong_and_unknown_logins_look_alike(backend: Backend) {
     );
     assert_eq!(wrong, unknown);
     assert_eq!(wrong["error"], "invalid_credentials");
-}
-
-async fn login_rate_limits(backend: Backend) {
-    let app = TestApp::start_with(backend, |c| {
-        c.login_limits.per_account = 5;
-        c.login_limits.per_address = 8;
-        c.login_limits.window = Duration::from_secs(15 * 60);
-    })
-    .await;
-    let alice = app.user(UserRole::Doctor).await;
-    let bob = app.user(UserRole::Student).await;
-    // Logging the test users in counted as (forgiven) attempts; start from a clean address.
-
-    for i in 0..5 {
-        let (status, _) = app.login(&alice.username, "wrong password").await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
-    }
-    let resp = app
-        .http
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "username": alice.username, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::TOO_MANY_REQUESTS,
-        "even the right password waits"
-    );
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=15 * 60).contains(&retry), "Retry-After {retry}");
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "rate_limited");
-
-    // Bob is not locked out by Alice's account limit...
-    let (status, _) = app.login(&bob.username, PASSWORD).await;
-    assert_eq!(status, StatusCode::OK);
-    // ...but the address has 5 failures; 3 more reach its limit of 8.
-    for _ in 0..3 {
-        assert_eq!(
-            app.login(&bob.username, "wrong password").await.0,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    let (status, _) = app.login(&bob.username, PASSWORD).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "per-address limit");
-
-    // After the window both limits have passed.
-    app.clock.advance(minutes(16));
-    let (status, body) = app.login(&alice.username, PASSWORD).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn idle_sessions_expire(backend: Backend) {

@@ -4,12 +4,16 @@ use bedside_api::UserRole;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{bearer, from_now, id_of, minutes, parse_time, rfc3339, Backend, TestApp};
+use crate::common::{
+    bearer, expect, from_now, id_of, minutes, parse_time, rfc3339, Backend, TestApp,
+};
 
 backend_tests!(
     slot_rules,
     overlaps_back_to_back_and_rebooking,
     invitations_and_visibility,
+    others_bookings_are_out_of_reach,
+    ended_bookings_take_no_changes,
 );
 
 async fn slot_rules(backend: Backend) {
@@ -177,9 +181,15 @@ async fn invitations_and_visibility(backend: Backend) {
     let (robot2, _) = app.robot().await;
     let t = from_now(chrono::Duration::days(3));
 
-    let (_, booking) = app.book(&doctor.token, robot, t, t + minutes(60)).await;
+    let booking = expect(
+        StatusCode::CREATED,
+        app.book(&doctor.token, robot, t, t + minutes(60)).await,
+    );
     let id = id_of(&booking);
-    let (_, other_robot_booking) = app.book(&doctor.token, robot2, t, t + minutes(60)).await;
+    let other_robot_booking = expect(
+        StatusCode::CREATED,
+        app.book(&doctor.token, robot2, t, t + minutes(60)).await,
+    );
     let invitations = format!("/api/bookings/{id}/invitations");
 
     let invite = |user: uuid::Uuid, role: &str| json!({ "user_id": user, "role": role });
@@ -251,29 +261,43 @@ async fn invitations_and_visibility(backend: Backend) {
             .map(|b| b["id"].as_str().unwrap().to_string())
             .collect()
     };
-    let (_, list) = app.get("/api/bookings", &student.token).await;
+    let list = expect(
+        StatusCode::OK,
+        app.get("/api/bookings", &student.token).await,
+    );
     assert_eq!(ids(&list), vec![id.to_string()]);
-    let (_, list) = app.get("/api/bookings", &outsider.token).await;
+    let list = expect(
+        StatusCode::OK,
+        app.get("/api/bookings", &outsider.token).await,
+    );
     assert_eq!(ids(&list), Vec::<String>::new());
-    let (_, list) = app.get("/api/bookings", &doctor.token).await;
+    let list = expect(
+        StatusCode::OK,
+        app.get("/api/bookings", &doctor.token).await,
+    );
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let (_, list) = app
-        .get(&format!("/api/bookings?robot_id={robot2}"), &doctor.token)
-        .await;
+    let list = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/bookings?robot_id={robot2}"), &doctor.token)
+            .await,
+    );
     assert_eq!(
         ids(&list),
         vec![other_robot_booking["id"].as_str().unwrap().to_string()]
     );
-    let (_, list) = app.get("/api/bookings", &admin.token).await;
+    let list = expect(StatusCode::OK, app.get("/api/bookings", &admin.token).await);
     assert_eq!(list.as_array().unwrap().len(), 2, "admins see all");
-    let (_, list) = app.get("/api/bookings?mine=true", &admin.token).await;
+    let list = expect(
+        StatusCode::OK,
+        app.get("/api/bookings?mine=true", &admin.token).await,
+    );
     assert_eq!(list.as_array().unwrap().len(), 0, "admins' own");
     let window = format!(
         "/api/bookings?from={}&to={}",
         rfc3339(t + minutes(60)),
         rfc3339(t + minutes(120))
     );
-    let (_, list) = app.get(&window, &doctor.token).await;
+    let list = expect(StatusCode::OK, app.get(&window, &doctor.token).await);
     assert_eq!(
         list.as_array().unwrap().len(),
         0,
@@ -318,8 +342,7 @@ async fn invitations_and_visibility(backend: Backend) {
     );
 
     // A cancelled booking takes no invitations.
-    app.post(&format!("{path}/cancel"), &doctor.token, json!({}))
-        .await;
+    app.cancel_ok(&doctor.token, &booking).await;
     let (status, body) = app
         .post(
             &invitations,
@@ -331,4 +354,127 @@ async fn invitations_and_visibility(backend: Backend) {
         (status, &body["error"]),
         (StatusCode::CONFLICT, &json!("booking_cancelled"))
     );
+}
+
+/// A doctor acting on a booking that is not theirs: a stranger cannot even see it (404 for
+/// everything), a consultant sees it but may change nothing (403), and nothing changed.
+async fn others_bookings_are_out_of_reach(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let owner = app.user(UserRole::Doctor).await;
+    let consultant = app.user(UserRole::Doctor).await;
+    let stranger = app.user(UserRole::Doctor).await;
+    let student = app.user(UserRole::Student).await;
+    let (robot, _) = app.robot().await;
+    let booking = app
+        .book_ok(
+            &owner.token,
+            robot,
+            from_now(minutes(2)),
+            from_now(minutes(60)),
+        )
+        .await;
+    app.invite_ok(&owner.token, &booking, consultant.id, "consultant")
+        .await;
+    let id = id_of(&booking);
+    let invite = json!({ "user_id": student.id, "role": "observer" });
+    for (who, token, expected) in [
+        ("stranger", &stranger.token, StatusCode::NOT_FOUND),
+        ("consultant", &consultant.token, StatusCode::FORBIDDEN),
+    ] {
+        let tries = [
+            app.post(&format!("/api/bookings/{id}/cancel"), token, json!({}))
+                .await,
+            app.post(
+                &format!("/api/bookings/{id}/invitations"),
+                token,
+                invite.clone(),
+            )
+            .await,
+            app.delete(
+                &format!("/api/bookings/{id}/invitations/{}", consultant.id),
+                token,
+            )
+            .await,
+        ];
+        for (what, (status, body)) in ["cancel", "invite", "uninvite"].iter().zip(tries) {
+            assert_eq!(status, expected, "{who} {what}: {body}");
+        }
+    }
+    // The stranger cannot join it either; the consultant may (as a consultant).
+    assert_eq!(
+        app.join(&stranger.token, &booking).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let j = app.join_ok(&consultant.token, &booking).await;
+    assert_eq!(j["can_control"], false);
+    let unchanged = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/bookings/{id}"), &owner.token).await,
+    );
+    assert_eq!(unchanged["status"], "confirmed");
+    assert_eq!(
+        unchanged["invitations"],
+        json!([{ "user_id": consultant.id, "role": "consultant" }])
+    );
+}
+
+/// A booking that has ended can be neither cancelled nor have its invitations changed.
+async fn ended_bookings_take_no_changes(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let doctor = app.user(UserRole::Doctor).await;
+    let consultant = app.user(UserRole::Doctor).await;
+    let student = app.user(UserRole::Student).await;
+    let (robot, _) = app.robot().await;
+    // Booked (and an invitation made) while the clock said it was two hours ago.
+    app.clock.set_offset(-minutes(120));
+    let booking = app
+        .book_from_now(&doctor.token, robot, minutes(1), minutes(31))
+        .await;
+    app.invite_ok(&doctor.token, &booking, consultant.id, "consultant")
+        .await;
+    app.clock.set_offset(chrono::Duration::zero());
+    let id = id_of(&booking);
+
+    let tries = [
+        (
+            "cancel",
+            app.post(
+                &format!("/api/bookings/{id}/cancel"),
+                &doctor.token,
+                json!({}),
+            )
+            .await,
+        ),
+        (
+            "invite",
+            app.post(
+                &format!("/api/bookings/{id}/invitations"),
+                &doctor.token,
+                json!({ "user_id": student.id, "role": "observer" }),
+            )
+            .await,
+        ),
+        (
+            "uninvite",
+            app.delete(
+                &format!("/api/bookings/{id}/invitations/{}", consultant.id),
+                &doctor.token,
+            )
+            .await,
+        ),
+    ];
+    for (what, (status, body)) in tries {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
+        assert_eq!(body["error"], "validation_failed", "{what}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("ended"),
+            "{what}: {body}"
+        );
+    }
+    let unchanged = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/bookings/{id}"), &doctor.token).await,
+    );
+    assert_eq!(unchanged["status"], "confirmed");
+    assert_eq!(unchanged["invitations"].as_array().map(Vec::len), Some(1));
 }

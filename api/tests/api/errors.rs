@@ -4,9 +4,13 @@ use bedside_api::UserRole;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{Backend, TestApp};
+use crate::common::{expect, Backend, TestApp};
 
-backend_tests!(bad_input_gets_json_errors, openapi_lists_every_path);
+backend_tests!(
+    bad_input_gets_json_errors,
+    far_times_are_bad_requests,
+    openapi_lists_every_path
+);
 
 async fn bad_input_gets_json_errors(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -63,15 +67,74 @@ async fn bad_input_gets_json_errors(backend: Backend) {
 
     let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((status, body), (StatusCode::OK, Value::String("ok".into())));
-    let (_, jwks) = app
-        .call(Method::GET, "/.well-known/jwks.json", None, None)
-        .await;
+    let jwks = expect(
+        StatusCode::OK,
+        app.call(Method::GET, "/.well-known/jwks.json", None, None)
+            .await,
+    );
     assert_eq!(jwks, app.api.jwks());
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "no private key material"
+    );
+}
+
+/// Instants at the ends of what the parser takes, in every query and body that takes one: 400
+/// (422 in a body), never a panic or a database error.
+async fn far_times_are_bad_requests(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.user(UserRole::Admin).await;
+    let doctor = app.user(UserRole::Doctor).await;
+    let (robot, _) = app.robot().await;
+    let far = [
+        "%2B262142-12-31T00:00:00Z",
+        "-262143-01-01T00:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "-0001-12-31T00:00:00Z",
+    ];
+    for t in far {
+        for (path, token) in [
+            (format!("/api/robots/{robot}/busy?from={t}"), &doctor.token),
+            (format!("/api/robots/{robot}/busy?to={t}"), &doctor.token),
+            (format!("/api/bookings?from={t}"), &doctor.token),
+            (format!("/api/bookings?to={t}"), &doctor.token),
+            (format!("/api/audit?since={t}"), &admin.token),
+            (format!("/api/audit?until={t}"), &admin.token),
+        ] {
+            // A panicking handler drops the connection: `call` would fail, not answer.
+            let resp = app
+                .http
+                .get(app.url(&path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+            assert_eq!(body["error"], "bad_request", "{path}: {body}");
+        }
+    }
+    // The latest instant allowed still answers, and its default window does not overflow.
+    let (status, body) = app
+        .get(
+            &format!("/api/robots/{robot}/busy?from=9999-12-31T23:59:59Z"),
+            &doctor.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A booking in year 10000 is refused as a validation error.
+    let body = json!({
+        "robot_id": robot,
+        "starts_at": "+10000-01-01T00:00:00Z",
+        "ends_at": "+10000-01-01T01:00:00Z",
+    });
+    let (status, body) = app.post("/api/bookings", &doctor.token, body).await;
+    assert!(
+        status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::BAD_REQUEST,
+        "{status}: {body}"
     );
 }
 
@@ -87,10 +150,13 @@ async fn openapi_lists_every_path(backend: Backend) {
         ("/api/auth/logout", &["post"]),
         ("/api/me", &["get"]),
         ("/api/users", &["get", "post"]),
+        ("/api/users/{id}/disable", &["post"]),
+        ("/api/users/{id}/enable", &["post"]),
         ("/api/robots", &["get", "post"]),
         ("/api/robots/{id}/credential", &["post"]),
         ("/api/robots/{id}/publish-token", &["post"]),
         ("/api/robots/{id}/busy", &["get"]),
+        ("/api/robots/{id}/roster", &["get"]),
         ("/api/robots/{id}/lease/revoke", &["post"]),
         ("/api/bookings", &["get", "post"]),
         ("/api/bookings/{id}", &["get"]),

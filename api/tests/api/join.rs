@@ -6,7 +6,7 @@ use bedside_proto::{Role, TokenVerifier};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{from_now, id_of, minutes, parse_time, Backend, TestApp, PUBLIC_URL};
+use crate::common::{expect, from_now, id_of, minutes, parse_time, Backend, TestApp, PUBLIC_URL};
 
 backend_tests!(join_tokens, publish_tokens_and_rotation);
 
@@ -73,14 +73,16 @@ async fn join_tokens(backend: Backend) {
     };
 
     // In the grace period (starts in 3 min, grace 5 min): everyone joins, nobody controls.
-    let (_, soon) = app
-        .book(
+    let soon = expect(
+        StatusCode::CREATED,
+        app.book(
             &doctor.token,
             robot,
             from_now(minutes(3)),
             from_now(minutes(63)),
         )
-        .await;
+        .await,
+    );
     invite_both(soon.clone()).await;
     let ends = parse_time(&soon["ends_at"]);
     for (who, token, role) in [
@@ -139,7 +141,7 @@ async fn join_tokens(backend: Backend) {
         "token is for one room"
     );
     for token in [&consultant.token, &observer.token] {
-        let (_, j) = join(&app, token, &started).await;
+        let j = expect(StatusCode::OK, join(&app, token, &started).await);
         assert_eq!(
             j["can_control"], false,
             "only the booking's doctor controls"
@@ -151,14 +153,16 @@ async fn join_tokens(backend: Backend) {
     }
 
     // Outside the window: too early, and over.
-    let (_, later) = app
-        .book(
+    let later = expect(
+        StatusCode::CREATED,
+        app.book(
             &doctor.token,
             robot,
             from_now(minutes(120)),
             from_now(minutes(180)),
         )
-        .await;
+        .await,
+    );
     let (status, body) = join(&app, &doctor.token, &later).await;
     assert_eq!(
         (status, &body["error"]),
@@ -174,12 +178,7 @@ async fn join_tokens(backend: Backend) {
     );
 
     // Cancelled.
-    app.post(
-        &format!("/api/bookings/{}/cancel", id_of(&soon)),
-        &doctor.token,
-        json!({}),
-    )
-    .await;
+    app.cancel_ok(&doctor.token, &soon).await;
     let (status, body) = join(&app, &doctor.token, &soon).await;
     assert_eq!(
         (status, &body["error"]),
@@ -210,9 +209,11 @@ async fn publish_tokens_and_rotation(backend: Backend) {
     assert_eq!(p["room"], robot);
     assert_eq!(p["whip_url"], format!("{PUBLIC_URL}/whip/{robot}"));
     // The SFU's view: the JWKS document, not the key pair.
-    let (_, jwks) = app
-        .call(Method::GET, "/.well-known/jwks.json", None, None)
-        .await;
+    let jwks = expect(
+        StatusCode::OK,
+        app.call(Method::GET, "/.well-known/jwks.json", None, None)
+            .await,
+    );
     let sfu = TokenVerifier::from_jwks(&jwks).unwrap();
     let claims = sfu.verify(p["token"].as_str().unwrap(), &robot).unwrap();
     assert_eq!(

@@ -51,7 +51,7 @@ async fn admin_via_bootstrap(backend: Backend) {
         password: PASSWORD.into(),
     });
     // Twice: the second start finds the admin and creates nothing.
-    Api::open(config.clone()).await.unwrap().close().await;
+    Api::open(config.clone()).await.unwrap().shutdown().await;
     config.bootstrap_admin = Some(BootstrapAdmin {
         username: "other".into(),
         display_name: "Other".into(),
@@ -71,7 +71,7 @@ async fn signing_key_is_kept(backend: Backend) {
     let config = backend.config(dir.path());
     let first = Api::open(config.clone()).await.unwrap();
     let jwks = first.jwks();
-    first.close().await;
+    first.shutdown().await;
 
     let key_file = dir.path().join("jwt-ed25519.pem");
     #[cfg(unix)]
@@ -82,7 +82,7 @@ async fn signing_key_is_kept(backend: Backend) {
     }
     let second = Api::open(config.clone()).await.unwrap();
     assert_eq!(second.jwks(), jwks, "same key after a restart");
-    second.close().await;
+    second.shutdown().await;
 
     // A key from the environment wins, and nothing is written for it.
     let other_dir = tempfile::tempdir().unwrap();
@@ -92,7 +92,7 @@ async fn signing_key_is_kept(backend: Backend) {
     let api = Api::open(from_env).await.unwrap();
     assert_eq!(api.jwks(), key.jwks());
     assert!(!other_dir.path().join("jwt-ed25519.pem").exists());
-    api.close().await;
+    api.shutdown().await;
 
     let mut broken = backend.config(other_dir.path());
     broken.jwt_private_key_pem =
