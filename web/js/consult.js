@@ -463,7 +463,8 @@ export function mountConsult(main, bookingId) {
   video.addEventListener('resize', render);
   video.addEventListener('playing', render);
 
-  const stats = new StatsSampler(() => session.pc, 'in');
+  // Resolution and frame rate of the robot's picture, not of a doctor's camera on a slot.
+  const stats = new StatsSampler(() => session.pc, 'in', () => session.lines.robotVideo?.mid ?? null);
   stats.addEventListener('stats', () => renderStats());
   stats.start();
 
@@ -740,6 +741,7 @@ export function mountConsult(main, bookingId) {
     local = stream;
     session.opts.stream = stream;
     own.preview.srcObject = stream ? new MediaStream(stream.getVideoTracks()) : null;
+    if (stream) own.preview.play().catch(() => {});
     own.status.textContent = problem;
     own.status.dataset.problem = problem ? 'true' : '';
     own.status.classList.toggle('warn-text', !!problem);
