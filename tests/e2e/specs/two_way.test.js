@@ -129,12 +129,17 @@ async function person(name) {
   return page;
 }
 
-/** Everyone in the room, the driver holding the lease. */
+/** Everyone in the room, the doctors' microphones and cameras on, the driver holding the lease. */
 async function room() {
   const robot = await robotPage();
   const driver = await person('driver');
   const consultant = await person('consultant');
   const observer = await person('observer');
+  for (const page of [driver, consultant]) {
+    for (const button of ['#mute-mic', '#camera-off']) {
+      if ((await page.getAttribute(button, 'aria-pressed')) === 'true') await page.click(button);
+    }
+  }
   if ((await driver.getAttribute('#drive-status', 'data-state')) !== 'you') {
     if ((await driver.getAttribute('#drive-status', 'data-state')) === 'other') {
       await world.admin.call('POST', `/api/robots/${ids.robotId}/lease/revoke`);
@@ -199,8 +204,9 @@ async function hears(page) {
 /**
  * `page` hears what `expected` says: first wait until the tones it should hear arrive (a new
  * slot takes a moment), then measure once more and require all of `expected` in that one
- * window, the tones it must not hear included. With `settle`, wait until all of `expected`
- * holds instead (a tone that should go away, e.g. after a mute).
+ * window, the tones it must not hear included. With `settle`, first wait until all of
+ * `expected` holds (a tone that should go away, e.g. after a mute: the receiver's loss
+ * concealment fades it out over a moment), then the same judging window.
  * @param {import('node:test').TestContext} t
  * @param {import('playwright-core').Page} page
  * @param {string} who
@@ -219,7 +225,8 @@ async function expectHearing(t, page, who, expected, opts = {}) {
   } catch (e) {
     throw new Error(`${who}: expected ${JSON.stringify(expected)}, measured ${JSON.stringify(last && last.r)}`);
   }
-  if (!opts.settle) last = await hears(page);
+  // The judgement: one more window, all of `expected` at once.
+  last = await hears(page);
   const levels = Object.entries(last.r).map(([hz, r]) => `${hz} Hz ${r.heard ? 'heard' : 'silent'} (peak ${r.peakDb} dBFS, ${r.aboveFloorDb} dB over the floor)`);
   t.diagnostic(`${who}: ${levels.join('; ')}`);
   for (const [hz, want] of Object.entries(expected)) {
@@ -260,6 +267,11 @@ browserTest('the robot shows and hears the driver; the doctors hear each other, 
     return v.dataset.participant === id && !v.hidden && v.videoWidth === 256;
   }, consultantId));
   assert.equal(await text(driver, '#peer-label'), 'Dr Chen Wei');
+  // The link figures describe the robot's picture, not the doctor's on the slot.
+  await until('the driver\'s link panel shows the robot\'s resolution', async () => {
+    const robotWidth = await driver.evaluate(() => /** @type {HTMLVideoElement} */ (document.querySelector('#remote-video')).videoWidth);
+    return robotWidth > 320 && (await text(driver, '#video-info')).startsWith(`${robotWidth}×`);
+  });
 
   // The doctors were asked with echo cancellation, noise suppression and auto gain; the student
   // was asked nothing, and has no microphone or camera controls.
@@ -268,6 +280,10 @@ browserTest('the robot shows and hears the driver; the doctors hear each other, 
   assert.equal(await observer.evaluate(() => /** @type {any} */ (window).__mediaAsked), 0, 'the student is never asked for a microphone or camera');
   for (const sel of ['#mute-mic', '#camera-off', '#own-video']) assert.equal(await observer.locator(sel).count(), 0, `${sel} must not exist for a student`);
   assert.equal(await text(driver, '#own-media-status'), 'The others hear and see you.');
+  await until('the driver sees their own camera', async () => driver.evaluate(() => {
+    const v = /** @type {HTMLVideoElement} */ (document.querySelector('#own-video'));
+    return !v.paused && v.videoWidth === 320;
+  }));
 
   await screenshot(robot, 'robot-page');
   await screenshot(driver, 'consult-two-way', { fullPage: true });
