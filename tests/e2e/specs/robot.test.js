@@ -36,9 +36,9 @@ const pages = {};
 before(async () => {
   server = await startServer();
   world = await seed(server, {
-    users: { dana: ['Dr Dana Okafor', 'doctor'] },
+    users: { dana: ['Dr Dana Okafor', 'doctor'], chen: ['Dr Chen Wei', 'doctor'] },
     robots: { r1: ['Rounds-1', 'Cardiology 3B', ''] },
-    bookings: { now: { robot: 'r1', doctor: 'dana', from: Date.now() - 30_000, minutes: 60 } },
+    bookings: { now: { robot: 'r1', doctor: 'dana', from: Date.now() - 30_000, minutes: 60, consultants: ['chen'] } },
   });
   ids = { robotId: world.robots.r1.id, credential: world.robots.r1.credential, bookingId: world.bookings.now.id };
   browser = await launch();
@@ -86,24 +86,38 @@ async function robotPage() {
   return pages.robot;
 }
 
-/** The booking's doctor, in the room and driving (microphone and camera blocked). */
-async function driver() {
-  let page = pages.driver;
+/**
+ * `name`'s consult view in the room (microphone and camera blocked, so the robot plays no sound).
+ * @param {'driver'|'consultant'} name
+ */
+async function doctor(name) {
+  let page = pages[name];
   if ((await sessionState(page)) !== 'connected') {
     if (page && !page.isClosed()) await page.context().close();
-    page = await newPage(browser, { name: 'driver' });
+    page = await newPage(browser, { name });
     await refuseMedia(page);
-    await login(page, server.base, 'dana');
+    await login(page, server.base, name === 'driver' ? 'dana' : 'chen');
     await page.locator(`#my-bookings li[data-booking-id="${ids.bookingId}"] button.join`).click({ timeout: 15_000 });
-    await until('the driver is connected', async () => (await sessionState(page)) === 'connected', 30_000);
-    pages.driver = page;
+    await until(`the ${name} is connected`, async () => (await sessionState(page)) === 'connected', 30_000);
+    pages[name] = page;
   }
+  return page;
+}
+
+/** The booking's doctor, in the room and driving. */
+async function driver() {
+  const page = await doctor('driver');
   const robot = await robotPage();
-  if ((await page.getAttribute('#drive-status', 'data-state')) !== 'you') {
+  const state = await page.getAttribute('#drive-status', 'data-state');
+  if (state === 'other') {
+    // The consultant drives (after a handoff): it hands back.
+    const to = await participantId(page);
+    assert.ok(await (await doctor('consultant')).evaluate((id) => /** @type {any} */ (window).__bedside.session.sendEvent({ type: 'handoff', to: id }), to));
+  } else if (state !== 'you') {
     await until('the control button is ready', async () => (await text(page, '#request-control')) === 'Take control' && !(await page.isDisabled('#request-control')));
     await page.click('#request-control');
-    await page.waitForSelector('#drive-status[data-state="you"]');
   }
+  await page.waitForSelector('#drive-status[data-state="you"]');
   const holder = await participantId(page);
   await until('the robot page shows the driver', async () => (await robot.getAttribute('#driver', 'data-holder')) === holder);
   return page;
@@ -203,6 +217,7 @@ browserTest('in a hidden robot page, plain timers are clamped to ~1 s but the de
 });
 
 browserTest('the robot stops on the lease event when the SFU\'s stop frame is lost', { timeout: 60_000 }, async (t) => {
+  const consultant = await doctor('consultant');
   const page = await driver();
   const robot = await robotPage();
   // Lose every stop frame on the way into the page (the control channel is unreliable).
@@ -221,13 +236,13 @@ browserTest('the robot stops on the lease event when the SFU\'s stop frame is lo
   });
   try {
     const epoch = await robot.evaluate(() => /** @type {number} */ (/** @type {any} */ (window).__bedside.epoch));
-    // Keep driving (key held), then an administrator takes the lease away.
+    // Keep driving (key held) while handing control to the consultant.
     await page.click('#remote-video');
     await page.keyboard.down('KeyW');
     try {
       await until('the robot drives', async () => Number(await text(robot, '#drive-x')) > 0);
       const from = await robot.evaluate(() => /** @type {any} */ (window).__bedside.commands.length);
-      await world.admin.call('POST', `/api/robots/${ids.robotId}/lease/revoke`);
+      assert.ok(await page.evaluate((id) => /** @type {any} */ (window).__bedside.session.sendEvent({ type: 'handoff', to: id }), await participantId(consultant)));
       const stop = await until('the robot stops', () => robot.evaluate((i) => {
         const c = /** @type {any} */ (window).__bedside.commands.slice(i);
         return c.find((/** @type {any} */ x) => x.x === 0) || null;

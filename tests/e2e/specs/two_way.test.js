@@ -140,14 +140,15 @@ async function room() {
       if ((await page.getAttribute(button, 'aria-pressed')) === 'true') await page.click(button);
     }
   }
-  if ((await driver.getAttribute('#drive-status', 'data-state')) !== 'you') {
-    if ((await driver.getAttribute('#drive-status', 'data-state')) === 'other') {
-      await world.admin.call('POST', `/api/robots/${ids.robotId}/lease/revoke`);
-      await driver.waitForSelector('#drive-status[data-state="nobody"]');
-    }
+  if ((await driver.getAttribute('#drive-status', 'data-state')) === 'other') {
+    // The consultant drives (after a handoff): it hands back. (Not an administrator's revoke:
+    // that takes control away from the booking for good.)
+    const to = await participantId(driver);
+    assert.ok(await consultant.evaluate((id) => /** @type {any} */ (window).__bedside.session.sendEvent({ type: 'handoff', to: id }), to));
+  } else if ((await driver.getAttribute('#drive-status', 'data-state')) === 'nobody') {
     await driver.click('#request-control');
-    await driver.waitForSelector('#drive-status[data-state="you"]');
   }
+  await driver.waitForSelector('#drive-status[data-state="you"]');
   const holder = await participantId(driver);
   await until('the robot page shows the driver', async () => (await robot.getAttribute('#driver', 'data-holder')) === holder);
   return { robot, driver, consultant, observer };
