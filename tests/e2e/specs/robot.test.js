@@ -191,9 +191,11 @@ browserTest('in a hidden robot page, plain timers are clamped to ~1 s but the de
       const id = setInterval(() => { const now = performance.now(); g.push(now - last); last = now; }, 20);
       setTimeout(() => { clearInterval(id); res(g); }, 3500);
     }));
-    const median = [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)];
-    t.diagnostic(`hidden page, setInterval(20): ${gaps.length} ticks in ~3.5 s, gaps ${gaps.map((x) => Math.round(x)).join(', ')} ms`);
-    assert.ok(median >= 900, `a plain interval in the hidden page is clamped (median gap ${Math.round(median)} ms)`);
+    // Throttled wake-ups come about once a second (sometimes two ticks back to back in one).
+    const longest = Math.max(...gaps);
+    t.diagnostic(`hidden page, setInterval(20): ${gaps.length} ticks in ~3.5 s (175 unthrottled), gaps ${gaps.map((x) => Math.round(x)).join(', ')} ms`);
+    assert.ok(longest >= 900 && gaps.length <= 20,
+      `a plain interval in the hidden page is clamped (${gaps.length} ticks, longest gap ${Math.round(longest)} ms)`);
 
     // The deadman: the driver's frames stop without a zero frame.
     await recordArrivals(robot);
