@@ -1,10 +1,15 @@
-// The consult view: the robot's live video and audio, who is in the room and who drives, link
-// quality, the booking's countdown, and for doctors the driving controls (on-screen joystick,
-// keyboard, gamepad), request / hand off control, and the e-stop.
+// The consult view: the robot's live video and audio, the other doctors' voices (and one of
+// their cameras, small), who is in the room, who drives and who speaks, link quality, the
+// booking's countdown, and for doctors their own microphone and camera (mute, camera off), the
+// driving controls (on-screen joystick, keyboard, gamepad), request / hand off control, and the
+// e-stop.
 //
-// Observers (students) get the video and the room and nothing else: the control elements are
-// never created for them, so they are not in the DOM at all. Doctors' controls are always created
-// and enabled or disabled by state (holding the lease, e-stop, connection).
+// Doctors are asked for the microphone and camera (echo cancellation, noise suppression and
+// automatic gain on) before joining; whoever refuses still joins, receiving only, and is told so.
+// Observers (students) are never asked: they get the video, the doctors' voices and the room and
+// nothing else: the control elements are never created for them, so they are not in the DOM at
+// all. Doctors' controls are always created and enabled or disabled by state (holding the lease,
+// e-stop, connection).
 //
 // States shown: connecting, reconnecting (automatic, with back-off), cannot join, robot offline,
 // waiting for video, you are driving, someone else is driving, nobody is driving, e-stop latched,
@@ -22,7 +27,7 @@ import { Joystick } from './joystick.js';
 import { KeyboardInput } from './keyboard.js';
 import { GamepadInput } from './gamepad.js';
 import { StatsSampler, describe } from './stats.js';
-import { applyPresence } from './events.js';
+import { applyPresence, describeError } from './events.js';
 
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
 /** @typedef {import('./events.js').Participant} Participant */
@@ -32,6 +37,42 @@ import { applyPresence } from './events.js';
 
 /** Warn this long before the booking ends. */
 const ENDS_SOON_MS = 5 * 60_000;
+/** Other doctors' voices played at once (the loudest; the SFU picks them). */
+const AUDIO_SLOTS = 3;
+
+/**
+ * What a doctor sends: the microphone and camera, whichever the browser and the person allow.
+ * A refused or missing device is not an error: the doctor joins without it and is told.
+ * @returns {Promise<{stream: MediaStream|null, problem: string}>}
+ */
+async function openLocalMedia() {
+  const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  const video = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+  if (!navigator.mediaDevices || typeof navigator.mediaDevices.getUserMedia !== 'function') {
+    return { stream: null, problem: 'This browser cannot use a microphone or camera here: the others cannot hear or see you.' };
+  }
+  /** @type {unknown} */
+  let firstError = null;
+  for (const want of [{ audio, video }, { audio }, { video }]) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(want);
+      if (!want.video) return { stream, problem: 'No camera: the others can hear you but not see you.' };
+      if (!want.audio) return { stream, problem: 'No microphone: the others can see you but not hear you.' };
+      return { stream, problem: '' };
+    } catch (err) {
+      firstError = firstError || err;
+      // Refused: asking again for less would only be refused again.
+      if (err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) break;
+    }
+  }
+  const refused = firstError instanceof DOMException && (firstError.name === 'NotAllowedError' || firstError.name === 'SecurityError');
+  return {
+    stream: null,
+    problem: refused
+      ? 'Microphone and camera are blocked: you are in the room and can see and hear it, but nobody can hear or see you. Allow them for this site in the browser, then rejoin.'
+      : 'No microphone or camera could be opened: you are in the room and can see and hear it, but nobody can hear or see you.',
+  };
+}
 
 /**
  * Room state as the events describe it.
@@ -45,6 +86,9 @@ const ENDS_SOON_MS = 5 * 60_000;
  * @property {string[]} requests who asked me (the holder) for control
  * @property {boolean} requested I asked and wait for an answer
  * @property {Telemetry|null} telemetry
+ * @property {{audio: (string|null)[], video: (string|null)[]}} slots who our receive slots carry
+ * @property {string[]} speaking who speaks now, loudest first
+ * @property {Map<string, {audio: boolean, video: boolean}>} muted who muted what
  */
 
 /**
@@ -71,6 +115,7 @@ export function mountConsult(main, bookingId) {
   const room = {
     you: null, participants: [], holder: null, epoch: 0, estop: false, estopBy: null,
     requests: [], requested: false, telemetry: null,
+    slots: { audio: [], video: [] }, speaking: [], muted: new Map(),
   };
 
   // --- layout -----------------------------------------------------------------------------------
@@ -83,12 +128,25 @@ export function mountConsult(main, bookingId) {
   const connDot = h('span', { class: 'dot connecting', 'aria-hidden': 'true' });
   const connText = h('span', { id: 'conn-state' }, 'Connecting…');
   const driveStatus = h('p', { class: 'state-line', id: 'drive-status', 'aria-live': 'polite' }, '');
-  const unmute = h('button', { type: 'button', class: 'small', id: 'unmute', hidden: true, onclick: () => { video.muted = false; video.play().catch(() => {}); unmute.hidden = true; } }, 'Turn sound on');
+  const unmute = h('button', { type: 'button', class: 'small', id: 'unmute', hidden: true, onclick: () => soundOn() }, 'Turn sound on');
+  // Another doctor's camera (the video slot), small, over the robot's picture.
+  const peerVideo = h('video', { id: 'peer-video', class: 'pip', autoplay: true, playsinline: true, muted: true, hidden: true });
+  peerVideo.muted = true;
+  const peerLabel = h('span', { class: 'pip-label', id: 'peer-label', hidden: true });
+  // The other doctors' voices: one element per audio slot.
+  const audioBox = h('div', { id: 'slot-audio', hidden: true });
+  /** @type {HTMLAudioElement[]} */
+  let audios = [];
+  const speakingLine = h('p', { class: 'speaking-now', id: 'speaking', 'aria-live': 'off' });
   const peopleList = h('ul', { class: 'list people', id: 'people' });
   const linkList = h('dl', { class: 'kv', id: 'link-stats' });
   const robotInfo = h('dl', { class: 'kv', id: 'robot-telemetry' });
   const bookingInfo = h('p', { class: 'muted', id: 'booking-info' }, '');
   const isObserver = me.role === 'student';
+  /** @type {MediaStream|null} what we send (doctors) */
+  let local = null;
+  let micMuted = false;
+  let camOff = false;
 
   // Doctor-only controls. Built only for doctors; see the module comment.
   /** @type {null|{estop: HTMLButtonElement, clear: HTMLButtonElement, take: HTMLButtonElement, release: HTMLButtonElement, handoffTo: HTMLSelectElement, handoff: HTMLButtonElement, requests: HTMLElement, hint: HTMLElement, panel: HTMLElement, joystick: Joystick, keyboard: KeyboardInput, gamepad: GamepadInput, drive: DriveSender}} */
@@ -96,6 +154,9 @@ export function mountConsult(main, bookingId) {
 
   const session = new Session({
     endpoint: 'whep',
+    sends: !isObserver,
+    audioSlots: AUDIO_SLOTS,
+    videoSlots: isObserver ? 0 : 1,
     credentials: async () => {
       try {
         grant = await api.join(bookingId);
@@ -109,6 +170,20 @@ export function mountConsult(main, bookingId) {
       return { room: grant.room, token: grant.token };
     },
   });
+
+  // Doctor-only: their own microphone and camera.
+  /** @type {null|{mic: HTMLButtonElement, cam: HTMLButtonElement, preview: HTMLVideoElement, status: HTMLElement, row: HTMLElement}} */
+  let own = null;
+  if (!isObserver) {
+    const mic = h('button', { type: 'button', id: 'mute-mic', 'aria-pressed': 'false', disabled: true, onclick: () => setMuted(!micMuted, camOff) }, 'Mute microphone');
+    const cam = h('button', { type: 'button', id: 'camera-off', 'aria-pressed': 'false', disabled: true, onclick: () => setMuted(micMuted, !camOff) }, 'Turn camera off');
+    const preview = h('video', { id: 'own-video', class: 'own-preview mirror', autoplay: true, playsinline: true, muted: true, 'aria-label': 'Your camera, as the others see it' });
+    preview.muted = true;
+    const status = h('p', { class: 'hint own-status', id: 'own-media-status', role: 'status' }, 'Asking for your microphone and camera…');
+    const row = h('section', { class: 'media-row', 'aria-label': 'Your microphone and camera' },
+      preview, h('div', { class: 'media-buttons' }, mic, cam), status);
+    own = { mic, cam, preview, status, row };
+  }
 
   if (!isObserver) {
     const joystick = new Joystick();
@@ -150,10 +225,13 @@ export function mountConsult(main, bookingId) {
       h('div', { class: 'actions' }, countdown,
         h('button', { type: 'button', id: 'leave', onclick: () => { location.hash = '#/'; } }, 'Leave'))),
     h('div', { class: 'col' },
-      h('div', { class: 'stage' }, video, banner, linkBadge),
+      h('div', { class: 'stage' }, video, banner, linkBadge, peerVideo, peerLabel),
       h('div', { class: 'status-row' },
         h('div', { class: 'state-line' }, connDot, connText, unmute),
         driveStatus),
+      speakingLine,
+      own ? own.row : null,
+      audioBox,
       ctl ? linkPanel : null),
     h('div', { class: 'col' },
       ctl ? ctl.panel : null,
@@ -210,6 +288,23 @@ export function mountConsult(main, bookingId) {
   /** @param {import('./events.js').ClientEvent} ev */
   function send(ev) {
     if (!session.sendEvent(ev)) toast('Not connected to the room right now.');
+  }
+
+  /**
+   * Mute or unmute our microphone and camera: the track sends silence / black (`enabled`), and
+   * the room is told, so it stops giving us a slot and shows it.
+   * @param {boolean} audio
+   * @param {boolean} videoOff
+   */
+  function setMuted(audio, videoOff) {
+    micMuted = audio;
+    camOff = videoOff;
+    if (local) {
+      for (const t of local.getAudioTracks()) t.enabled = !micMuted;
+      for (const t of local.getVideoTracks()) t.enabled = !camOff;
+    }
+    session.sendEvent({ type: 'media', audio_muted: micMuted, video_muted: camOff });
+    renderOwn();
   }
 
   function pressEstop() {
@@ -275,13 +370,28 @@ export function mountConsult(main, bookingId) {
       case 'telemetry':
         room.telemetry = ev.telemetry;
         break;
-      case 'error':
+      case 'slots':
+        room.slots = { audio: ev.audio, video: ev.video };
+        break;
+      case 'speaking':
+        room.speaking = ev.ids;
+        // Four times a second at most: only the speaking marks change, nothing is rebuilt.
+        renderSpeaking();
+        return;
+      case 'media':
+        room.muted.set(ev.id, { audio: ev.audio_muted, video: ev.video_muted });
+        break;
+      case 'error': {
         if (ev.code === 'no_holder' || ev.code === 'forbidden' || ev.code === 'not_holder' || ev.code === 'expired'
-          || ev.code === 'already_holder' || ev.code === 'no_request' || ev.code === 'not_in_room') {
+          || ev.code === 'already_holder' || ev.code === 'no_request' || ev.code === 'not_in_room'
+          || ev.code === 'control_revoked') {
           room.requested = false;
         }
-        toast(ev.message);
+        const m = describeError(ev.code, ev.message);
+        if (m.ends) session.end(m.text);
+        else toast(m.text);
         break;
+      }
     }
     render();
   });
@@ -292,6 +402,9 @@ export function mountConsult(main, bookingId) {
       room.holder = null;
       room.requests = [];
       room.requested = false;
+      room.slots = { audio: [], video: [] };
+      room.speaking = [];
+      room.muted = new Map();
     }
     render();
   });
@@ -300,24 +413,58 @@ export function mountConsult(main, bookingId) {
     if (ctl) ctl.drive.resetSequence();
   });
 
+  session.addEventListener('events-open', () => {
+    // A new session starts unmuted in the room's eyes.
+    if (micMuted || camOff) session.sendEvent({ type: 'media', audio_muted: micMuted, video_muted: camOff });
+  });
+
   session.addEventListener('track', () => {
     if (video.srcObject !== session.remoteStream) video.srcObject = session.remoteStream;
     playVideo();
   });
 
+  session.addEventListener('lines', (e) => {
+    const lines = /** @type {CustomEvent<import('./session.js').Lines>} */ (e).detail;
+    for (const a of audios) a.srcObject = null;
+    audios = lines.audioSlots.map((t, i) => {
+      const a = h('audio', { autoplay: true, dataset: { slot: String(i) } });
+      a.srcObject = new MediaStream([t.receiver.track]);
+      return a;
+    });
+    replace(audioBox, audios);
+    const slot = lines.videoSlots[0];
+    peerVideo.srcObject = slot ? new MediaStream([slot.receiver.track]) : null;
+    peerVideo.play().catch(() => {});
+    room.slots = { audio: audios.map(() => null), video: lines.videoSlots.map(() => null) };
+    playVideo();
+  });
+
   function playVideo() {
-    video.play().catch(() => {
+    const others = audios.filter((a) => !a.muted);
+    Promise.all([video.play(), ...others.map((a) => a.play())]).catch(() => {
       // No user gesture on this page yet (opened by URL): start muted, offer sound.
       video.muted = true;
+      for (const a of audios) a.muted = true;
       unmute.hidden = false;
       video.play().catch(() => {});
+      for (const a of audios) a.play().catch(() => {});
+    });
+  }
+
+  function soundOn() {
+    video.muted = false;
+    for (const a of audios) a.muted = false;
+    unmute.hidden = true;
+    Promise.all([video.play(), ...audios.map((a) => a.play())]).catch(() => {
+      toast('The browser still blocks sound on this page.');
     });
   }
 
   video.addEventListener('resize', render);
   video.addEventListener('playing', render);
 
-  const stats = new StatsSampler(() => session.pc, 'in');
+  // Resolution and frame rate of the robot's picture, not of a doctor's camera on a slot.
+  const stats = new StatsSampler(() => session.pc, 'in', () => session.lines.robotVideo?.mid ?? null);
   stats.addEventListener('stats', () => renderStats());
   stats.start();
 
@@ -344,6 +491,7 @@ export function mountConsult(main, bookingId) {
       reconnecting: `Reconnecting… ${session.detail}`,
       closed: 'Left the room',
       failed: `Cannot join: ${session.detail}`,
+      ended: 'Left the room',
     }[session.state];
 
     // The banner over the video: the most important thing to know right now.
@@ -354,6 +502,7 @@ export function mountConsult(main, bookingId) {
     else if (session.state === 'connecting' || session.state === 'idle') b = ['info', 'Connecting to the robot…'];
     else if (session.state === 'reconnecting') b = ['warn', `Connection lost — reconnecting… (${session.detail})`];
     else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
+    else if (session.state === 'ended') b = ['danger', session.detail];
     else if (connected && !robotOnline()) b = ['warn', 'Robot offline — waiting for it to connect'];
     else if (connected && video.videoWidth <= 2) b = ['info', 'Waiting for video…'];
     banner.hidden = !b;
@@ -376,14 +525,29 @@ export function mountConsult(main, bookingId) {
     }
 
     renderPeople();
+    renderSlots();
+    renderOwn();
     renderControls();
     renderTelemetry();
     renderCountdown();
   }
 
+  /** @param {Participant} p */
+  function mutedText(p) {
+    const m = room.muted.get(p.id);
+    if (p.role !== 'doctor') return '';
+    if (!p.sends_audio && !p.sends_video) return 'no microphone or camera';
+    const parts = [];
+    if (!p.sends_audio) parts.push('no microphone');
+    else if (m && m.audio) parts.push('muted');
+    if (!p.sends_video) parts.push('no camera');
+    else if (m && m.video) parts.push('camera off');
+    return parts.join(', ');
+  }
+
   function renderPeople() {
-    const key = `${session.state}|${room.holder}|${room.participants.map((p) => `${p.id}=${label(p)}`).join(',')}`;
-    if (peopleList.dataset.key === key) return;
+    const key = `${session.state}|${room.holder}|${room.participants.map((p) => `${p.id}=${label(p)}:${mutedText(p)}`).join(',')}`;
+    if (peopleList.dataset.key === key) return renderSpeaking();
     peopleList.dataset.key = key;
     if (!room.participants.length) {
       replace(peopleList, h('li', { class: 'muted' }, session.state === 'connected' ? 'Nobody else yet.' : '—'));
@@ -393,12 +557,60 @@ export function mountConsult(main, bookingId) {
       const you = p.id === session.participantId;
       const inv = booking && booking.invitations.find((i) => i.user_id === p.sub);
       const kind = p.role === 'robot' ? 'robot' : p.role === 'observer' ? 'observer' : inv && inv.role === 'consultant' ? 'consultant' : 'doctor';
+      const media = mutedText(p);
       return h('li', { dataset: { participant: p.id, role: p.role } },
         h('span', { class: 'person' },
+          h('span', { class: 'speaking-mark', 'aria-hidden': 'true' }),
           h('span', {}, label(p), you ? ' (you)' : ''),
-          h('span', { class: `badge ${kind}` }, kind)),
+          h('span', { class: `badge ${kind}` }, kind),
+          media ? h('span', { class: 'media-state' }, media) : null),
         p.id === room.holder ? h('span', { class: 'badge driving' }, 'driving') : null);
     }));
+    renderSpeaking();
+  }
+
+  /** Who speaks: a mark in the room's list and one line under the video. */
+  function renderSpeaking() {
+    const speaking = room.speaking.filter((id) => participant(id));
+    for (const li of peopleList.querySelectorAll('li[data-participant]')) {
+      const el = /** @type {HTMLElement} */ (li);
+      el.classList.toggle('speaking', speaking.includes(el.dataset.participant || ''));
+    }
+    const names = speaking.map((id) => {
+      const p = /** @type {Participant} */ (participant(id));
+      return id === session.participantId ? 'you' : label(p);
+    });
+    speakingLine.textContent = names.length ? `Speaking: ${names.join(', ')}` : '';
+    speakingLine.dataset.ids = speaking.join(' ');
+  }
+
+  /** The other doctor's camera, small over the robot's picture. */
+  function renderSlots() {
+    const id = room.slots.video[0] || null;
+    const p = participant(id);
+    peerVideo.hidden = !p;
+    peerLabel.hidden = !p;
+    peerVideo.dataset.participant = id || '';
+    peerLabel.textContent = p ? label(p) : '';
+    peerVideo.setAttribute('aria-label', p ? `Camera of ${label(p)}` : 'Another doctor’s camera');
+  }
+
+  /** Our own microphone and camera (doctors). */
+  function renderOwn() {
+    if (!own) return;
+    const mic = local ? local.getAudioTracks()[0] : undefined;
+    const cam = local ? local.getVideoTracks()[0] : undefined;
+    own.mic.disabled = !mic;
+    own.cam.disabled = !cam;
+    own.mic.setAttribute('aria-pressed', String(!!mic && micMuted));
+    own.cam.setAttribute('aria-pressed', String(!!cam && camOff));
+    own.preview.hidden = !cam;
+    if (own.status.dataset.problem) return; // the reason there is no microphone or camera stays
+    own.status.textContent = !local ? own.status.textContent
+      : micMuted && camOff ? 'Your microphone is muted and your camera is off.'
+        : micMuted ? 'Your microphone is muted.'
+          : camOff ? 'Your camera is off.'
+            : 'The others hear and see you.';
   }
 
   function renderControls() {
@@ -512,10 +724,33 @@ export function mountConsult(main, bookingId) {
   window.addEventListener('pagehide', onPageHide);
 
   // For the end-to-end tests and for support: the live objects of this view.
-  /** @type {any} */ (window).__bedside = { session, room, stats, drive: ctl ? ctl.drive : null };
+  /** @type {any} */ (window).__bedside = {
+    session, room, stats, drive: ctl ? ctl.drive : null,
+    get local() { return local; },
+    get audios() { return audios; },
+  };
+
+  /** Doctors: ask for the microphone and camera (never observers), then join either way. */
+  async function openOwnMedia() {
+    if (!own) return;
+    const { stream, problem } = await openLocalMedia();
+    if (destroyed) {
+      if (stream) for (const t of stream.getTracks()) t.stop();
+      return;
+    }
+    local = stream;
+    session.opts.stream = stream;
+    own.preview.srcObject = stream ? new MediaStream(stream.getVideoTracks()) : null;
+    if (stream) own.preview.play().catch(() => {});
+    own.status.textContent = problem;
+    own.status.dataset.problem = problem ? 'true' : '';
+    own.status.classList.toggle('warn-text', !!problem);
+    if (!problem) own.status.dataset.problem = '';
+    renderOwn();
+  }
 
   render();
-  loadContext().then(() => {
+  Promise.all([loadContext(), openOwnMedia()]).then(() => {
     if (!destroyed) session.start();
   });
 
@@ -532,6 +767,9 @@ export function mountConsult(main, bookingId) {
       }
       session.close();
       video.srcObject = null;
+      peerVideo.srcObject = null;
+      for (const a of audios) a.srcObject = null;
+      if (local) for (const t of local.getTracks()) t.stop();
       delete (/** @type {any} */ (window).__bedside);
     },
   };

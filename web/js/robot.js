@@ -1,12 +1,27 @@
 // The robot page (robot.html), for tablet-style robots: publishes the camera and microphone over
-// WHIP, shows who drives and the drive commands it receives, and runs the same watchdog and e-stop
-// rules as the Rust robot agent (watchdog.js). Reports telemetry every second.
+// WHIP, shows the driving doctor's camera full size (the presenter slot) and plays the doctors'
+// voices (the audio slots), shows who drives, who speaks and the drive commands it receives, and
+// runs the same watchdog and e-stop rules as the Rust robot agent (watchdog.js). Reports
+// telemetry every second.
 //
-// Start: with `?room=<robot id>&token=<publish token>` in the URL, or by entering the robot id
-// and its credential (the page asks the API for a publish token, again on every reconnect).
+// Start: by entering the robot id and its credential, or from a link with them in the URL
+// *fragment*: `/robot#room=<robot id>&credential=<credential>` (or `#room=…&token=<publish
+// token>`). A fragment is never sent to a server (no request line, no access log, no Referer);
+// the page takes it out of the address bar and the history at once. A token or credential in the
+// query (`?token=`) is refused: it has already travelled to the server and sits in its logs.
+// The credential lives in this page's memory only, for the page's life: not in localStorage (on
+// disk for good, readable by any script of the origin, surviving whoever used the tablet) and
+// not in sessionStorage either (it survives reloads, which a kiosk does not need: its start
+// link carries the fragment again). Every (re)connect asks the API for a fresh publish token.
 //
-// Here the "motors" are the screen: the command being executed is shown large, and every change
-// is logged. A real robot would hand `Drive` commands to its motor controller at the same point.
+// The deadman check runs on a dedicated worker's clock (deadman_worker.js): a hidden page's own
+// timers are throttled to about one a second. The robot also stops on a lease change announced
+// on `events` (a newer epoch), in case the SFU's stop frame was lost, and keeps its e-stop latch
+// across reconnects until the new room says what its state is. Its own e-stop (the *STOP*
+// button here) is reported in telemetry; only this page releases it.
+//
+// Who is who: the robot has no user token and the API offers it no names (yet), so people are
+// shown by what they are in the room ("The driving doctor"), from the `events`.
 //
 // Not here: the watchdog rules (watchdog.js), WebRTC and reconnection (session.js).
 
@@ -15,32 +30,70 @@ import { $, h, replace, toast } from './dom.js';
 import { Session, FatalSessionError } from './session.js';
 import { Watchdog, isStillDrive } from './watchdog.js';
 import { StatsSampler, describe } from './stats.js';
-import { applyPresence } from './events.js';
+import { applyPresence, describeError } from './events.js';
 
 /** @typedef {import('./watchdog.js').Drive} Drive */
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
 /** @typedef {import('./events.js').Participant} Participant */
+/** @typedef {import('./session.js').Lines} Lines */
 
-const CREDS_KEY = 'bedside.robot';
+/** Doctors' voices the robot plays at once (the loudest). */
+const AUDIO_SLOTS = 3;
+/** How often the deadman is checked. */
+const DEADMAN_TICK_MS = 20;
 
 const main = $('#main');
-const params = new URLSearchParams(location.search);
 
 /** @type {Session|null} */
 let session = null;
 
-function showSetup() {
-  /** @type {{room?: string, credential?: string}} */
-  let saved = {};
-  try {
-    saved = JSON.parse(localStorage.getItem(CREDS_KEY) || '{}');
-  } catch {
-    saved = {};
+/**
+ * Read a start link's fragment (`#room=…&credential=…` or `#room=…&token=…`) and take it out of
+ * the address bar and the history. A secret in the query is refused (see the module comment).
+ * @returns {{room: string, credential?: string, token?: string, refused?: string}}
+ */
+function takeStartLink() {
+  const query = new URLSearchParams(location.search);
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const room = fragment.get('room') || query.get('room') || '';
+  const secretInQuery = query.has('token') || query.has('credential');
+  if (location.search || location.hash) history.replaceState(null, '', location.pathname);
+  if (secretInQuery) {
+    return {
+      room,
+      refused: 'A token or credential in the address query (?token=…) is not accepted: it is sent to the server and kept in logs and history. Enter the credential below, or use a link with #room=…&credential=… instead.',
+    };
   }
-  const room = h('input', { id: 'robot-id', name: 'robot-id', required: true, autocomplete: 'off', spellcheck: 'false', value: params.get('room') || saved.room || '' });
-  const credential = h('input', { id: 'robot-credential', name: 'robot-credential', type: 'password', required: true, autocomplete: 'off', value: saved.credential || '' });
-  const remember = h('input', { id: 'robot-remember', type: 'checkbox', style: 'width: auto; min-height: 0', checked: !!saved.credential });
-  const error = h('p', { class: 'error', id: 'robot-error', role: 'alert' });
+  const credential = fragment.get('credential') || undefined;
+  const token = fragment.get('token') || undefined;
+  return { room, credential, token };
+}
+
+/**
+ * @param {string} id
+ * @param {string} cred
+ * @returns {() => Promise<{room: string, token: string}>}
+ */
+function fromCredential(id, cred) {
+  return async () => {
+    try {
+      const t = await publishToken(id, cred);
+      return { room: t.room, token: t.token };
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw new FatalSessionError('the robot credential was refused', 401);
+      throw err;
+    }
+  };
+}
+
+/**
+ * @param {string} roomId
+ * @param {string} [refused] why a start link was not used
+ */
+function showSetup(roomId, refused) {
+  const room = h('input', { id: 'robot-id', name: 'robot-id', required: true, autocomplete: 'off', spellcheck: 'false', value: roomId });
+  const credential = h('input', { id: 'robot-credential', name: 'robot-credential', type: 'password', required: true, autocomplete: 'off' });
+  const error = h('p', { class: 'error', id: 'robot-error', role: 'alert' }, refused || '');
   const submit = h('button', { type: 'submit', class: 'primary', id: 'robot-start' }, 'Start publishing');
   replace(main, h('form', {
     class: 'panel login',
@@ -60,28 +113,13 @@ function showSetup() {
         submit.disabled = false;
         return;
       }
-      try {
-        if (remember.checked) localStorage.setItem(CREDS_KEY, JSON.stringify({ room: id, credential: cred }));
-        else localStorage.removeItem(CREDS_KEY);
-      } catch {
-        // storage disabled
-      }
-      start(id, async () => {
-        try {
-          const t = await publishToken(id, cred);
-          return { room: t.room, token: t.token };
-        } catch (err) {
-          if (err instanceof ApiError && err.status === 401) throw new FatalSessionError('the robot credential was refused', 401);
-          throw err;
-        }
-      });
+      start(id, fromCredential(id, cred));
     },
   },
   h('h1', { id: 'robot-setup-title' }, 'Start this robot'),
-  h('p', { class: 'hint' }, 'The robot id and credential come from the administrator who registered the robot.'),
+  h('p', { class: 'hint' }, 'The robot id and credential come from the administrator who registered the robot. The credential is kept only while this page is open.'),
   h('div', { class: 'field' }, h('label', { for: 'robot-id' }, 'Robot id'), room),
   h('div', { class: 'field' }, h('label', { for: 'robot-credential' }, 'Credential'), credential),
-  h('div', { class: 'field' }, h('label', { for: 'robot-remember', style: 'display: flex; gap: .5rem; align-items: center; font-weight: 400' }, remember, 'Remember on this device')),
   error,
   submit));
   (room.value ? credential : room).focus();
@@ -98,7 +136,8 @@ async function start(room, credentials) {
   try {
     stream = await navigator.mediaDevices.getUserMedia({
       video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
-      audio: { echoCancellation: true, noiseSuppression: true },
+      // The doctors' voices come out of this robot's speaker, next to its microphone.
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
   } catch (err) {
     replace(main, h('div', { class: 'panel login' },
@@ -112,14 +151,56 @@ async function start(room, credentials) {
 }
 
 /**
+ * The deadman's clock: ticks from a dedicated worker, which a hidden page does not throttle; a
+ * plain interval if the worker cannot start (then a hidden page checks about once a second, and
+ * the page says so).
+ */
+class DeadmanClock {
+  /** @param {() => void} onTick */
+  constructor(onTick) {
+    /** @type {'worker'|'interval'} */
+    this.kind = 'worker';
+    /** @type {Worker|null} */
+    this.worker = null;
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this.interval = null;
+    try {
+      const w = new Worker(new URL('./deadman_worker.js', import.meta.url), { type: 'module', name: 'deadman' });
+      w.onmessage = () => onTick();
+      w.onerror = () => this.fallBack(onTick);
+      w.postMessage({ type: 'start', everyMs: DEADMAN_TICK_MS });
+      this.worker = w;
+    } catch {
+      this.fallBack(onTick);
+    }
+  }
+
+  /** @param {() => void} onTick */
+  fallBack(onTick) {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    this.kind = 'interval';
+    if (!this.interval) this.interval = setInterval(onTick, DEADMAN_TICK_MS);
+    toast('The deadman timer runs on the page: keep this page visible.');
+  }
+
+  stop() {
+    if (this.worker) this.worker.terminate();
+    if (this.interval) clearInterval(this.interval);
+    this.worker = null;
+    this.interval = null;
+  }
+}
+
+/**
  * The live robot: publishing, watchdog, display.
  * @param {MediaStream} stream
  * @param {() => Promise<{room: string, token: string}>} credentials
  */
 function runRobot(stream, credentials) {
-  const s = new Session({ endpoint: 'whip', stream, credentials });
+  const s = new Session({ endpoint: 'whip', stream, credentials, videoSlots: 1, audioSlots: AUDIO_SLOTS });
   session = s;
-  let watchdog = new Watchdog();
+  const watchdog = new Watchdog();
   const counts = { received: 0, obeyed: 0, ignored: 0 };
   /** @type {Record<string, number>} */
   const ignoredBy = {};
@@ -128,11 +209,34 @@ function runRobot(stream, credentials) {
   /** @type {string|null} */
   let holder = null;
   let epoch = 0;
+  /** The room's e-stop state (either latch), as last reported by the room. */
+  let roomEstop = false;
+  /** Our own e-stop (the STOP button): only this page releases it. */
   let localEstop = false;
+  /** A new connection: the room has not told us its e-stop state yet. */
+  let awaitingRoomEstop = false;
+  /** @type {{audio: (string|null)[], video: (string|null)[]}} what our slots carry */
+  let slots = { audio: [], video: [] };
+  /** @type {string[]} */
+  let speaking = [];
+  /** @type {{t: number, reason: string, x: number, y: number, z: number, epoch: number}[]} every command, newest last (support and tests) */
+  const commands = [];
 
-  const preview = h('video', { id: 'local-video', autoplay: true, playsinline: true, muted: true, 'aria-label': 'What this robot’s camera sends' });
+  const preview = h('video', { id: 'local-video', class: 'pip mirror', autoplay: true, playsinline: true, muted: true, 'aria-label': 'What this robot’s camera sends' });
   preview.muted = true;
-  preview.srcObject = stream;
+  // The picture only: a media element playing the live microphone (even muted) counts as a page
+  // playing sound, which Chromium then never throttles, and the preview has no use for it.
+  preview.srcObject = new MediaStream(stream.getVideoTracks());
+  // The presenter: the driving doctor's camera. Its sound, if any, comes on the audio slots.
+  const presenter = h('video', { id: 'presenter-video', autoplay: true, playsinline: true, muted: true, 'aria-describedby': 'presenter-label' });
+  presenter.muted = true;
+  const presenterLabel = h('p', { class: 'presenter-label', id: 'presenter-label', 'aria-live': 'polite' }, '');
+  const noPresenter = h('p', { class: 'stage-empty', id: 'presenter-none' }, 'No doctor’s camera yet');
+  const speakingLine = h('p', { class: 'speaking-line', id: 'speaking' }, '');
+  const audioBox = h('div', { id: 'robot-audio', hidden: true });
+  /** @type {HTMLAudioElement[]} */
+  let audios = [];
+  const soundOn = h('button', { type: 'button', class: 'small', id: 'sound-on', hidden: true, onclick: () => playAudio(true) }, 'Turn sound on');
   const connDot = h('span', { class: 'dot connecting', 'aria-hidden': 'true' });
   const connText = h('span', { id: 'conn-state' }, 'Connecting…');
   const driver = h('p', { class: 'state-line', id: 'driver', 'aria-live': 'polite' }, 'Nobody is driving');
@@ -148,15 +252,26 @@ function runRobot(stream, credentials) {
   const ignored = h('span', { id: 'frames-ignored' }, '0');
   const log = h('ul', { class: 'log', id: 'drive-log', 'aria-label': 'Recent drive commands' });
   const link = h('span', { id: 'robot-link' }, 'measuring…');
-  const localStop = h('button', { type: 'button', class: 'estop', id: 'local-estop', onclick: () => latchLocally() }, 'STOP (local e-stop)');
+  const localStop = h('button', { type: 'button', class: 'estop', id: 'local-estop', 'aria-pressed': 'false', onclick: () => toggleLocalEstop() }, 'STOP (local e-stop)');
+  const stage = h('div', { class: 'stage presenter-stage' }, presenter, noPresenter, presenterLabel, speakingLine, preview);
+  const fullscreen = h('button', {
+    type: 'button',
+    class: 'small',
+    id: 'fullscreen',
+    onclick: () => {
+      if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+      else stage.requestFullscreen().catch(() => toast('Full screen is not available here.'));
+    },
+  }, 'Full screen');
 
   replace(main, h('div', { class: 'robot-page' },
-    h('div', {},
-      h('div', { class: 'stage' }, preview),
-      h('div', { class: 'state-line' }, connDot, connText),
+    h('div', { class: 'robot-main' },
+      stage,
+      h('div', { class: 'state-line' }, connDot, connText, soundOn, fullscreen),
       driver,
-      h('p', { class: 'hint' }, 'Link: ', link)),
-    h('div', {},
+      h('p', { class: 'hint' }, 'Link: ', link),
+      audioBox),
+    h('div', { class: 'robot-side' },
       h('section', { class: 'panel', 'aria-labelledby': 'cmd-title' },
         h('h2', { id: 'cmd-title' }, 'Drive command'),
         estopState,
@@ -171,10 +286,14 @@ function runRobot(stream, credentials) {
       h('section', { class: 'panel', 'aria-labelledby': 'log-title' },
         h('h2', { id: 'log-title' }, 'Recent commands'), log))));
 
+  // --- motors -----------------------------------------------------------------------------------
+
   /** @param {Drive|null} d */
   function apply(d) {
     if (!d) return;
     // A real robot sends `d` to its motor controller here.
+    commands.push({ t: performance.now(), reason: d.reason, x: d.linearX, y: d.linearY, z: d.angularZ, epoch: d.epoch });
+    if (commands.length > 500) commands.splice(0, commands.length - 500);
     dx.textContent = String(d.linearX);
     dy.textContent = String(d.linearY);
     dz.textContent = String(d.angularZ);
@@ -195,35 +314,109 @@ function runRobot(stream, credentials) {
     ignored.title = Object.entries(ignoredBy).map(([k, v]) => `${k}: ${v}`).join(', ');
   }
 
+  // --- e-stop -----------------------------------------------------------------------------------
+
+  /** The watchdog holds still while either the room or this robot says so. */
+  function syncEstop() {
+    apply(watchdog.onEstop(roomEstop || localEstop));
+    renderEstop();
+  }
+
   function renderEstop() {
     const latched = watchdog.estopLatched();
     estopState.classList.toggle('latched', latched);
-    estopState.textContent = latched ? 'E-STOP LATCHED' : 'E-stop clear';
+    estopState.textContent = !latched ? 'E-stop clear' : localEstop ? 'E-STOP LATCHED at the robot' : 'E-STOP LATCHED';
     estopState.dataset.latched = String(latched);
-    localStop.disabled = latched;
+    estopState.dataset.local = String(localEstop);
+    localStop.setAttribute('aria-pressed', String(localEstop));
+    localStop.textContent = localEstop ? 'Release local e-stop' : 'STOP (local e-stop)';
+  }
+
+  function toggleLocalEstop() {
+    localEstop = !localEstop;
+    // Latching is at once; releasing takes effect when the room (which also obeys our latch)
+    // says the e-stop is clear, or at once if it does not know of any.
+    syncEstop();
+    sendTelemetry(); // the room latches (or releases our latch) from our report
+  }
+
+  // --- who is who -------------------------------------------------------------------------------
+
+  /**
+   * What a participant is, in words (the robot learns no names).
+   * @param {string|null} id
+   */
+  function label(id) {
+    const p = participants.find((x) => x.id === id);
+    if (!p) return 'A doctor';
+    if (p.role === 'robot') return 'This robot';
+    if (p.role === 'observer') return 'A student';
+    if (id === holder) return 'The driving doctor';
+    return p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
   }
 
   function renderDriver() {
-    const p = participants.find((x) => x.id === holder);
     driver.dataset.holder = holder || '';
-    driver.textContent = holder ? `Driving: ${p && p.role === 'doctor' ? 'a doctor' : 'participant'} (session ${holder})` : 'Nobody is driving';
+    driver.textContent = holder ? `${label(holder)} is driving (session ${holder})` : 'Nobody is driving';
     const doctors = participants.filter((x) => x.role === 'doctor').length;
     const observers = participants.filter((x) => x.role === 'observer').length;
     driver.title = `${doctors} doctor(s), ${observers} observer(s) in the room`;
+    renderPresenter();
   }
 
-  function latchLocally() {
-    localEstop = true;
-    apply(watchdog.onEstop(true));
-    renderEstop();
-    sendTelemetry(); // the room latches from our report
+  function renderPresenter() {
+    const id = slots.video[0] || null;
+    presenter.dataset.participant = id || '';
+    noPresenter.hidden = !!id;
+    presenterLabel.hidden = !id;
+    presenterLabel.textContent = !id ? '' : id === holder ? 'The driving doctor' : `${label(id)} (not driving)`;
+    presenter.setAttribute('aria-label', id ? `Camera of ${label(id).toLowerCase()}` : 'No doctor’s camera');
+    const names = speaking.filter((x) => participants.some((p) => p.id === x)).map(label);
+    speakingLine.textContent = names.length ? `Speaking: ${names.join(', ')}` : '';
+    speakingLine.hidden = !names.length;
+    speakingLine.dataset.ids = speaking.join(' ');
   }
+
+  // --- media ------------------------------------------------------------------------------------
+
+  /** @param {CustomEvent<Lines>} e */
+  function onLines(e) {
+    const lines = e.detail;
+    const slot = lines.videoSlots[0];
+    presenter.srcObject = slot ? new MediaStream([slot.receiver.track]) : null;
+    presenter.play().catch(() => {});
+    for (const a of audios) a.srcObject = null;
+    audios = lines.audioSlots.map((t, i) => {
+      const a = h('audio', { autoplay: true, dataset: { slot: String(i) } });
+      a.srcObject = new MediaStream([t.receiver.track]);
+      return a;
+    });
+    replace(audioBox, audios);
+    slots = { audio: audios.map(() => null), video: lines.videoSlots.map(() => null) };
+    renderPresenter();
+    playAudio(false);
+  }
+
+  /**
+   * Play the doctors' voices; a browser that wants a tap first gets the *Turn sound on* button.
+   * @param {boolean} tapped
+   */
+  function playAudio(tapped) {
+    Promise.all(audios.map((a) => a.play())).then(() => {
+      soundOn.hidden = true;
+    }).catch(() => {
+      soundOn.hidden = false;
+      if (tapped) toast('The browser still blocks sound on this page.');
+    });
+  }
+
+  s.addEventListener('lines', /** @type {EventListener} */ (onLines));
 
   s.addEventListener('joined', () => {
-    // A new connection is a new room session: start still, with fresh epochs.
-    const estop = watchdog.estopLatched() && localEstop;
-    watchdog = new Watchdog();
-    if (estop) watchdog.onEstop(true);
+    // A new connection is a new room session: start still, with fresh epochs, and keep the
+    // e-stop latch until the room says what its state is.
+    apply(watchdog.reconnected());
+    awaitingRoomEstop = true;
     renderEstop();
   });
 
@@ -242,19 +435,49 @@ function runRobot(stream, credentials) {
 
   s.addEventListener('server-event', (e) => {
     const ev = /** @type {CustomEvent<ServerEvent>} */ (e).detail;
-    if (ev.type === 'estop') {
-      if (!ev.latched) localEstop = false;
-      apply(watchdog.onEstop(ev.latched));
-      renderEstop();
-    } else if (ev.type === 'lease') {
-      holder = ev.holder;
-      epoch = ev.epoch;
-      renderDriver();
-    } else if (ev.type === 'presence' || ev.type === 'joined' || ev.type === 'left') {
-      participants = applyPresence(participants, ev);
-      renderDriver();
-    } else if (ev.type === 'error') {
-      toast(ev.message);
+    switch (ev.type) {
+      case 'estop':
+        if (awaitingRoomEstop) {
+          // The room remembers our own latch across our reconnects (and reloads): keep it.
+          localEstop = localEstop || !!ev.robot;
+          awaitingRoomEstop = false;
+          if (localEstop && !ev.robot) sendTelemetry();
+        }
+        roomEstop = ev.latched;
+        syncEstop();
+        break;
+      case 'lease':
+        // The stop frame may have been lost; the lease event is not.
+        apply(watchdog.onLease(ev.epoch));
+        holder = ev.holder;
+        epoch = ev.epoch;
+        renderDriver();
+        break;
+      case 'presence':
+      case 'joined':
+      case 'left':
+        participants = applyPresence(participants, ev);
+        renderDriver();
+        break;
+      case 'slots':
+        slots = { audio: ev.audio, video: ev.video };
+        renderPresenter();
+        break;
+      case 'speaking':
+        speaking = ev.ids;
+        renderPresenter();
+        break;
+      case 'error': {
+        const m = describeError(ev.code, ev.message);
+        if (m.ends) {
+          s.end(m.text);
+        } else {
+          toast(m.text);
+        }
+        break;
+      }
+      default:
+        break;
     }
   });
 
@@ -274,9 +497,15 @@ function runRobot(stream, credentials) {
       reconnecting: `Reconnecting… ${s.detail}`,
       closed: 'Stopped',
       failed: `Cannot publish: ${s.detail}`,
+      ended: `Stopped: ${s.detail}`,
     }[s.state];
     connText.dataset.state = s.state;
-    if (s.state !== 'connected') apply(watchdog.connectionLost());
+    if (s.state !== 'connected') {
+      apply(watchdog.connectionLost());
+      slots = { audio: [], video: [] };
+      speaking = [];
+      renderPresenter();
+    }
   });
 
   const stats = new StatsSampler(() => s.pc, 'out');
@@ -306,35 +535,42 @@ function runRobot(stream, credentials) {
     });
   }
 
-  // The deadman: checked often, so a silent driver stops the robot within ~300 ms.
-  const deadman = setInterval(() => apply(watchdog.poll(performance.now())), 20);
+  // The deadman: checked every 20 ms on a worker's clock, so a silent driver stops the robot
+  // within ~300 ms even while this page is hidden.
+  const deadman = new DeadmanClock(() => apply(watchdog.poll(performance.now())));
   const telemetry = setInterval(() => {
     if (s.state === 'connected') sendTelemetry();
   }, 1000);
 
   window.addEventListener('pagehide', () => {
-    clearInterval(deadman);
+    deadman.stop();
     clearInterval(telemetry);
     s.close();
   });
 
   /** @type {any} */ (window).__bedside = {
     session: s,
-    get watchdog() { return watchdog; },
+    watchdog,
+    deadman,
     counts,
     ignoredBy,
+    commands,
     get holder() { return holder; },
     get epoch() { return epoch; },
+    get slots() { return slots; },
+    get speaking() { return speaking; },
+    get localEstop() { return localEstop; },
   };
   s.start();
 }
 
-const urlRoom = params.get('room');
-const urlToken = params.get('token');
-if (urlRoom && urlToken) {
-  // Keep the token out of the address bar (and out of screenshots).
-  history.replaceState(null, '', `${location.pathname}?room=${encodeURIComponent(urlRoom)}`);
-  start(urlRoom, async () => ({ room: urlRoom, token: urlToken }));
+const link = takeStartLink();
+if (link.room && link.credential) {
+  start(link.room, fromCredential(link.room, link.credential));
+} else if (link.room && link.token) {
+  // A publish token alone: good until it expires (then the page says so and stops retrying).
+  const { room, token } = link;
+  start(room, async () => ({ room, token }));
 } else {
-  showSetup();
+  showSetup(link.room, link.refused);
 }

@@ -3,7 +3,19 @@
 //
 // A connection attempt: get credentials (a fresh join or publish token), create the peer
 // connection with the `control` (unordered, no retransmits, binary) and `events` (reliable, JSON)
-// data channels and the media transceivers, POST the offer, apply the answer. The SFU is ICE-lite
+// data channels and the media transceivers, POST the offer, apply the answer.
+//
+// The transceivers follow docs/protocol.md, "m-lines", in this order:
+// - viewers (WHEP): recvonly video and audio (the robot), then for doctors their own microphone
+//   and camera (sendonly; `inactive` when there is no such track, e.g. the doctor refused it),
+//   then `audioSlots` recvonly audio (other doctors' voices) and `videoSlots` recvonly video
+//   (other doctors' cameras);
+// - the robot page (WHIP): sendonly video and audio (its camera and microphone), then
+//   `videoSlots` recvonly video (the first is the presenter: the driving doctor's camera) and
+//   `audioSlots` recvonly audio (the doctors' voices).
+// Slots are negotiated once per connection: the SFU switches what a slot carries without a new
+// offer, so a slot's RTCRtpReceiver and its track stay the same while the person on it changes
+// (the `slots` event says who it is). The SFU is ICE-lite
 // with host candidates, so no STUN/TURN servers and no waiting for ICE gathering. When the
 // connection fails, drops for more than a moment, or never comes up, the attempt is torn down
 // (DELETE on the session URL) and the next one starts after a growing, jittered delay. Errors that
@@ -17,7 +29,11 @@ import { parseServerEvent } from './events.js';
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
 /** @typedef {import('./events.js').ClientEvent} ClientEvent */
 
-/** @typedef {'idle'|'connecting'|'connected'|'reconnecting'|'closed'|'failed'} SessionState */
+/**
+ * `failed`: joining was refused for good (not allowed, booking over); `ended`: the server ended
+ * the session (revoked, replaced by the same person elsewhere); `closed`: we left.
+ * @typedef {'idle'|'connecting'|'connected'|'reconnecting'|'closed'|'failed'|'ended'} SessionState
+ */
 
 /**
  * @typedef {object} Credentials
@@ -29,7 +45,12 @@ import { parseServerEvent } from './events.js';
  * @typedef {object} SessionOptions
  * @property {'whep'|'whip'} endpoint
  * @property {() => Promise<Credentials>} credentials called before every attempt
- * @property {MediaStream} [stream] what the robot page publishes (WHIP)
+ * @property {MediaStream|null} [stream] what this participant sends: the robot page's camera
+ *   and microphone (WHIP, required), a doctor's own (WHEP, with `sends`)
+ * @property {boolean} [sends] WHEP: offer the own microphone and camera lines (doctors; an
+ *   observer's would be answered `inactive` anyway, so observers offer none)
+ * @property {number} [audioSlots] receive lines for doctors' voices
+ * @property {number} [videoSlots] receive lines for doctors' cameras
  * @property {number} [connectTimeoutMs] give an attempt this long to connect
  * @property {number} [disconnectGraceMs] tolerate `disconnected` this long before retrying
  */
@@ -61,6 +82,53 @@ export function backoffMs(attempt, random = Math.random()) {
   return Math.round(base * (0.8 + 0.4 * random));
 }
 
+/**
+ * One connection's m-lines by what they carry (docs/protocol.md, "m-lines").
+ * @typedef {object} Lines
+ * @property {RTCRtpTransceiver|null} robotVideo the robot's camera (viewers)
+ * @property {RTCRtpTransceiver|null} robotAudio the robot's microphone (viewers)
+ * @property {RTCRtpTransceiver|null} ownAudio what we send: a doctor's or the robot's microphone
+ * @property {RTCRtpTransceiver|null} ownVideo what we send: a doctor's or the robot's camera
+ * @property {RTCRtpTransceiver[]} audioSlots doctors' voices, in m-line order
+ * @property {RTCRtpTransceiver[]} videoSlots doctors' cameras, in m-line order
+ */
+
+/** @returns {Lines} */
+function noLines() {
+  return { robotVideo: null, robotAudio: null, ownAudio: null, ownVideo: null, audioSlots: [], videoSlots: [] };
+}
+
+/**
+ * A sending line for `track`, or an `inactive` one of `kind` when there is none (so the m-line
+ * order stays the same, and the SFU knows we send nothing of that kind).
+ * @param {RTCPeerConnection} pc
+ * @param {'audio'|'video'} kind
+ * @param {MediaStreamTrack|undefined} track
+ * @param {MediaStream|null|undefined} stream
+ */
+function sendLine(pc, kind, track, stream) {
+  return track
+    ? pc.addTransceiver(track, { direction: 'sendonly', streams: stream ? [stream] : [] })
+    : pc.addTransceiver(kind, { direction: 'inactive' });
+}
+
+/**
+ * Prefer a sharp picture over a smooth one when the encoder must save: drop frames, keep the
+ * resolution (a face on the bedside screen, or the robot's view of the patient, is no use blurred).
+ * Best effort: a browser without it keeps its default.
+ * @param {RTCRtpSender} sender
+ */
+async function keepResolution(sender) {
+  if (!sender.track) return;
+  try {
+    const params = /** @type {RTCRtpSendParameters & {degradationPreference?: string}} */ (sender.getParameters());
+    params.degradationPreference = 'maintain-resolution';
+    await sender.setParameters(params);
+  } catch {
+    // not supported here
+  }
+}
+
 export class Session extends EventTarget {
   /** @param {SessionOptions} opts */
   constructor(opts) {
@@ -88,8 +156,10 @@ export class Session extends EventTarget {
     this.retryAt = null;
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.timer = null;
-    /** @type {MediaStream} the remote media (viewers) */
+    /** @type {MediaStream} the robot's camera and microphone (viewers) */
     this.remoteStream = new MediaStream();
+    /** @type {Lines} the current connection's m-lines */
+    this.lines = noLines();
     this.closed = false;
     /** Attempt counter, so callbacks of a torn-down attempt do nothing. */
     this.attemptId = 0;
@@ -148,6 +218,19 @@ export class Session extends EventTarget {
     this.closed = true;
     this.teardown();
     this.setState('closed', 'left the room');
+  }
+
+  /**
+   * The server ended this session for good (access revoked, the same person joined elsewhere):
+   * stop without reconnecting. No DELETE: the server has already forgotten the session.
+   * @param {string} why plain words, shown as the state's detail
+   */
+  end(why) {
+    if (this.closed) return;
+    this.closed = true;
+    this.location = null;
+    this.teardown();
+    this.setState('ended', why);
   }
 
   // --- internals --------------------------------------------------------------------------------
@@ -212,23 +295,34 @@ export class Session extends EventTarget {
     this.control = control;
     this.events = events;
 
+    const lines = noLines();
+    const own = this.opts.stream || null;
+    const recv = (/** @type {'audio'|'video'} */ kind) => pc.addTransceiver(kind, { direction: 'recvonly' });
     if (this.opts.endpoint === 'whep') {
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      pc.addTransceiver('audio', { direction: 'recvonly' });
+      lines.robotVideo = recv('video');
+      lines.robotAudio = recv('audio');
+      if (this.opts.sends) {
+        lines.ownAudio = sendLine(pc, 'audio', own?.getAudioTracks()[0], own);
+        lines.ownVideo = sendLine(pc, 'video', own?.getVideoTracks()[0], own);
+      }
+      for (let i = 0; i < (this.opts.audioSlots || 0); i++) lines.audioSlots.push(recv('audio'));
+      for (let i = 0; i < (this.opts.videoSlots || 0); i++) lines.videoSlots.push(recv('video'));
       const stream = new MediaStream();
       this.remoteStream = stream;
       pc.ontrack = (ev) => {
         if (id !== this.attemptId) return;
+        if (ev.transceiver !== lines.robotVideo && ev.transceiver !== lines.robotAudio) return;
         stream.addTrack(ev.track);
         this.dispatchEvent(new CustomEvent('track', { detail: { track: ev.track, stream } }));
       };
     } else {
-      const stream = this.opts.stream;
-      if (!stream) throw new FatalSessionError('nothing to publish');
-      for (const track of stream.getTracks()) {
-        pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      }
+      if (!own || !own.getVideoTracks()[0] || !own.getAudioTracks()[0]) throw new FatalSessionError('nothing to publish');
+      lines.ownVideo = sendLine(pc, 'video', own.getVideoTracks()[0], own);
+      lines.ownAudio = sendLine(pc, 'audio', own.getAudioTracks()[0], own);
+      for (let i = 0; i < (this.opts.videoSlots || 0); i++) lines.videoSlots.push(recv('video'));
+      for (let i = 0; i < (this.opts.audioSlots || 0); i++) lines.audioSlots.push(recv('audio'));
     }
+    this.lines = lines;
 
     events.onopen = () => {
       if (id !== this.attemptId) return;
@@ -301,7 +395,11 @@ export class Session extends EventTarget {
     const answer = await resp.text();
     if (id !== this.attemptId) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    if (id !== this.attemptId) return;
+    if (this.opts.endpoint === 'whep' && lines.ownVideo) await keepResolution(lines.ownVideo.sender);
     this.dispatchEvent(new CustomEvent('joined', { detail: { participantId: this.participantId } }));
+    // The slots' receivers (and their tracks) exist from now on, for this connection's life.
+    this.dispatchEvent(new CustomEvent('lines', { detail: lines }));
 
     // An attempt that never connects is as good as a failed one.
     this.timer = setTimeout(() => {
@@ -340,6 +438,7 @@ export class Session extends EventTarget {
     this.control = null;
     this.events = null;
     this.participantId = null;
+    this.lines = noLines();
   }
 }
 

@@ -27,9 +27,11 @@
 /**
  * @param {RTCStatsReport} report
  * @param {'in'|'out'} direction
+ * @param {string|null} [videoMid] the m-line whose video the figures describe (the robot's, in a
+ *   consult that also receives doctors' cameras); any video when null
  * @returns {{totals: Totals, rttMs: number|null, fps: number|null, framesDecoded: number, width: number|null, height: number|null, remoteLossFraction: number|null}}
  */
-export function summarise(report, direction) {
+export function summarise(report, direction, videoMid = null) {
   let bytes = 0;
   let packets = 0;
   let lost = 0;
@@ -57,7 +59,7 @@ export function summarise(report, direction) {
       bytes += s.bytesReceived || 0;
       packets += s.packetsReceived || 0;
       lost += Math.max(0, s.packetsLost || 0);
-      if (s.kind === 'video') {
+      if (s.kind === 'video' && (videoMid === null || s.mid === videoMid)) {
         framesDecoded += s.framesDecoded || 0;
         if (typeof s.framesPerSecond === 'number') fps = s.framesPerSecond;
         if (typeof s.frameWidth === 'number') width = s.frameWidth;
@@ -100,11 +102,13 @@ export class StatsSampler extends EventTarget {
   /**
    * @param {() => RTCPeerConnection|null} pc the current connection (it changes on reconnect)
    * @param {'in'|'out'} direction
+   * @param {() => string|null} [videoMid] the m-line whose video to describe (see summarise)
    */
-  constructor(pc, direction) {
+  constructor(pc, direction, videoMid = () => null) {
     super();
     this.pc = pc;
     this.direction = direction;
+    this.videoMid = videoMid;
     /** @type {Totals|null} */
     this.prev = null;
     /** @type {RTCPeerConnection|null} */
@@ -130,7 +134,7 @@ export class StatsSampler extends EventTarget {
       this.prev = null;
       return;
     }
-    const s = summarise(await pc.getStats(), this.direction);
+    const s = summarise(await pc.getStats(), this.direction, this.videoMid());
     const now = performance.now();
     s.totals.at = now;
     const prev = this.prevPc === pc ? this.prev : null;

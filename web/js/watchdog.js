@@ -4,7 +4,11 @@
 // - ignore frames whose epoch is older than the newest seen (a previous holder's late frames);
 // - within an epoch only newer sequence numbers count;
 // - a Stop frame (from the SFU, on every lease change or e-stop) stops at once;
-// - an e-stop latches and holds the robot still until it is cleared.
+// - a lease change announced on the reliable `events` channel (a newer epoch) stops it too: the
+//   stop frame travels on the unreliable `control` channel and may be lost;
+// - an e-stop latches and holds the robot still until it is cleared;
+// - the watchdog outlives a reconnection: it starts still, and keeps its e-stop latch until the
+//   new room says what its state is.
 //
 // Sans-IO: fed bytes, e-stop changes and the time (ms, e.g. performance.now()); returns drive
 // commands. Not here: sockets, timers or the DOM (robot.js owns those).
@@ -111,6 +115,33 @@ export class Watchdog {
         reason: 'frame',
       }),
     };
+  }
+
+  /**
+   * The room announced a lease change (or told us the lease on joining). A newer epoch stops
+   * the robot: the old driver is gone even if its stop frame was lost.
+   * @param {number} epoch
+   * @returns {Drive|null}
+   */
+  onLease(epoch) {
+    if (epoch <= this.epoch) return null;
+    this.epoch = epoch;
+    this.lastSeq = null;
+    this.lastValid = null;
+    return this.set(still(epoch, 'stop'));
+  }
+
+  /**
+   * The connection to the server was made again: start still, in a room whose epochs may have
+   * started over (a restarted server), keeping the e-stop latch until the room says otherwise.
+   * @returns {Drive}
+   */
+  reconnected() {
+    this.epoch = 0;
+    this.lastSeq = null;
+    this.lastValid = null;
+    this.current = still(0, this.estop ? 'estop' : 'stop');
+    return this.current;
   }
 
   /**

@@ -7,8 +7,10 @@
 
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { resolve, dirname } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PASSWORD } from './seed.js';
 
@@ -40,6 +42,72 @@ export const FLAGS = [
 
 export async function launch() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+}
+
+/**
+ * A Chromium whose pages can really be hidden, for what only happens in a hidden page (timer
+ * throttling). `launch()` cannot give one, for two reasons: Playwright starts Chromium with
+ * `--disable-background-timer-throttling`, `--disable-renderer-backgrounding` and
+ * `--disable-backgrounding-occluded-windows`, and it turns on focus emulation
+ * (`Emulation.setFocusEmulationEnabled`) for every page it attaches to, which keeps the page's
+ * WebContents counted as captured, hence visible, whatever tab is in front. So this starts the
+ * system Chromium itself with FLAGS only, and attaches with `connectOverCDP(…, {noDefaults:
+ * true})`, which leaves the default context's pages alone. A page of `context` is hidden
+ * (`document.visibilityState` 'hidden', timers throttled to about once a second) while another
+ * page of the same context is in front of it, like a background tab; `bringToFront()` shows it
+ * again. (`Page.setWebLifecycleState` 'frozen' is not that: it stops the page's tasks
+ * altogether, which no real tablet does to a page that is merely not shown.)
+ */
+export async function launchHideable() {
+  const dir = mkdtempSync(join(tmpdir(), 'bedside-chromium-'));
+  const proc = spawn(CHROMIUM, [...FLAGS, '--remote-debugging-port=0', `--user-data-dir=${dir}`, 'about:blank'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const endpoint = await new Promise((res, rej) => {
+    let seen = '';
+    const timer = setTimeout(() => rej(new Error(`Chromium did not open its DevTools endpoint:\n${seen.slice(-2000)}`)), 30_000);
+    let found = false;
+    proc.stderr.on('data', (d) => {
+      if (found) return; // keep draining the pipe, nothing more to read
+      seen += String(d);
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
+      if (m) {
+        found = true;
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`Chromium exited with ${code}:\n${seen.slice(-2000)}`));
+    });
+  });
+  const browser = await chromium.connectOverCDP(endpoint, { noDefaults: true });
+  const context = browser.contexts()[0];
+  // The tab Chromium opened with: the one that hides the others when brought to front.
+  const blank = context.pages()[0] || (await context.newPage());
+  return {
+    browser,
+    context,
+    blank,
+    async close() {
+      await browser.close().catch(() => {});
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+      // Chromium's helper processes may still be writing for a moment: best effort.
+      for (let i = 0; i < 25; i++) {
+        try {
+          rmSync(dir, { recursive: true, force: true });
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    },
+  };
 }
 
 // --- page problems --------------------------------------------------------------------------------
@@ -88,7 +156,8 @@ function judgePageProblems(allow) {
  * `<page name>: page error: <message>`.
  * @param {string} name
  * @param {{timeout?: number, allow?: RegExp[]}} opts
- * @param {() => Promise<void>} fn
+ * @param {(t: import('node:test').TestContext) => Promise<void>} fn gets the test's context
+ *   (for `t.diagnostic`: measured values worth reading in the report)
  */
 export function browserTest(name, opts, fn) {
   const { allow = [], ...testOpts } = opts;
@@ -97,7 +166,7 @@ export function browserTest(name, opts, fn) {
     /** @type {unknown} */
     let failure = null;
     try {
-      await fn();
+      await fn(t);
     } catch (e) {
       failure = e;
     }
@@ -125,8 +194,16 @@ export async function newPage(browser, opts) {
     locale: 'en-GB',
     permissions: ['camera', 'microphone'],
   });
-  const page = await context.newPage();
-  const name = opts.name;
+  return watchPage(await context.newPage(), opts.name);
+}
+
+/**
+ * Record `page`'s uncaught errors, crashes and HTTP errors for `browserTest` (newPage does this
+ * for its pages; a page made another way needs it too).
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ */
+export function watchPage(page, name) {
   page.on('pageerror', (e) => problems.push({ page: name, what: `page error: ${e.message}` }));
   page.on('crash', () => problems.push({ page: name, what: 'page error: crashed' }));
   page.on('response', (r) => {

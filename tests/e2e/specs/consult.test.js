@@ -112,13 +112,13 @@ async function robotConnected(page) {
   return (await page.getAttribute('#conn-state', 'data-state', { timeout: 1000 }).catch(() => null)) === 'connected';
 }
 
-/** The publishing robot page; started from a `?room=&token=` URL if there is none. */
+/** The publishing robot page; started from a `#room=…&token=…` link if there is none. */
 async function robotPage() {
   if (!(await robotConnected(pages.robot))) {
     if (pages.robot) await pages.robot.context().close();
     const robot = await newPage(browser, { name: 'robot' });
     const t = await server.publishToken(ids.robotId, ids.credential);
-    await robot.goto(`${server.base}/robot?room=${ids.robotId}&token=${encodeURIComponent(t.token)}`);
+    await robot.goto(`${server.base}/robot#room=${ids.robotId}&token=${encodeURIComponent(t.token)}`);
     await robot.waitForSelector('#conn-state[data-state="connected"]', { timeout: 30_000 });
     pages.robot = robot;
   }
@@ -564,7 +564,6 @@ browserTest('e-stop through the UI latches on the robot page, drops motion, unti
     await consultant.keyboard.up('KeyW');
   }
   await until('stopped', async () => (await robotDrive(robot)).x === 0);
-  await screenshot(robot, 'robot-page');
 });
 
 browserTest('a doctor asks for control and the driver grants it', { timeout: 60_000 }, async () => {

@@ -52,12 +52,12 @@ function sessionState(page) {
   }).catch(() => null);
 }
 
-/** The robot page, started the other way: a publish token in the URL. */
+/** The robot page, started the other way: a publish token in the link's fragment. */
 async function startRobot() {
   const robot = await newPage(browser, { name: 'robot' });
   pages.robot = robot;
   const t = await server.publishToken(ids.robotId, ids.credential);
-  await robot.goto(`${server.base}/robot?room=${ids.robotId}&token=${encodeURIComponent(t.token)}`);
+  await robot.goto(`${server.base}/robot#room=${ids.robotId}&token=${encodeURIComponent(t.token)}`);
   await robot.waitForSelector('#conn-state[data-state="connected"]', { timeout: 30_000 });
   return robot;
 }

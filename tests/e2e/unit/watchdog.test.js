@@ -88,3 +88,33 @@ test('losing the connection stops a moving robot', () => {
   assert.equal(d.linearX, 0);
   assert.equal(w.connectionLost(), null);
 });
+
+test('a lease event stops the robot when the stop frame was lost (Rust: a_lease_event_stops_the_robot_when_the_stop_frame_was_lost)', () => {
+  const w = new Watchdog(300);
+  w.onFrame(drive(1, 1, 100), 0);
+  const d = w.onLease(2);
+  assert.ok(d, 'stopped');
+  assert.deepEqual([d.linearX, d.epoch, d.reason], [0, 2, 'stop']);
+  assert.equal(w.nextDeadline(), null, 'no deadman pending after the lease change');
+  assert.deepEqual(w.onFrame(drive(1, 2, 100), 0), { ignored: 'old_epoch' });
+  // The same epoch again (the new holder's frames came first) changes nothing.
+  const next = w.onFrame(drive(3, 1, 100), 0);
+  assert.ok(!next.ignored && next.drive);
+  assert.equal(w.onLease(3), null);
+  assert.equal(w.current.linearX, 100);
+});
+
+test('a reconnection keeps the latch and starts still (Rust: a_reconnection_keeps_the_latch_and_starts_still)', () => {
+  const w = new Watchdog(300);
+  w.onFrame(drive(5, 1, 100), 0);
+  w.onEstop(true);
+  const d = w.reconnected();
+  assert.deepEqual([d.linearX, d.reason], [0, 'estop']);
+  assert.ok(w.estopLatched(), 'the latch survives the reconnection');
+  // A restarted server's epochs begin again at 1: obeyed once the latch is cleared.
+  assert.deepEqual(w.onFrame(drive(1, 1, 100), 0), { ignored: 'estop' });
+  w.onEstop(false);
+  const out = w.onFrame(drive(1, 2, 100), 0);
+  assert.ok(!out.ignored && out.drive);
+  assert.equal(out.drive.linearX, 100);
+});
