@@ -79,15 +79,18 @@ pub struct ApiConfig {
 
 /// Failed-login back-off. Counted in the database, so every API replica sees the same counts.
 ///
-/// After the n-th failed login in a row for one (account, client address), the next attempt
-/// from that pair waits 2^(n-1) seconds (1, 2, 4, ...) up to `backoff_cap`; an address that
-/// failed more than `per_address` times (any accounts) waits the same way. While waiting every
+/// A pair (account, client address) may fail `per_pair` times in a row for free (a mistyped
+/// password costs a doctor nothing); after the n-th failure beyond that, the next attempt from
+/// that pair waits 2^(n-1) seconds (1, 2, 4, ...) up to `backoff_cap`; an address that failed
+/// more than `per_address` times (any accounts) waits the same way. While waiting every
 /// attempt is answered 429, the right password too; once the wait is over the right password
 /// works. Counts are forgotten `window` after the last failure and the last wait ended.
 #[derive(Clone, Debug)]
 pub struct LoginLimits {
     /// Longest wait.
     pub backoff_cap: Duration,
+    /// Failures in a row of one account from one address before that pair backs off.
+    pub per_pair: u32,
     /// Failures from one address, over all accounts, before that address backs off too.
     pub per_address: u32,
     /// A count is forgotten once this long has passed since its last failure and its wait ended.
@@ -98,6 +101,7 @@ impl Default for LoginLimits {
     fn default() -> Self {
         LoginLimits {
             backoff_cap: Duration::from_secs(5 * 60),
+            per_pair: 3,
             per_address: 20,
             window: Duration::from_secs(15 * 60),
         }

@@ -3,8 +3,9 @@
 //!
 //! Each attempt counts against two keys: the (account, client address) pair, and the address
 //! alone. After the n-th failure in a row a key waits 2^(n - free - 1) seconds (1, 2, 4, ... up
-//! to `backoff_cap`), where `free` is 0 for a pair and `per_address` for an address: a pair
-//! backs off from its first failure, an address only once it has failed across many accounts.
+//! to `backoff_cap`), where `free` is `per_pair` (3) for a pair and `per_address` (20) for an
+//! address: a doctor's typo costs nothing, a guesser soon waits, and an address backs off once
+//! it has failed across many accounts.
 //! A key waiting refuses every attempt (429) without checking the password; once the wait is
 //! over the right password works and clears the pair. There is no lock-out, so nobody can lock
 //! a doctor out of their account from elsewhere. Counts live in the database (shared by API
@@ -40,7 +41,7 @@ pub(crate) struct Counted {
 fn keys(limits: &LoginLimits, account: &str, address: Option<&str>) -> Vec<Key> {
     let pair = Key {
         digest: secret::digest(&format!("pair\n{account}\n{}", address.unwrap_or("-"))),
-        free: 0,
+        free: i64::from(limits.per_pair),
     };
     let by_address = address.map(|a| Key {
         digest: secret::digest(&format!("address\n{a}")),
@@ -149,6 +150,7 @@ mod tests {
     fn limits() -> LoginLimits {
         LoginLimits {
             backoff_cap: Duration::from_secs(60),
+            per_pair: 2,
             per_address: 3,
             window: Duration::from_secs(600),
         }
@@ -172,7 +174,7 @@ mod tests {
         assert!(with
             .iter()
             .all(|k| !k.digest.contains("alice") && !k.digest.contains("10.0")));
-        assert_eq!((with[0].free, with[1].free), (0, 3));
+        assert_eq!((with[0].free, with[1].free), (2, 3));
         assert_ne!(
             with[0].digest,
             keys(&l, "alice", Some("10.0.0.2"))[0].digest

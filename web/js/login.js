@@ -26,7 +26,11 @@ export function mountLogin(main) {
       } catch (err) {
         password.value = '';
         if (err instanceof ApiError && err.status === 429) {
-          error.textContent = 'Too many failed attempts. Please wait a few minutes and try again.';
+          // The server says how long (its message carries Retry-After in words).
+          const wait = /(\d+)\s*s\b/.exec(err.message);
+          error.textContent = wait
+            ? `Too many failed attempts. Try again in ${wait[1]} seconds.`
+            : 'Too many failed attempts. Please wait a few minutes and try again.';
         } else if (err instanceof ApiError && err.status === 401) {
           error.textContent = 'Unknown username or wrong password.';
         } else {

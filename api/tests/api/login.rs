@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::common::{expect, Backend, Client, TestApp, PASSWORD};
 
 backend_tests!(
+    a_few_typos_cost_nothing,
     backoff_per_account_and_address,
     an_address_failing_many_accounts_backs_off,
     forwarded_for_is_ignored_without_a_trusted_proxy,
@@ -41,8 +42,38 @@ async fn login_from(
     (status, retry, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Behind a trusted proxy on loopback, and a pair backs off from its first failure (the
+/// arithmetic of the waits is easier to read without the free ones).
 fn behind_proxy(c: &mut bedside_api::ApiConfig) {
     c.trusted_proxies = IpNet::parse_list("127.0.0.1").unwrap();
+    strict(c);
+}
+
+fn strict(c: &mut bedside_api::ApiConfig) {
+    c.login_limits.per_pair = 0;
+}
+
+async fn a_few_typos_cost_nothing(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.trusted_proxies = IpNet::parse_list("127.0.0.1").unwrap();
+    })
+    .await;
+    let doctor = app.user(UserRole::Doctor).await;
+    let a = "203.0.113.9";
+    // The defaults: three failures in a row are free, the right password then works at once.
+    for _ in 0..3 {
+        let (status, _, _) = login_from(&app, a, &doctor.username, "wrong password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, body) = login_from(&app, a, &doctor.username, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A fourth failure in a row makes the pair wait a second.
+    for _ in 0..4 {
+        let (status, _, _) = login_from(&app, a, &doctor.username, "wrong password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, retry, _) = login_from(&app, a, &doctor.username, PASSWORD).await;
+    assert_eq!((status, retry), (StatusCode::TOO_MANY_REQUESTS, Some(1)));
 }
 
 fn secs(n: i64) -> chrono::Duration {
@@ -128,7 +159,7 @@ async fn an_address_failing_many_accounts_backs_off(backend: Backend) {
 }
 
 async fn forwarded_for_is_ignored_without_a_trusted_proxy(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    let app = TestApp::start_with(backend, strict).await;
     let admin = app.user(UserRole::Admin).await;
     let doctor = app.user(UserRole::Doctor).await;
     // A client naming a new address each time is still the one socket address.
