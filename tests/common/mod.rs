@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use bedside_proto::{Claims, KeyPair, Role};
 use bedside_sfu::client::media::{packetize, FrameSource, OPUS_SILENCE};
 use bedside_sfu::client::{ClientEvent, Endpoint, TransportKind, WebRtcClient};
-use str0m::media::{Direction, MediaKind};
 use bedside_sfu::keyframe::{is_keyframe_start, VideoCodec};
 use bedside_sfu::{Metrics, Sfu, SfuConfig};
 use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind};
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -406,6 +406,22 @@ impl ViewerHandle {
     /// the server may already have ended the session.
     pub fn try_send_control(&self, frame: Vec<u8>) -> bool {
         self.outbox.send(Outgoing::Control(frame)).is_ok()
+    }
+
+    /// Something that sends control frames from this viewer, for a task that drives while the
+    /// test does something else.
+    pub fn control_sender(&self) -> ControlSender {
+        ControlSender(self.outbox.clone())
+    }
+}
+
+/// Sends control frames from a viewer (see [`ViewerHandle::control_sender`]).
+pub struct ControlSender(tokio::sync::mpsc::UnboundedSender<Outgoing>);
+
+impl ControlSender {
+    /// Whether the viewer still runs to take it.
+    pub fn send_control(&self, frame: Vec<u8>) -> bool {
+        self.0.send(Outgoing::Control(frame)).is_ok()
     }
 }
 
