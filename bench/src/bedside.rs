@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bedside_proto::{Claims, KeyPair, Role, TokenSigner};
-use str0m::media::Direction;
+use str0m::media::{Direction, MediaKind};
 
 use crate::peer::Peer;
 use crate::procs::{free_port, Server};
@@ -138,7 +138,20 @@ impl Bedside {
         } else {
             Direction::RecvOnly
         };
-        let (offer, pending) = peer.offer(dir, true)?;
+        let lines = [(MediaKind::Video, dir), (MediaKind::Audio, dir)];
+        self.connect_lines(http, peer, whip, token, &lines).await
+    }
+
+    /// [`connect`](Self::connect) with these m-lines (a two-way participant's layout).
+    pub async fn connect_lines(
+        &self,
+        http: &reqwest::Client,
+        peer: &mut Peer,
+        whip: bool,
+        token: &str,
+        lines: &[(MediaKind, Direction)],
+    ) -> anyhow::Result<Session> {
+        let (offer, pending) = peer.offer_lines(lines, true)?;
         let path = if whip { "whip" } else { "whep" };
         let resp = http
             .post(format!("{}/{path}/{}", self.base, self.room))

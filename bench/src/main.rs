@@ -24,6 +24,7 @@ mod report;
 mod roles;
 mod run;
 mod track;
+mod two_way;
 mod udp;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -159,6 +160,14 @@ struct RunArgs {
     /// Skip Bedside (Janus only).
     #[arg(long)]
     no_bedside: bool,
+    /// Also run Bedside with a two-way room at each point (`bedside-2way`): the robot receives
+    /// the driver's camera and the doctors' voices, the driver publishes a camera and a
+    /// microphone, `--consultants` more doctors talk, the observers hear them (audio slots).
+    #[arg(long)]
+    two_way: bool,
+    /// Consultants (talking doctors besides the driver) in the two-way room.
+    #[arg(long, default_value_t = 2)]
+    consultants: u32,
     /// Packet loss to add with tc netem (e.g. 1%).
     #[arg(long)]
     loss: Option<String>,
@@ -410,10 +419,14 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         server_cpu: a.server_cpu,
         generator_cpu: a.generator_cpu,
         udp_port: a.udp_port,
+        consultants: a.consultants,
     };
     let mut kinds = Vec::new();
     if !a.no_bedside {
         kinds.push(Kind::Bedside);
+    }
+    if a.two_way {
+        kinds.push(Kind::BedsideTwoWay);
     }
     if a.janus {
         kinds.push(Kind::Janus);

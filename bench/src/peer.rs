@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Input, Output, Rtc};
 use tokio::sync::watch;
@@ -56,6 +56,8 @@ pub struct Peer {
     pub audio_mid: Option<Mid>,
     pub control: Option<ChannelId>,
     pub events_channel: Option<ChannelId>,
+    /// Every m-line offered, in order, with its kind and our direction.
+    pub lines: Vec<(Mid, MediaKind, Direction)>,
 }
 
 /// Receive buffer per peer socket: 1 MiB holds ~900 full-size packets (3 s of a 2.5 Mbps stream).
@@ -79,6 +81,7 @@ impl Peer {
             audio_mid: None,
             control: None,
             events_channel: None,
+            lines: Vec::new(),
         })
     }
 
@@ -88,12 +91,31 @@ impl Peer {
         dir: Direction,
         channels: bool,
     ) -> anyhow::Result<(SdpOffer, SdpPendingOffer)> {
-        let o = bedside_sfu::client::make_offer(&mut self.rtc, dir, channels)?;
+        self.offer_lines(&[(MediaKind::Video, dir), (MediaKind::Audio, dir)], channels)
+    }
+
+    /// An offer of these m-lines in order (a two-way participant's layout, `docs/protocol.md`);
+    /// `video_mid`/`audio_mid` are the first line of each kind.
+    pub fn offer_lines(
+        &mut self,
+        lines: &[(MediaKind, Direction)],
+        channels: bool,
+    ) -> anyhow::Result<(SdpOffer, SdpPendingOffer)> {
+        let o = bedside_sfu::client::make_offer_with(&mut self.rtc, lines, channels)?;
         self.video_mid = Some(o.video_mid);
         self.audio_mid = Some(o.audio_mid);
         self.control = o.control;
         self.events_channel = o.events;
+        self.lines = o.lines;
         Ok((o.offer, o.pending))
+    }
+
+    /// The first line of `kind` we send on (our own microphone or camera in a two-way layout).
+    pub fn send_mid(&self, kind: MediaKind) -> Option<Mid> {
+        self.lines
+            .iter()
+            .find(|(_, k, d)| *k == kind && *d == Direction::SendOnly)
+            .map(|(m, _, _)| *m)
     }
 
     pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@
 //! - A viewer subscribes and tracks what it receives (`track.rs`). In `light` mode it stops
 //!   handing SRTP media to str0m once it is in sync and has seen its first keyframe (it still
 //!   handles STUN, DTLS, SCTP and RTCP); use it only when the generator's core saturates.
+//! - In a two-way room (`--two-way`) the robot also receives the presenter and the voices, the
+//!   controller publishes a camera and a microphone, and viewers take audio slots (`two_way.rs`).
 //!
 //! Not here: signalling details (see `bedside.rs`, `janus.rs`).
 
@@ -49,6 +51,8 @@ pub struct RobotConfig {
     pub bitrate_bps: f64,
     pub pacing: f64,
     pub audio: bool,
+    /// Offer the two-way layout: also receive the presenter and the doctors' voices.
+    pub two_way: bool,
 }
 
 /// What the robot shares with the rest of the generator.
@@ -65,6 +69,8 @@ pub struct RobotStats {
     pub keyframe_request_ns: std::sync::Mutex<Vec<u64>>,
     /// When a keyframe's first packet left the robot (ns).
     pub keyframe_sent_ns: std::sync::Mutex<Vec<u64>>,
+    /// RTP datagrams the robot received inside the window (two-way: the presenter, the voices).
+    pub rtp_in_window: AtomicU64,
 }
 
 struct RobotH {
@@ -75,9 +81,17 @@ struct RobotH {
     keyframe_wanted: bool,
     control: Option<ChannelId>,
     connected: bool,
+    window: Arc<Window>,
 }
 
 impl Handler for RobotH {
+    fn datagram(&mut self, d: &Datagram<'_>) -> bool {
+        if rtp_head(d.data).is_some() && self.window.contains(d.rx_ns) {
+            self.stats.rtp_in_window.fetch_add(1, Relaxed);
+        }
+        true
+    }
+
     fn event(&mut self, _rtc: &mut Rtc, ev: Event, rx_ns: u64) {
         match ev {
             Event::Connected => self.connected = true,
@@ -123,12 +137,18 @@ pub async fn robot(
     cfg: RobotConfig,
     stats: Arc<RobotStats>,
     control_log: Arc<ControlLog>,
+    window: Arc<Window>,
     mut stop: watch::Receiver<bool>,
     feed: Option<tokio::sync::oneshot::Sender<u64>>,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut peer = Peer::new(ip)?;
     match &target {
+        Target::Bedside(b) if cfg.two_way => {
+            let lines = crate::two_way::robot_lines();
+            b.connect_lines(&http, &mut peer, true, &b.token(Role::Robot)?, &lines)
+                .await?;
+        }
         Target::Bedside(b) => {
             b.connect(&http, &mut peer, true, &b.token(Role::Robot)?)
                 .await?;
@@ -156,6 +176,7 @@ pub async fn robot(
         keyframe_wanted: false,
         control: peer.control,
         connected: false,
+        window,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !h.connected {
@@ -273,6 +294,7 @@ struct ControllerH {
     pending: Option<u32>,
     window: Arc<Window>,
     rtp_in_window: u64,
+    keyframe_wanted: bool,
 }
 
 impl Handler for ControllerH {
@@ -286,6 +308,7 @@ impl Handler for ControllerH {
     fn event(&mut self, _rtc: &mut Rtc, ev: Event, _rx_ns: u64) {
         match ev {
             Event::ChannelOpen(..) => self.open += 1,
+            Event::KeyframeRequest(_) => self.keyframe_wanted = true,
             Event::ChannelData(d) if Some(d.id) == self.events => {
                 let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d.data) else {
                     return;
@@ -320,20 +343,35 @@ pub struct ControllerStats {
     pub rtp_in_window: AtomicU64,
 }
 
-/// Join as the doctor, take the lease, send drive frames at 50 Hz until `stop`.
+/// Join as the doctor, take the lease, send drive frames at 50 Hz until `stop`. With `camera`
+/// (the fixture, its frame rate, how many doctors talk) the doctor is the two-way room's driver:
+/// it also publishes that camera and a microphone.
 pub async fn controller(
     b: Bedside,
     ip: IpAddr,
     log: Arc<ControlLog>,
     window: Arc<Window>,
     stats: Arc<ControllerStats>,
+    camera: Option<(FrameSource, u32, u32)>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut peer = Peer::new(ip)?;
-    let session = b
-        .connect(&http, &mut peer, false, &b.token(Role::Doctor)?)
-        .await?;
+    let token = b.token(Role::Doctor)?;
+    let session = match &camera {
+        Some(_) => {
+            let lines = crate::two_way::doctor_lines(0);
+            b.connect_lines(&http, &mut peer, false, &token, &lines).await?
+        }
+        None => b.connect(&http, &mut peer, false, &token).await?,
+    };
+    let mut media = match camera {
+        Some((source, fps, doctors)) => Some((
+            crate::two_way::Camera::new(&peer, source, fps)?,
+            crate::two_way::Mic::new(&peer, 0, doctors)?,
+        )),
+        None => None,
+    };
     let mut h = ControllerH {
         log,
         control: peer.control,
@@ -344,6 +382,7 @@ pub async fn controller(
         pending: None,
         window,
         rtp_in_window: 0,
+        keyframe_wanted: false,
     };
     let (Some(control), Some(events)) = (h.control, h.events) else {
         anyhow::bail!("controller has no channels");
@@ -386,7 +425,13 @@ pub async fn controller(
                 next = now + Duration::from_millis(20);
             }
         }
-        if peer.step(&mut h, next, &mut stop).await == Woke::Stop {
+        let mut until = next;
+        if let Some((cam, mic)) = media.as_mut() {
+            cam.tick(&mut peer.rtc, now, std::mem::take(&mut h.keyframe_wanted));
+            mic.tick(&mut peer.rtc, now);
+            until = until.min(cam.next).min(mic.next);
+        }
+        if peer.step(&mut h, until, &mut stop).await == Woke::Stop {
             break;
         }
         stats.rtp_in_window.store(h.rtp_in_window, Relaxed);
@@ -462,6 +507,7 @@ pub async fn viewer(
     http: reqwest::Client,
     permit: Joined,
     joined: Arc<AtomicU64>,
+    two_way: bool,
     mut stop: watch::Receiver<bool>,
 ) -> ViewerResult {
     let mut res = ViewerResult {
@@ -479,6 +525,12 @@ pub async fn viewer(
     };
     let signalled = match &target {
         Target::Bedside(b) => match b.token(Role::Observer) {
+            Ok(token) if two_way => {
+                let lines = crate::two_way::observer_lines();
+                b.connect_lines(&http, &mut peer, false, &token, &lines)
+                    .await
+                    .map(|_| ())
+            }
             Ok(token) => b.connect(&http, &mut peer, false, &token).await.map(|_| ()),
             Err(e) => Err(e),
         },

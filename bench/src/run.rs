@@ -32,6 +32,8 @@ use crate::udp::now_ns;
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Bedside,
+    /// Bedside with a two-way room (see `two_way.rs`).
+    BedsideTwoWay,
     Janus,
 }
 
@@ -39,6 +41,7 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Bedside => "bedside",
+            Kind::BedsideTwoWay => "bedside-2way",
             Kind::Janus => "janus",
         }
     }
@@ -64,6 +67,8 @@ pub struct Settings {
     pub server_cpu: usize,
     pub generator_cpu: usize,
     pub udp_port: u16,
+    /// Talking doctors besides the driver, in a two-way room.
+    pub consultants: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
@@ -187,7 +192,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     // Server.
     let (mut server, target, poller): (Server, Target, Option<tokio::task::JoinHandle<()>>) =
         match kind {
-            Kind::Bedside => {
+            Kind::Bedside | Kind::BedsideTwoWay => {
                 // Room for the N viewers and the probe joins: the bench measures forwarding,
                 // not the cap (which answers 503 past its default of 500 watchers).
                 let max_viewers = n + s.probe_joins + 16;
@@ -227,6 +232,13 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             bitrate_bps: s.bitrate_bps,
             pacing: s.pacing,
             audio: s.audio,
+            two_way: kind == Kind::BedsideTwoWay,
+        };
+        // The driver's camera: the same fixture at half the robot's frame rate.
+        let camera = if kind == Kind::BedsideTwoWay {
+            Some((crate::fixture::load(&s.fixture, s.fps)?.0, (s.fps / 2).max(1), s.consultants + 1))
+        } else {
+            None
         };
         let (rs, cl, w, cs, stop) = (
             robot_stats.clone(),
@@ -249,6 +261,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
                         cfg,
                         rs.clone(),
                         cl.clone(),
+                        w.clone(),
                         stop.clone(),
                         Some(feed_tx),
                     ));
@@ -267,6 +280,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
                             cl,
                             w,
                             cs,
+                            camera,
                             stop,
                         )));
                     }
@@ -315,6 +329,31 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The two-way room's consultants join before the viewers, like a consultation that has begun.
+    let consultant_stats = Arc::new(crate::two_way::ConsultantStats::default());
+    let mut consultants = Vec::new();
+    if let (Kind::BedsideTwoWay, Target::Bedside(b)) = (kind, &target) {
+        for i in 0..s.consultants {
+            consultants.push(AbortOnDrop(Some(tokio::spawn({
+                let (b, w, cs, stop) = (b.clone(), window.clone(), consultant_stats.clone(), stop_rx.clone());
+                let (ip, doctors) = (s.ip, s.consultants + 1);
+                async move {
+                    if let Err(e) = crate::two_way::consultant(b, ip, i + 1, doctors, w, cs, stop).await {
+                        eprintln!("consultant: {e:#}");
+                    }
+                }
+            }))));
+        }
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while (consultant_stats.connected.load(Relaxed) as u32) < s.consultants {
+            if Instant::now() > deadline || consultant_stats.failed.load(Relaxed) {
+                stop_all(&stop_tx);
+                server.stop();
+                return Err(anyhow!("the consultants did not connect"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     if kind == Kind::Janus {
         if let Some(rx) = feed_rx.take() {
             feed = tokio::time::timeout(Duration::from_secs(5), rx)
@@ -357,6 +396,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             http.clone(),
             permit,
             joined.clone(),
+            kind == Kind::BedsideTwoWay,
             stop_rx.clone(),
         )));
     }
@@ -454,6 +494,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             http.clone(),
             permit,
             done.clone(),
+            kind == Kind::BedsideTwoWay,
             stop_rx.clone(),
         ));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -580,7 +621,11 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
         .collect();
     r.join_ms = Pcts::of(&mut joins, 1e-3);
 
-    let mut rtp_total = ctrl_stats.rtp_in_window.load(Relaxed);
+    // Every RTP datagram the server forwarded to the generator's peers inside the window; in a
+    // two-way room the robot and the consultants receive too.
+    let mut rtp_total = ctrl_stats.rtp_in_window.load(Relaxed)
+        + robot_stats.rtp_in_window.load(Relaxed)
+        + consultant_stats.rtp_in_window.load(Relaxed);
     let mut lat: Vec<u32> = Vec::new();
     let mut losses = Vec::new();
     for v in &results {
@@ -621,7 +666,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     if n > 0 {
         r.rss_per_viewer_kib = (r.rss_after_kib as f64 - r.rss_before_kib as f64) / n as f64;
     }
-    if kind == Kind::Bedside {
+    if kind != Kind::Janus {
         let mut idle: Vec<u64> = control_log.between(idle_t0, idle_t1);
         r.control_idle_us = Some(Pcts::of(&mut idle, 1e-3));
         // Every window sample, for looking at a tail's pattern (when in the window, how late).
