@@ -92,7 +92,7 @@ impl Mic {
             return;
         }
         let second = now.duration_since(self.start).as_secs() as u32;
-        let talking = (second / 2) % self.doctors == self.index % self.doctors;
+        let talking = talks(self.index, self.doctors, second);
         let level: i8 = if talking { -20 } else { -70 };
         let w = RtpWrite::new(
             self.pt.into(),
@@ -116,6 +116,12 @@ impl Mic {
             self.next = now + Duration::from_millis(20);
         }
     }
+}
+
+/// Whether doctor `index` of `doctors` talks in this second of the run: 2 s each, in turn.
+fn talks(index: u32, doctors: u32, second: u32) -> bool {
+    let doctors = doctors.max(1);
+    (second / 2) % doctors == index % doctors
 }
 
 /// The driver's camera: the fixture at `fps`, each frame's packets sent together (a laptop
@@ -254,4 +260,39 @@ pub async fn consultant(
         reported = h.rtp_in_window;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observers_publish_nothing_and_everyone_hears_the_same_slots() {
+        let sends = |v: &[(MediaKind, Direction)]| {
+            v.iter().filter(|(_, d)| *d == Direction::SendOnly).count()
+        };
+        let audio_in = |v: &[(MediaKind, Direction)]| {
+            v.iter()
+                .filter(|(k, d)| *k == MediaKind::Audio && *d == Direction::RecvOnly)
+                .count()
+        };
+        assert_eq!(sends(&observer_lines()), 0);
+        assert_eq!(sends(&robot_lines()), 2, "camera and microphone");
+        assert_eq!(sends(&doctor_lines(1)), 2, "microphone and camera");
+        // The robot hears the slots; a doctor and an observer hear the robot and the slots.
+        assert_eq!(audio_in(&robot_lines()), AUDIO_SLOTS);
+        assert_eq!(audio_in(&doctor_lines(0)), AUDIO_SLOTS + 1);
+        assert_eq!(audio_in(&observer_lines()), AUDIO_SLOTS + 1);
+    }
+
+    #[test]
+    fn the_doctors_talk_in_turn() {
+        // At every second exactly one of three doctors talks, each for 2 s, each in turn.
+        for second in 0..12 {
+            assert_eq!((0..3).filter(|i| talks(*i, 3, second)).count(), 1);
+        }
+        let turns: Vec<u32> = (0..12).map(|s| (0..3).find(|i| talks(*i, 3, s)).unwrap()).collect();
+        assert_eq!(turns, vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
+        assert!(talks(0, 0, 5), "no doctors is one doctor, never a division by zero");
+    }
 }
