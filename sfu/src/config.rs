@@ -30,8 +30,9 @@ pub struct SfuConfig {
     /// it a join gets 503. A worker is one core, and a saturated core delays the lease
     /// holder's joystick frames and e-stops along with the video, so the cap keeps it below
     /// saturation. Robots and the doctor whose token may drive are always let in. Default:
-    /// 500, which one core of the benchmark machine forwards at ~65% (`docs/benchmarks.md`);
-    /// lower it on slower hardware or for higher bitrates.
+    /// 500, one-way viewers of a 2.5 Mbit/s robot on one core of the benchmark machine; a
+    /// two-way consultation forwards ~1.5x the packets per observer, so about 250 there
+    /// (`docs/benchmarks.md`). Lower it on slower hardware or for higher bitrates.
     pub max_viewers_per_worker: usize,
     /// Sessions still setting up (ICE, DTLS) one worker holds; past it an offer gets 503. They
     /// cost an `Rtc` each and do not count against the viewer cap, so they are bounded apart.
