@@ -26,9 +26,9 @@ async fn next_command(sink: &tokio::net::UdpSocket, until: Instant) -> Option<se
     }
 }
 
-/// Load (or with `delete`, remove) the blackhole: every datagram from the SFU's media port to
-/// the robot's address is dropped.
-async fn blackhole(ns: &str, sfu_port: u16, on: bool) {
+/// Load (or with `on` false, remove) the blackhole: every datagram from the SFU's media port
+/// to the robot's address is dropped.
+fn blackhole(ns: &str, sfu_port: u16, on: bool) {
     let script = if on {
         format!(
             "table inet blackhole {{\n chain input {{\n type filter hook input priority 0;\n \
@@ -37,16 +37,7 @@ async fn blackhole(ns: &str, sfu_port: u16, on: bool) {
     } else {
         "delete table inet blackhole\n".to_string()
     };
-    let mut child = tokio::process::Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (nftables is needed: .ci/run installs it)");
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(script.as_bytes()).await.expect("rules");
-    drop(stdin);
-    assert!(child.wait().await.expect("nft runs").success(), "nft -f");
+    netns::nft(ns, &script);
 }
 
 #[test]
@@ -103,7 +94,7 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
         assert!(moving, "the robot drives under D1");
 
         // The blackhole is in effect: while D1 keeps driving, nothing reaches the robot.
-        blackhole(&ns_name, sfu_port, true).await;
+        blackhole(&ns_name, sfu_port, true);
         while next_command(&sink, Instant::now() + Duration::from_millis(50))
             .await
             .is_some()
@@ -131,7 +122,7 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
             next_command(&sink, Instant::now()).await.is_none(),
             "nothing reached the robot during the handoff"
         );
-        blackhole(&ns_name, sfu_port, false).await;
+        blackhole(&ns_name, sfu_port, false);
         let lifted = Instant::now();
 
         // The path is back; D1 still sends (the gate drops its frames). Only the `lease` event,

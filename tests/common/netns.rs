@@ -56,25 +56,7 @@ impl NetNs {
 
     /// Load an nftables script (`nft -f -`) into the namespace.
     pub fn nft(&self, script: &str) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ip netns exec nft (nftables is needed: .ci/run installs it)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script.as_bytes())
-            .expect("write the rules");
-        let out = child.wait_with_output().expect("nft runs");
-        assert!(
-            out.status.success(),
-            "nft -f: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft(&self.name, script)
     }
 
     /// A process started inside the namespace.
@@ -109,6 +91,30 @@ impl NetNs {
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
+}
+
+/// Load an nftables script (`nft -f -`) into the namespace called `name`: for code running
+/// inside [`NetNs::run`], which cannot borrow the `NetNs` (a blocking call of a few ms).
+pub fn nft(name: &str, script: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", name, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ip netns exec nft (nftables is needed: .ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the rules");
+    let out = child.wait_with_output().expect("nft runs");
+    assert!(
+        out.status.success(),
+        "nft -f: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for NetNs {

@@ -1,0 +1,212 @@
+//! Loss on the driver's link: with 5 %, 20 % and 50 % of the driver's datagrams dropped at
+//! random both ways (nftables `numgen random`), the robot agent never obeys a stale or
+//! out-of-order joystick frame, stops by its deadman when the frames stop, and an e-stop still
+//! latches (it travels on the reliable `events` channel, which SCTP retransmits).
+//!
+//! Real parts: the SFU in-process, the `bedside robot` agent binary, a str0m driver from its own
+//! address, nftables in a network namespace of the test's own. Each phase first shows the loss
+//! is in effect: the share of frames the robot obeyed is near 1 - loss. The figures are printed
+//! (`docs/reliability.md` records a run).
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ControlFrame, Role};
+use bedside_sfu::client::{Endpoint, TransportKind};
+use bedside_sfu::SfuConfig;
+use common::*;
+
+const ROBOT_IP: &str = "127.0.0.2";
+const DRIVER_IP: &str = "127.0.0.3";
+/// Frames per phase, at 50 Hz.
+const FRAMES: u32 = 250;
+const DEADMAN_MS: u64 = 300;
+
+/// Everything the agent told its motor controller (`--sink udp:`), stamped as it arrived.
+type Commands = std::sync::Arc<std::sync::Mutex<Vec<(Instant, serde_json::Value)>>>;
+
+fn record(sink: tokio::net::UdpSocket) -> Commands {
+    let log = Commands::default();
+    let out = log.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = sink.recv(&mut buf).await {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf[..n]) {
+                out.lock().unwrap().push((Instant::now(), v));
+            }
+        }
+    });
+    log
+}
+
+/// The commands recorded since index `from`.
+fn since(log: &Commands, from: usize) -> Vec<(Instant, serde_json::Value)> {
+    log.lock().unwrap()[from..].to_vec()
+}
+
+/// Drop `percent` % of the datagrams between the driver and the SFU's media port, both ways.
+fn loss(ns: &str, sfu_port: u16, percent: u32) {
+    netns::nft(
+        ns,
+        &format!(
+            "table inet loss {{\n chain input {{\n type filter hook input priority 0;\n \
+             ip saddr {DRIVER_IP} udp dport {sfu_port} numgen random mod 100 < {percent} drop\n \
+             ip daddr {DRIVER_IP} udp sport {sfu_port} numgen random mod 100 < {percent} drop\n \
+             }}\n}}\n"
+        ),
+    );
+}
+
+#[test]
+fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latches_the_estop() {
+    let ns = netns::NetNs::new("loss");
+    let ns_name = ns.name.clone();
+    let agent_cmd = ns.command(env!("CARGO_BIN_EXE_bedside"));
+    ns.run(move || async move {
+        let sfu = TestSfu::start_with(SfuConfig::default()).await;
+        let sfu_port = sfu.sfu.media_addrs()[0].port();
+        let room = room();
+        let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sink_addr = sink.local_addr().unwrap();
+        let commands = record(sink);
+        let mut agent = agent_cmd;
+        let _agent = agent
+            .args(["robot", "--server", &sfu.base, "--room", &room])
+            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+            .args(["--sink", &format!("udp:{sink_addr}")])
+            .args(["--local-ip", ROBOT_IP, "--deadman-ms", &DEADMAN_MS.to_string()])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bedside robot starts");
+        let driver_ip: IpAddr = DRIVER_IP.parse().unwrap();
+        let token = sfu.token(&room, Role::Doctor, "driver");
+        let client = sfu
+            .connect_via(Endpoint::Whep, &room, &token, driver_ip, TransportKind::Udp, Duration::from_secs(10))
+            .await
+            .expect("the driver connects");
+        let driver = spawn_viewer_client(client, Instant::now());
+        assert!(
+            wait_until(Duration::from_secs(10), || driver.video().len() > 20).await,
+            "the agent publishes"
+        );
+        take_lease(&driver).await;
+
+        let mut seq = 0u32;
+        let mut figures = Vec::new();
+        for (phase, percent) in [5u32, 20, 50].into_iter().enumerate() {
+            loss(&ns_name, sfu_port, percent);
+            // Drive: the marker (linear_x) of frame k of this phase is base + k, so the robot's
+            // obeyed markers must only ever rise.
+            let base = 1_000 * (phase as i16 + 1);
+            let first_seq = seq + 1;
+            let from = commands.lock().unwrap().len();
+            for k in 0..FRAMES {
+                seq += 1;
+                let f = ControlFrame::drive(seq, seq.wrapping_mul(20), base + k as i16, 0, 0);
+                driver.send_control(f.encode().to_vec());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The frames stop: the deadman must stop the robot by itself.
+            wait_until(Duration::from_secs(3), || {
+                since(&commands, from)
+                    .iter()
+                    .any(|(_, c)| c["reason"] == "deadman")
+            })
+            .await;
+            let got = since(&commands, from);
+            let markers: Vec<i64> = got
+                .iter()
+                .filter(|(_, c)| c["reason"] == "frame")
+                .filter_map(|(_, c)| c["linear_x"].as_i64())
+                .filter(|m| *m >= i64::from(base))
+                .collect();
+            assert!(
+                markers.windows(2).all(|w| w[1] > w[0]),
+                "{percent} % loss: the robot obeyed a stale or out-of-order frame: {markers:?}"
+            );
+            let share = markers.len() as f64 / f64::from(FRAMES);
+            // The loss is in effect (and the SFU does not invent frames): the share obeyed is
+            // near 1 - loss. Generous bounds: 250 frames, two lossy hops' worth of randomness.
+            let expect = 1.0 - f64::from(percent) / 100.0;
+            assert!(
+                (share - expect).abs() < 0.15,
+                "{percent} % loss: obeyed {share:.2} of the frames, expected about {expect:.2}"
+            );
+            let stopped = got
+                .iter()
+                .find(|(_, c)| c["reason"] == "deadman")
+                .map(|(t, _)| *t)
+                .unwrap_or_else(|| panic!("{percent} % loss: no deadman stop: {got:?}"));
+            let last_obeyed = got
+                .iter()
+                .filter(|(_, c)| c["reason"] == "frame")
+                .map(|(t, _)| *t)
+                .last()
+                .expect("frames obeyed");
+            let deadman_after = stopped.duration_since(last_obeyed);
+            assert!(
+                deadman_after < Duration::from_millis(DEADMAN_MS + 700),
+                "{percent} % loss: stopped {deadman_after:?} after the last obeyed frame"
+            );
+
+            // An e-stop on the lossy link still latches at the robot.
+            let pressed = Instant::now();
+            driver.send_event(r#"{"type":"estop"}"#);
+            let from = commands.lock().unwrap().len();
+            let latched = wait_until(Duration::from_secs(10), || {
+                since(&commands, from).iter().any(|(_, c)| c["reason"] == "estop")
+            })
+            .await;
+            let got = since(&commands, from);
+            assert!(
+                latched,
+                "{percent} % loss: the e-stop never reached the robot: {got:?}"
+            );
+            let estop_at = got
+                .iter()
+                .find(|(_, c)| c["reason"] == "estop")
+                .map(|(t, _)| *t)
+                .expect("an e-stop command");
+            let estop_after = estop_at.duration_since(pressed);
+            driver.send_event(r#"{"type":"estop_clear"}"#);
+            let clears = || {
+                driver
+                    .events()
+                    .iter()
+                    .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+                    .filter(|e| e["type"] == "estop" && e["latched"] == false)
+                    .count()
+            };
+            assert!(
+                wait_until(Duration::from_secs(10), || clears() > phase).await,
+                "{percent} % loss: the e-stop clears"
+            );
+            // The next phase starts from a robot that is told the latch is gone.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let longest_gap = longest_loss(&markers);
+            println!(
+                "loss {percent:>2} %: obeyed {:>3}/{FRAMES} frames ({share:.2}), seq {first_seq}..{seq}, \
+                 longest run of lost frames {longest_gap}, deadman stop {:.0} ms after the last \
+                 obeyed frame, e-stop latched at the robot {:.0} ms after it was pressed",
+                markers.len(),
+                deadman_after.as_secs_f64() * 1e3,
+                estop_after.as_secs_f64() * 1e3,
+            );
+            figures.push((percent, share));
+            netns::nft(&ns_name, "delete table inet loss\n");
+        }
+        assert_eq!(figures.len(), 3);
+        driver.stop().await;
+    });
+}
+
+/// The longest run of consecutive markers missing between obeyed ones.
+fn longest_loss(markers: &[i64]) -> i64 {
+    markers
+        .windows(2)
+        .map(|w| w[1] - w[0] - 1)
+        .max()
+        .unwrap_or(0)
+}
