@@ -260,7 +260,7 @@ browserTest('the robot stops on the lease event when the SFU\'s stop frame is lo
   }
 });
 
-browserTest('the robot\'s own e-stop holds across a reconnect and only the robot releases it', { timeout: 90_000 }, async () => {
+browserTest('the robot\'s own e-stop holds across a reconnect and only the robot releases it', { timeout: 90_000, allow: [LATE_DELETE] }, async () => {
   const page = await driver();
   const robot = await robotPage();
   await robot.click('#local-estop');
