@@ -43,7 +43,7 @@ function inside() {
   const ROBOT_IP = '127.0.0.2';
   const URLS = [`turn:${TURN_IP}:3478?transport=udp`, `turn:${TURN_IP}:3478?transport=tcp`, `turns:${TURN_IP}:443?transport=tcp`];
   /** A failed attempt's DELETE may find the session already gone (documented 404). */
-  const OLD_SESSION = /^doctor: HTTP 404 DELETE \/sessions\/[^/]+$/;
+  const OLD_SESSION = /^(doctor|untrusting): HTTP 404 DELETE \/sessions\/[^/]+$/;
 
   const dir = mkdtempSync(join(tmpdir(), 'bedside-turn-'));
   const home = join(dir, 'home');
@@ -257,6 +257,18 @@ function inside() {
 
   browserTest('with only 443 open: through coturn over TURN/TLS, its certificate trusted through NSS', { timeout: 120_000, allow: [OLD_SESSION] }, async (t) => {
     nft(`add rule inet bedside_turn input ip saddr 127.0.0.1 ip daddr ${TURN_IP} tcp dport 3478 counter drop comment "turn-tcp"\n`);
+    // The control: a browser whose NSS database does not hold the test CA gets nowhere.
+    const bare = join(dir, 'home-untrusting');
+    mkdirSync(bare, { recursive: true });
+    const untrusting = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, env: { ...process.env, HOME: bare } });
+    try {
+      const ctx = await untrusting.newContext({ permissions: ['camera', 'microphone'] });
+      const p = watchPage(await ctx.newPage(), 'untrusting');
+      await login(p, server.base, 'dana', { path: `/#/consult/${ids.bookingId}` });
+      await until('the untrusting browser gives up its first attempt', async () => (await sessionState(p)) === 'reconnecting', 60_000);
+    } finally {
+      await untrusting.close();
+    }
     const page = await newPage('doctor');
     doctor = page;
     await login(page, server.base, 'dana', { path: `/#/consult/${ids.bookingId}` });
