@@ -154,6 +154,13 @@ struct ServeArgs {
     /// Base URL clients reach this server at (for WHIP/WHEP URLs handed out by the API).
     #[arg(long, env = "BEDSIDE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A TURN server URL handed to clients with each token (repeat, or comma-separated), e.g.
+    /// turns:turn.example.org:443?transport=tcp; needs --turn-secret. See docs/operations.md.
+    #[arg(long = "turn-url", env = "BEDSIDE_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// The TURN server's static-auth-secret (coturn use-auth-secret), at least 16 characters.
+    #[arg(long, env = "BEDSIDE_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
 }
 
 #[derive(Args)]
@@ -360,7 +367,14 @@ fn cores() -> usize {
 }
 
 async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
-    let running = bedside::serve::start_parts(
+    let urls: Vec<String> = a
+        .turn_urls
+        .into_iter()
+        .filter(|u| !u.trim().is_empty())
+        .collect();
+    let urls = (!urls.is_empty()).then(|| urls.join(","));
+    let turn = bedside_api::turn_from(urls, a.turn_secret.filter(|s| !s.is_empty()))?;
+    let running = bedside::serve::start_configured(
         ServeOptions {
             http: a.http,
             media: a.media.media(),
@@ -370,6 +384,7 @@ async fn serve(a: ServeArgs, parts: Parts) -> anyhow::Result<()> {
             http_limits: a.http_opts.limits(),
         },
         parts,
+        |config| config.turn = turn,
     )
     .await?;
     println!(

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::proxy::IpNet;
+use crate::turn::TurnConfig;
 
 /// `postgres://...` switches the store to PostgreSQL; `sqlite:...` picks another SQLite file.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
@@ -27,6 +28,11 @@ pub const ENV_ADMIN_DISPLAY_NAME: &str = "BEDSIDE_ADMIN_DISPLAY_NAME";
 pub const ENV_NODE_SECRET: &str = "BEDSIDE_NODE_SECRET";
 /// Comma-separated addresses or CIDRs of the reverse proxies whose `X-Forwarded-For` is believed.
 pub const ENV_TRUSTED_PROXIES: &str = "BEDSIDE_TRUSTED_PROXIES";
+/// Comma-separated TURN URLs handed to clients with each token, e.g.
+/// `turn:turn.example.org:3478?transport=udp,turns:turn.example.org:443?transport=tcp`.
+pub const ENV_TURN_URLS: &str = "BEDSIDE_TURN_URLS";
+/// The TURN server's `static-auth-secret` (at least 16 characters); needed with the URLs.
+pub const ENV_TURN_SECRET: &str = "BEDSIDE_TURN_SECRET";
 
 /// Shortest node secret accepted: it is the only thing between the internet and the channel
 /// that can end every session.
@@ -74,6 +80,9 @@ pub struct ApiConfig {
     pub node_secret: Option<String>,
     /// Size of the database connection pool.
     pub max_db_connections: u32,
+    /// TURN relays and their shared secret: every join and publish token comes with
+    /// credentials for them (`ice_servers`). `None`: no `ice_servers` in the answers.
+    pub turn: Option<TurnConfig>,
     pub clock: Clock,
 }
 
@@ -141,6 +150,7 @@ impl fmt::Debug for ApiConfig {
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
             .field("node_secret", &self.node_secret.is_some())
             .field("max_db_connections", &self.max_db_connections)
+            .field("turn", &self.turn)
             .finish()
     }
 }
@@ -167,13 +177,15 @@ impl ApiConfig {
             max_concurrent_hashes: 4,
             node_secret: None,
             max_db_connections: 10,
+            turn: None,
             clock: Clock::system(),
         }
     }
 
     /// [`ApiConfig::new`] plus [`ENV_DATABASE_URL`], [`ENV_JWT_PRIVATE_KEY_PEM`], the
-    /// bootstrap admin variables, [`ENV_NODE_SECRET`] and [`ENV_TRUSTED_PROXIES`]. Empty
-    /// variables count as unset. Fails on a malformed proxy list or a short node secret.
+    /// bootstrap admin variables, [`ENV_NODE_SECRET`], [`ENV_TRUSTED_PROXIES`], [`ENV_TURN_URLS`]
+    /// and [`ENV_TURN_SECRET`]. Empty variables count as unset. Fails on a malformed proxy list,
+    /// a short node secret, a malformed TURN URL, or TURN URLs without a secret (or the reverse).
     pub fn from_env(data_dir: PathBuf, public_url: String) -> Result<Self, ApiError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut config = Self::new(data_dir, public_url);
@@ -193,6 +205,7 @@ impl ApiConfig {
             config.trusted_proxies = IpNet::parse_list(&list)
                 .map_err(|e| ApiError::Config(format!("{ENV_TRUSTED_PROXIES}: {e}")))?;
         }
+        config.turn = turn_from(var(ENV_TURN_URLS), var(ENV_TURN_SECRET))?;
         config.check()?;
         Ok(config)
     }
@@ -231,6 +244,23 @@ impl ApiConfig {
     }
 }
 
+/// TURN settings from a URL list and a secret: both or neither.
+pub fn turn_from(
+    urls: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<TurnConfig>, ApiError> {
+    match (urls, secret) {
+        (None, None) => Ok(None),
+        (Some(urls), Some(secret)) => TurnConfig::from_list(&urls, secret).map(Some),
+        (Some(_), None) => Err(ApiError::Config(format!(
+            "{ENV_TURN_URLS} needs the shared secret ({ENV_TURN_SECRET})"
+        ))),
+        (None, Some(_)) => Err(ApiError::Config(format!(
+            "{ENV_TURN_SECRET} is set but no TURN server ({ENV_TURN_URLS})"
+        ))),
+    }
+}
+
 pub(crate) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -251,11 +281,19 @@ mod tests {
             password: "hunter2hunter2".into(),
         });
         c.node_secret = Some("hunter2-node-secret".into());
+        c.turn = turn_from(
+            Some("turn:t.example:3478".into()),
+            Some("hunter2-turn-secret".into()),
+        )
+        .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres"));
         assert!(c.check().is_ok());
         c.node_secret = Some("short".into());
         assert!(matches!(c.check(), Err(ApiError::Config(_))));
+        assert!(turn_from(Some("turn:t".into()), None).is_err());
+        assert!(turn_from(None, Some("hunter2-turn-secret".into())).is_err());
+        assert!(turn_from(None, None).unwrap().is_none());
     }
 }

@@ -8,7 +8,7 @@
 //!   grace period a back-to-back predecessor may still be driving, so the doctor joins without
 //!   control and joins again at the start to get it. Never after an administrator revoked the
 //!   lease during the booking: driving again takes a new booking;
-//! - the token expires at the slot's end, never later.
+//! - the token expires at the slot's end, never later, and so do the TURN credentials beside it.
 //!
 //! Not here: the token format and signature (`bedside_proto::join_token`), lease handling (SFU).
 
@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::keys::{sign, unix};
 use crate::model::{Actor, Booking, BookingStatus, InvitationRole, Participation};
 use crate::store::Store;
+use crate::turn::IceServer;
 
 /// What [`decide`] grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,10 @@ pub struct JoinResponse {
     pub can_control: bool,
     /// The token's expiry: the end of the slot.
     pub expires_at: DateTime<Utc>,
+    /// TURN relays with credentials that expire with the token, for networks that block UDP to
+    /// the media nodes: pass as `RTCConfiguration.iceServers`. Absent when none is configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
 }
 
 pub fn decide(
@@ -134,7 +139,13 @@ pub(crate) async fn join(
             }),
         )
         .await?;
+    let ice_servers = config
+        .turn
+        .as_ref()
+        .map(|t| t.ice_servers(&claims.jti, grant.expires_at))
+        .unwrap_or_default();
     Ok(JoinResponse {
+        ice_servers,
         whep_url: config.whep_url(&room),
         room,
         token,

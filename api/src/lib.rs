@@ -9,7 +9,7 @@
 //!
 //! Layers, outside in: `http` (routes and handlers, reading the composition root [`Api`]) ->
 //! domain modules (`auth`, `users`, `robots`, `booking`, `join`, `roster`, `audit`,
-//! `lease_admin`, `node_hub`, `ratelimit`), which
+//! `lease_admin`, `node_hub`, `ratelimit`, `turn`), which
 //! take the store, the clock's "now", the actor and whatever else they need as arguments ->
 //! `store` (the only place with SQL; SQLite or PostgreSQL). All of them share the plain types
 //! in `model`, which depends on none of them. No module depends on one that depends on it.
@@ -39,6 +39,7 @@ mod robots;
 mod roster;
 mod secret;
 mod store;
+mod turn;
 mod users;
 
 #[cfg(feature = "testing")]
@@ -48,10 +49,11 @@ pub use api::{create_admin, Api};
 pub use audit::{AuditPage, AuditSink};
 pub use auth::TokenResponse;
 pub use clock::Clock;
+pub use config::turn_from;
 pub use config::{
     ApiConfig, BootstrapAdmin, LoginLimits, ENV_ADMIN_DISPLAY_NAME, ENV_ADMIN_PASSWORD,
     ENV_ADMIN_USERNAME, ENV_DATABASE_URL, ENV_JWT_PRIVATE_KEY_PEM, ENV_NODE_SECRET,
-    ENV_TRUSTED_PROXIES, MIN_NODE_SECRET_LEN,
+    ENV_TRUSTED_PROXIES, ENV_TURN_SECRET, ENV_TURN_URLS, MIN_NODE_SECRET_LEN,
 };
 pub use error::{ApiError, ConflictSlot, ErrorBody};
 pub use join::JoinResponse;
@@ -63,3 +65,7 @@ pub use node_hub::NodeHub;
 pub use proxy::IpNet;
 pub use robots::PublishTokenResponse;
 pub use roster::{RosterEntry, RosterRole};
+pub use turn::{
+    credential as turn_credential, username_expiry as turn_username_expiry, IceServer, TurnConfig,
+    MIN_TURN_SECRET_LEN,
+};

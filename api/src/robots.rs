@@ -22,6 +22,7 @@ use crate::model::{Actor, BookingFilter, BookingStatus, Robot};
 use crate::node_hub::NodeHub;
 use crate::secret::{self, ROBOT_PREFIX};
 use crate::store::Store;
+use crate::turn::IceServer;
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewRobot {
@@ -54,6 +55,10 @@ pub struct PublishTokenResponse {
     pub whip_url: String,
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// TURN relays with credentials that expire with the token (see `JoinResponse`). Absent when
+    /// none is configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// A booked slot, without who booked it.
@@ -209,11 +214,18 @@ pub(crate) async fn publish_token(
             serde_json::json!({ "jti": claims.jti, "expires_at": expires_at }),
         )
         .await?;
+    let expires_at = DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or(expires_at);
+    let ice_servers = config
+        .turn
+        .as_ref()
+        .map(|t| t.ice_servers(&claims.jti, expires_at))
+        .unwrap_or_default();
     Ok(PublishTokenResponse {
         whip_url: config.whip_url(&room),
         room,
         token,
-        expires_at: DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or(expires_at),
+        expires_at,
+        ice_servers,
     })
 }
 

@@ -74,6 +74,7 @@
  * @property {'doctor'|'observer'} role
  * @property {boolean} can_control
  * @property {string} expires_at
+ * @property {RTCIceServer[]} [ice_servers] TURN relays with credentials that expire with the token
  */
 
 /**
@@ -82,6 +83,7 @@
  * @property {string} whip_url
  * @property {string} token
  * @property {string} expires_at
+ * @property {RTCIceServer[]} [ice_servers] TURN relays with credentials that expire with the token
  */
 
 /**

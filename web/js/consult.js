@@ -26,7 +26,7 @@ import { DriveSender } from './drive.js';
 import { Joystick } from './joystick.js';
 import { KeyboardInput } from './keyboard.js';
 import { GamepadInput } from './gamepad.js';
-import { StatsSampler, describe } from './stats.js';
+import { StatsSampler, describe, describePath } from './stats.js';
 import { applyPresence, describeError } from './events.js';
 
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
@@ -167,7 +167,7 @@ export function mountConsult(main, bookingId) {
         throw err;
       }
       scheduleControlRejoin();
-      return { room: grant.room, token: grant.token };
+      return { room: grant.room, token: grant.token, iceServers: grant.ice_servers || [] };
     },
   });
 
@@ -688,6 +688,7 @@ export function mountConsult(main, bookingId) {
       h('dt', {}, 'Round trip'), h('dd', {}, s && s.rttMs !== null ? `${Math.round(s.rttMs)} ms` : '–'),
       h('dt', {}, 'Packet loss'), h('dd', {}, s && s.lossPct !== null ? `${s.lossPct.toFixed(1)} %` : '–'),
       h('dt', {}, 'Bitrate'), h('dd', {}, s && s.kbps !== null ? `${Math.round(s.kbps)} kbit/s` : '–'),
+      h('dt', {}, 'Path'), h('dd', { id: 'link-path', title: 'TCP and TURN relays add delay that UDP does not have' }, describePath(s ? s.path : null)),
       h('dt', {}, 'Video'), h('dd', { id: 'video-info' }, s && s.width ? `${s.width}×${s.height}${s.fps ? ` @ ${Math.round(s.fps)} fps` : ''}` : '–'),
       h('dt', {}, 'Quality'), h('dd', {}, h('span', { class: `dot ${s ? s.quality : ''}`, 'aria-hidden': 'true' }), ` ${s ? s.quality : 'unknown'}`));
   }

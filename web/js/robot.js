@@ -72,13 +72,13 @@ function takeStartLink() {
 /**
  * @param {string} id
  * @param {string} cred
- * @returns {() => Promise<{room: string, token: string}>}
+ * @returns {() => Promise<{room: string, token: string, iceServers?: RTCIceServer[]}>}
  */
 function fromCredential(id, cred) {
   return async () => {
     try {
       const t = await publishToken(id, cred);
-      return { room: t.room, token: t.token };
+      return { room: t.room, token: t.token, iceServers: t.ice_servers || [] };
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) throw new FatalSessionError('the robot credential was refused', 401);
       throw err;

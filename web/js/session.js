@@ -39,6 +39,7 @@ import { parseServerEvent } from './events.js';
  * @typedef {object} Credentials
  * @property {string} room
  * @property {string} token
+ * @property {RTCIceServer[]} [iceServers] TURN relays from the API (networks that block UDP)
  */
 
 /**
@@ -287,7 +288,7 @@ export class Session extends EventTarget {
    * @param {Credentials} creds
    */
   async connect(id, creds) {
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({ iceServers: creds.iceServers || [], bundlePolicy: 'max-bundle' });
     this.pc = pc;
     const control = pc.createDataChannel('control', { ordered: false, maxRetransmits: 0 });
     control.binaryType = 'arraybuffer';

@@ -14,6 +14,15 @@
  * @property {number|null} width
  * @property {number|null} height
  * @property {'good'|'fair'|'poor'|'unknown'} quality
+ * @property {Path|null} path how this browser reaches the media node (selected candidate pair)
+ */
+
+/**
+ * `udp` straight to the node, `tcp` (ICE-TCP) to it, or `relay` through a TURN server, reached
+ * over `relayProtocol` (udp, tcp or tls). TCP and relays add delay that UDP does not have.
+ * @typedef {object} Path
+ * @property {'udp'|'tcp'|'relay'} kind
+ * @property {string|null} relayProtocol
  */
 
 /**
@@ -29,7 +38,7 @@
  * @param {'in'|'out'} direction
  * @param {string|null} [videoMid] the m-line whose video the figures describe (the robot's, in a
  *   consult that also receives doctors' cameras); any video when null
- * @returns {{totals: Totals, rttMs: number|null, fps: number|null, framesDecoded: number, width: number|null, height: number|null, remoteLossFraction: number|null}}
+ * @returns {{totals: Totals, rttMs: number|null, fps: number|null, framesDecoded: number, width: number|null, height: number|null, remoteLossFraction: number|null, path: Path|null}}
  */
 export function summarise(report, direction, videoMid = null) {
   let bytes = 0;
@@ -48,6 +57,8 @@ export function summarise(report, direction, videoMid = null) {
   let remoteLossFraction = null;
   /** @type {string|null} */
   let selectedPair = null;
+  /** @type {string|null} */
+  let localCandidate = null;
   report.forEach((s) => {
     if (s.type === 'transport' && s.selectedCandidatePairId) selectedPair = s.selectedCandidatePairId;
   });
@@ -55,6 +66,7 @@ export function summarise(report, direction, videoMid = null) {
     if (s.type === 'candidate-pair') {
       const chosen = selectedPair ? s.id === selectedPair : (s.nominated && s.state === 'succeeded');
       if (chosen && typeof s.currentRoundTripTime === 'number') rttMs = s.currentRoundTripTime * 1000;
+      if (chosen) localCandidate = s.localCandidateId;
     } else if (direction === 'in' && s.type === 'inbound-rtp') {
       bytes += s.bytesReceived || 0;
       packets += s.packetsReceived || 0;
@@ -78,10 +90,25 @@ export function summarise(report, direction, videoMid = null) {
       if (rttMs === null && typeof s.roundTripTime === 'number') rttMs = s.roundTripTime * 1000;
     }
   });
+  const local = localCandidate ? report.get(localCandidate) : null;
+  /** @type {Path|null} */
+  let path = null;
+  if (local && local.candidateType === 'relay') path = { kind: 'relay', relayProtocol: local.relayProtocol || null };
+  else if (local) path = { kind: local.protocol === 'tcp' ? 'tcp' : 'udp', relayProtocol: null };
   return {
     totals: { at: 0, bytes, packets, lost },
-    rttMs, fps, framesDecoded, width, height, remoteLossFraction,
+    rttMs, fps, framesDecoded, width, height, remoteLossFraction, path,
   };
+}
+
+/**
+ * "UDP", "TCP", "relay (TURN/TLS)".
+ * @param {Path|null} p
+ */
+export function describePath(p) {
+  if (!p) return '–';
+  if (p.kind === 'relay') return p.relayProtocol ? `relay (TURN/${p.relayProtocol.toUpperCase()})` : 'relay (TURN)';
+  return p.kind.toUpperCase();
 }
 
 /**
@@ -161,13 +188,14 @@ export class StatsSampler extends EventTarget {
       width: s.width,
       height: s.height,
       quality: grade(s.rttMs, lossPct),
+      path: s.path,
     };
     this.dispatchEvent(new CustomEvent('stats', { detail: this.latest }));
   }
 }
 
 /**
- * "23 ms · 0.0 % loss · 812 kbit/s"
+ * "23 ms · 0.0 % loss · 812 kbit/s", plus the path when it is not plain UDP
  * @param {LinkStats|null} s
  */
 export function describe(s) {
@@ -177,5 +205,7 @@ export function describe(s) {
     s.lossPct === null ? 'loss –' : `loss ${s.lossPct.toFixed(1)} %`,
     s.kbps === null ? '– kbit/s' : `${Math.round(s.kbps)} kbit/s`,
   ];
+  // Only the unusual path is worth the space: it explains a lagging picture.
+  if (s.path && s.path.kind !== 'udp') parts.push(describePath(s.path));
   return parts.join(' · ');
 }

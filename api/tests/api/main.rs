@@ -21,6 +21,7 @@ mod node_channel;
 mod revocation;
 mod roster;
 mod startup;
+mod turn;
 mod users;
 
 /// Scenarios in this binary (each runs on both databases).
@@ -36,4 +37,5 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + revocation::SCENARIOS
     + roster::SCENARIOS
     + startup::SCENARIOS
+    + turn::SCENARIOS
     + users::SCENARIOS;

@@ -146,8 +146,10 @@ export class Server {
    * @param {string} dataDir
    * @param {number} httpPort
    * @param {number} udpPort
+   * @param {string[]} [extraArgs] more `serve` flags (e.g. TURN settings)
    */
-  constructor(dataDir, httpPort, udpPort) {
+  constructor(dataDir, httpPort, udpPort, extraArgs = []) {
+    this.extraArgs = extraArgs;
     this.dataDir = dataDir;
     this.httpPort = httpPort;
     this.udpPort = udpPort;
@@ -165,6 +167,7 @@ export class Server {
       '--data-dir', this.dataDir,
       '--http', `127.0.0.1:${this.httpPort}`,
       '--udp-port', String(this.udpPort),
+      ...this.extraArgs,
     ], {
       env: {
         ...process.env,
@@ -262,11 +265,13 @@ export class Server {
 
 /**
  * A fresh server on free ports with its own data dir.
+ * @param {{args?: (udpPort: number) => string[]}} [opts] more `serve` flags, given its UDP port
  * @returns {Promise<Server & {stop: () => Promise<void>}>}
  */
-export async function startServer() {
+export async function startServer(opts = {}) {
   const root = mkdtempSync(join(tmpdir(), 'bedside-e2e-'));
-  const server = new Server(join(root, 'data'), await freeTcpPort(), await freeUdpPorts());
+  const udpPort = await freeUdpPorts();
+  const server = new Server(join(root, 'data'), await freeTcpPort(), udpPort, opts.args ? opts.args(udpPort) : []);
   await server.start();
   return Object.assign(server, {
     async stop() {
