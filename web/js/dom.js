@@ -96,6 +96,25 @@ export function formatTime(t) {
 }
 
 /**
+ * Local time with seconds, for moments ("lost control at 14:05:09").
+ * @param {number|Date} t Date.now() ms or a Date
+ */
+export function formatClock(t) {
+  const d = typeof t === 'number' ? new Date(t) : t;
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/**
+ * Set an element's text only when it changes: a live region rewritten with the same words is
+ * read out again by screen readers.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/**
  * A short message at the bottom of the page (the page must have `#toast`, role=status).
  * @param {string} text
  */
