@@ -20,7 +20,7 @@
 // (joystick.js, keyboard.js, gamepad.js), statistics (stats.js).
 
 import { api, ApiError } from './api.js';
-import { h, replace, setText, formatDateTime, formatTime, formatClock, formatDuration, toast } from './dom.js';
+import { h, replace, setText, formatDateTime, formatTime, formatClock, formatCountdown, formatDuration, toast } from './dom.js';
 import { Session, FatalSessionError } from './session.js';
 import { DriveSender } from './drive.js';
 import { Joystick } from './joystick.js';
@@ -35,6 +35,8 @@ import { applyPresence, describeError } from './events.js';
 /** @typedef {import('./api.js').Booking} Booking */
 /** @typedef {import('./api.js').JoinResponse} JoinResponse */
 
+/** Joining opens this long before the booking starts (the API's `join_grace`). */
+const JOIN_GRACE_MS = 5 * 60_000;
 /** Warn this long before the booking ends. */
 const ENDS_SOON_MS = 5 * 60_000;
 /** Other doctors' voices played at once (the loudest; the SFU picks them). */
@@ -128,6 +130,10 @@ export function mountConsult(main, bookingId) {
   let controlLost = null;
   /** @type {number|null} when the page first showed the loss of the link (Date.now() ms) */
   let lossShownAt = null;
+  /** @type {number|null} opened before the join window: when it opens (Date.now() ms) */
+  let joinOpensAt = null;
+  /** @type {ReturnType<typeof setInterval>|null} the countdown to the join window */
+  let waitTicker = null;
 
   /** @type {RoomState} */
   const room = {
@@ -178,7 +184,14 @@ export function mountConsult(main, bookingId) {
     credentials: async () => {
       try {
         grant = await api.join(bookingId);
+        joinOpensAt = null;
       } catch (err) {
+        const early = err instanceof ApiError && err.code === 'outside_join_window' ? /^joining opens at (.+)$/.exec(err.message) : null;
+        if (early && Number.isFinite(Date.parse(early[1]))) {
+          // Our clock is a little ahead of the server's: wait, and try again shortly.
+          joinOpensAt = Date.parse(early[1]);
+          throw new Error(`joining opens at ${formatClock(joinOpensAt)}`);
+        }
         if (err instanceof ApiError && [403, 404, 409, 422].includes(err.status)) {
           throw new FatalSessionError(err.message, err.status);
         }
@@ -601,18 +614,24 @@ export function mountConsult(main, bookingId) {
     let b = null;
     const undelivered = estopWanted !== null ? ' Your E-STOP was not delivered: it will be sent as soon as the connection is back.' : '';
     const lastKnown = room.estop && estopWanted === null ? ' (The e-stop was latched when the connection dropped.)' : '';
-    if (session.state === 'failed') b = ['danger', `Cannot join: ${session.detail}`];
+    const waiting = joinOpensAt !== null && ['idle', 'connecting', 'reconnecting'].includes(session.state);
+    if (waiting) {
+      const left = /** @type {number} */ (joinOpensAt) - Date.now();
+      b = ['info', `Joining opens at ${formatTime(new Date(/** @type {number} */ (joinOpensAt)))}${left > 0 ? ` (in ${formatCountdown(left)})` : ''}: this page joins by itself then.`];
+    } else if (session.state === 'failed') b = ['danger', `Cannot join: ${session.detail}`];
     else if (session.state === 'connected' && !session.alive) b = ['danger', `Connection lost — the robot has stopped by itself. Reconnecting…${undelivered}${lastKnown}`];
     else if (session.state === 'reconnecting') b = ['danger', `Connection lost — the robot has stopped by itself. Reconnecting… (${session.detail})${undelivered}${lastKnown}`];
+    else if (session.state === 'ended') b = ['danger', session.detail];
+    else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
     else if (room.estop) b = ['danger', `E-STOP LATCHED — the robot is stopped${room.estopRobot ? ' by its own e-stop' : room.estopBy && participant(room.estopBy) ? ` (by ${label(/** @type {Participant} */ (participant(room.estopBy)))})` : ''}. ${whoClears()}`];
     else if (session.state === 'connecting' || session.state === 'idle') b = ['info', 'Connecting to the robot…'];
-    else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
-    else if (session.state === 'ended') b = ['danger', session.detail];
     else if (connected && !robotOnline()) b = ['warn', 'Robot offline — waiting for it to connect'];
     else if (connected && video.videoWidth <= 2) b = ['info', 'Waiting for video…'];
     banner.hidden = !b;
     banner.className = `banner ${b ? b[0] : ''}`;
-    banner.dataset.state = !b ? 'live' : session.state === 'connected' && !session.alive ? 'lost' : b[1].startsWith('E-STOP') ? 'estop' : session.state === 'connected' && !robotOnline() ? 'robot-offline' : session.state;
+    // The countdown changes every second: read out once, not every second.
+    banner.setAttribute('aria-live', waiting ? 'off' : 'polite');
+    banner.dataset.state = !b ? 'live' : waiting ? 'waiting' : session.state === 'connected' && !session.alive ? 'lost' : b[1].startsWith('E-STOP') ? 'estop' : session.state === 'connected' && !robotOnline() ? 'robot-offline' : session.state;
     setText(banner, b ? b[1] : '');
     if (lost && lossShownAt === null) lossShownAt = Date.now();
     if (!lost) lossShownAt = null;
@@ -755,7 +774,9 @@ export function mountConsult(main, bookingId) {
     ctl.notice.hidden = !lostSays;
     setText(ctl.notice, lostSays);
     const clearWasFocused = document.activeElement === ctl.clear;
-    ctl.clear.hidden = !(room.estop && hold && connected && !room.estopRobot);
+    // Shown for the robot's own e-stop too: the room's refusal then says, in words, that only
+    // someone at the robot can release it.
+    ctl.clear.hidden = !(room.estop && hold && connected);
     if (clearWasFocused && ctl.clear.hidden) ctl.estop.focus();
 
     ctl.take.hidden = hold;
@@ -882,8 +903,29 @@ export function mountConsult(main, bookingId) {
     renderOwn();
   }
 
+  /**
+   * Opened before the join window (5 minutes before the start): count down, then join by
+   * itself, rather than being refused.
+   */
+  function waitForJoinWindow() {
+    const opens = booking ? Date.parse(booking.starts_at) - JOIN_GRACE_MS : NaN;
+    if (!(opens > Date.now())) return Promise.resolve();
+    joinOpensAt = opens;
+    render();
+    return new Promise((resolve) => {
+      waitTicker = setInterval(() => {
+        if (destroyed || Date.now() >= opens) {
+          if (waitTicker) clearInterval(waitTicker);
+          waitTicker = null;
+          resolve(undefined);
+        }
+        render();
+      }, 1000);
+    });
+  }
+
   render();
-  Promise.all([loadContext(), openOwnMedia()]).then(() => {
+  Promise.all([loadContext(), openOwnMedia()]).then(() => waitForJoinWindow()).then(() => {
     if (!destroyed) session.start();
   });
 
@@ -891,6 +933,7 @@ export function mountConsult(main, bookingId) {
     destroy() {
       destroyed = true;
       clearInterval(clock);
+      if (waitTicker) clearInterval(waitTicker);
       if (controlTimer) clearTimeout(controlTimer);
       window.removeEventListener('pagehide', onPageHide);
       stats.stop();

@@ -105,6 +105,20 @@ export function formatClock(t) {
 }
 
 /**
+ * A countdown to the second: "4 min 05 s", "35 s", "1 h 02 min".
+ * @param {number} ms
+ */
+export function formatCountdown(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  if (h) return `${h} h ${String(m).padStart(2, '0')} min`;
+  if (m) return `${m} min ${String(sec).padStart(2, '0')} s`;
+  return `${sec} s`;
+}
+
+/**
  * Set an element's text only when it changes: a live region rewritten with the same words is
  * read out again by screen readers.
  * @param {HTMLElement} el
