@@ -76,7 +76,7 @@ function bedside(page, path) {
 }
 
 /** @param {import('playwright-core').Page} page */
-const connected = async (page) => (await bedside(page, 'session.live')) === true;
+const connected = async (page) => (await bedside(page, 'session.state')) === 'connected' && (await bedside(page, 'session.live')) !== false;
 
 /** The robot page, from a fragment link with a publish token. */
 async function startRobotPage() {
