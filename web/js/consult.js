@@ -756,6 +756,9 @@ export function mountConsult(main, bookingId) {
     const connected = session.live;
     const hold = iHold();
     const canControl = !!(room.you ? room.you.can_control : grant && grant.can_control);
+    // The pressed button may be hidden by what it did: focus then moves to the next sensible
+    // control rather than falling to the page's body.
+    const focused = document.activeElement;
     ctl.drive.setEnabled(connected && hold && !room.estop);
     ctl.joystick.el.classList.toggle('disabled', !(connected && hold && !room.estop));
     ctl.joystick.el.setAttribute('aria-disabled', String(!(connected && hold && !room.estop)));
@@ -773,11 +776,9 @@ export function mountConsult(main, bookingId) {
     const lostSays = controlLost && !hold ? `You lost control at ${formatClock(controlLost.at)}: ${controlLost.why}. ${connected ? 'Take control again to drive.' : 'Once reconnected, take control again to drive.'}` : '';
     ctl.notice.hidden = !lostSays;
     setText(ctl.notice, lostSays);
-    const clearWasFocused = document.activeElement === ctl.clear;
     // Shown for the robot's own e-stop too: the room's refusal then says, in words, that only
     // someone at the robot can release it.
     ctl.clear.hidden = !(room.estop && hold && connected);
-    if (clearWasFocused && ctl.clear.hidden) ctl.estop.focus();
 
     ctl.take.hidden = hold;
     ctl.take.textContent = room.holder ? (room.requested ? 'Control requested…' : 'Request control') : 'Take control';
@@ -799,6 +800,11 @@ export function mountConsult(main, bookingId) {
     ctl.handoffTo.hidden = !hold;
     ctl.handoff.hidden = !hold;
     ctl.handoff.disabled = !connected || !others.length;
+    if (focused instanceof HTMLElement && focused.hidden) {
+      if (focused === ctl.take && !ctl.release.hidden) ctl.release.focus();
+      else if ((focused === ctl.release || focused === ctl.handoff) && !ctl.take.hidden) ctl.take.focus();
+      else ctl.estop.focus();
+    }
 
     const requestsKey = room.requests.join('|');
     if (ctl.requests.dataset.key !== requestsKey) ctl.requests.dataset.key = requestsKey;

@@ -108,6 +108,8 @@ async function takeControl(page) {
   await until('the page may take control', async () => !(await page.locator('#request-control').isDisabled()), 30_000);
   await page.click('#request-control');
   await page.waitForSelector('#drive-status[data-state="you"]', { timeout: 15_000 });
+  // The pressed button is gone; focus is on the next sensible control, not the page's body.
+  await until('focus moves to "Release control"', () => page.evaluate(() => document.activeElement?.id === 'release-control'), 5000);
 }
 
 /** The room is latched as the page knows it from the server. @param {import('playwright-core').Page} page */
@@ -238,6 +240,7 @@ browserTest('restarted with the e-stop latched: latched for everyone, a fresh pa
   // The same keys move it once the driver clears the e-stop: the test sees motion when it happens.
   await fresh.click('#estop-clear');
   await until('the e-stop is clear', async () => !(await latched(fresh)));
+  await until('focus moves to the e-stop', () => fresh.evaluate(() => document.activeElement?.id === 'estop'), 5000);
   await fresh.waitForSelector('#drive-status .badge.driving');
   await fresh.locator('#joystick').focus();
   await fresh.keyboard.down('KeyW');
