@@ -199,6 +199,13 @@ pub enum ServerEvent {
         /// Its path now.
         transport: Transport,
     },
+    /// The answer to your `ping`, carrying its `n`: the room's events path is alive. A client
+    /// that hears nothing (no `pong`, no other message) for about a second knows the media
+    /// node is gone or unreachable long before ICE notices (seconds), and says so.
+    Pong {
+        /// The `n` of the ping this answers.
+        n: u64,
+    },
     /// Something you sent was refused.
     Error {
         /// Stable, machine-readable: `bad_event`, `forbidden`, `not_holder`, `no_holder`,
@@ -246,6 +253,14 @@ pub enum ClientEvent {
         /// Camera off.
         #[serde(default)]
         video_muted: bool,
+    },
+    /// Anyone (observers too): a heartbeat. The SFU answers `pong` with the same `n` at once,
+    /// outside the events budget (its own budget of 20 a second, beyond which pings go
+    /// unanswered). Browsers send one every 250 ms.
+    Ping {
+        /// Echoed in the `pong`; the client's own counter.
+        #[serde(default)]
+        n: u64,
     },
 }
 
@@ -299,6 +314,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
+        assert_eq!(
+            ClientEvent::parse(br#"{"type":"ping","n":7}"#),
+            Ok(ClientEvent::Ping { n: 7 })
+        );
+        assert_eq!(
+            ServerEvent::Pong { n: 7 }.to_json(),
+            r#"{"type":"pong","n":7}"#
+        );
         assert!(ClientEvent::parse(b"{").is_err());
         assert!(ClientEvent::parse(br#"{"type":"fly"}"#).is_err());
         assert!(ClientEvent::parse(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());

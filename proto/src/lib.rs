@@ -123,6 +123,7 @@
 //! | `lease_denied` | `to` | to the requester |
 //! | `estop` | `latched`, `by` (session id) | latch or clear, by a doctor or by the robot's own button; once on join if latched |
 //! | `telemetry` | `from`, `telemetry`: {`battery`, `link_quality`, `estop`, `drive`} | the robot's reports (~1 Hz), to everyone |
+//! | `pong` | `n` | the answer to your `ping`, at once |
 //! | `error` | `code`, `message` | something you sent was refused |
 //!
 //! Lease `reason` ([`LeaseReason`](events::LeaseReason)): `granted`, `handoff`, `released`,
@@ -142,12 +143,13 @@
 //! | `estop` | — | any doctor |
 //! | `estop_clear` | — | the holder |
 //! | `telemetry` | `battery`, `link_quality`, `estop`, `drive` (inline, not nested) | the robot |
+//! | `ping` | `n` (a number, echoed) | anyone, observers too: a heartbeat, answered by `pong` outside the events budget (at most 20 a second answered) |
 //!
 //! Telemetry fields ([`Telemetry`](events::Telemetry)): `battery` and `link_quality` are
 //! optional numbers 0.0-1.0; `estop` (default `false`) is the robot's *own* e-stop button, never
 //! an echo of the room's latch, which could cross a clear on the wire and latch the room again;
 //! `drive` is optional `[linear_x, linear_y, angular_z]`, what the robot executes after its
-//! watchdog. Observers may send nothing: every message gets `error` `forbidden`.
+//! watchdog. Observers may send nothing but `ping`: every other message gets `error` `forbidden`.
 //!
 //! ```
 //! use bedside_proto::events::{ClientEvent, LeaseReason, ServerEvent};

@@ -184,6 +184,32 @@ struct Bucket {
     told: Option<Instant>,
 }
 
+/// Heartbeats (`ping`) answered per participant per second, sustained and in a burst: four times
+/// what a browser sends, so a busy tab catching up is still answered.
+const PINGS_PER_SECOND: f64 = 20.0;
+
+/// Take one token from a bucket (created full), refilled at `rate` per second up to `burst`.
+fn take(
+    entry: std::collections::hash_map::Entry<'_, SessionId, Bucket>,
+    rate: f64,
+    burst: f64,
+    now: Instant,
+) -> bool {
+    let b = entry.or_insert(Bucket {
+        tokens: burst,
+        at: now,
+        told: None,
+    });
+    let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+    b.tokens = (b.tokens + elapsed * rate).min(burst);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        return true;
+    }
+    false
+}
+
 /// See the module docs.
 pub struct Room {
     config: RoomConfig,
@@ -195,6 +221,9 @@ pub struct Room {
     gate: ControlGate,
     estop: Estop,
     buckets: HashMap<SessionId, Bucket>,
+    /// Each participant's heartbeat budget (`ping`), apart from `buckets` so a client's
+    /// heartbeat never eats into what it may do, nor a burst of actions silence its heartbeat.
+    ping_buckets: HashMap<SessionId, Bucket>,
     /// Stop frames still to repeat: when, and for which epoch.
     stop_repeats: VecDeque<(Instant, u32)>,
     /// The soonest token expiry among members, unix ms.
@@ -225,6 +254,7 @@ impl Room {
             gate: ControlGate::new(config.gate),
             estop: Estop::restored(memory.latch),
             buckets: HashMap::new(),
+            ping_buckets: HashMap::new(),
             stop_repeats: VecDeque::new(),
             earliest_expiry: None,
             holder_sub: None,
@@ -383,6 +413,7 @@ impl Room {
         self.media.remove(id, now);
         self.gate.forget(id);
         self.buckets.remove(&id);
+        self.ping_buckets.remove(&id);
         self.lease_input(LeaseInput::Leave { id }, now);
         self.send(Target::All, ServerEvent::Left { id: id.to_string() });
         self.update_control(now);
@@ -506,6 +537,18 @@ impl Room {
                 return;
             }
         };
+        if let ClientEvent::Ping { n } = event {
+            // The heartbeat: anyone, students included, learns the room still hears them.
+            if take(
+                self.ping_buckets.entry(from),
+                PINGS_PER_SECOND,
+                PINGS_PER_SECOND,
+                now,
+            ) {
+                self.send(Target::One(from), ServerEvent::Pong { n });
+            }
+            return;
+        }
         if member.role == Role::Observer {
             // Students are read-only: everything they send is refused.
             if self.take_token(from, now) {
@@ -563,6 +606,8 @@ impl Room {
                 );
                 self.media_events(now);
             }
+            // Answered above, before the budget.
+            ClientEvent::Ping { .. } => {}
             ClientEvent::Telemetry(t) => {
                 if member.role != Role::Robot {
                     return self.refuse(from, "forbidden", "only the robot sends telemetry");
@@ -593,18 +638,12 @@ impl Room {
     /// Take one token from `from`'s bucket. False (and one error a second) when it is empty.
     fn take_token(&mut self, from: SessionId, now: Instant) -> bool {
         let (rate, burst) = (self.config.events_per_second, self.config.events_burst);
-        let b = self.buckets.entry(from).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-            told: None,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if take(self.buckets.entry(from), rate, burst, now) {
             return true;
         }
+        let Some(b) = self.buckets.get_mut(&from) else {
+            return false;
+        };
         let tell = b
             .told
             .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
@@ -1206,6 +1245,62 @@ mod tests {
                 .filter(|o| matches!(o, Output::Event { to: Recipients::One(STUDENT), json } if json.contains("forbidden")))
                 .count(),
             2
+        );
+    }
+
+    #[test]
+    fn every_ping_is_answered_to_its_sender_outside_the_events_budget() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        // A doctor who spent the whole events budget still hears its heartbeat answered...
+        for _ in 0..40 {
+            r.on_event(CONSULT, br#"{"type":"release"}"#, now);
+        }
+        drain(&mut r);
+        for n in 0..20 {
+            r.on_event(
+                CONSULT,
+                format!(r#"{{"type":"ping","n":{n}}}"#).as_bytes(),
+                now,
+            );
+        }
+        // ... up to its own budget: a flood goes unanswered, without an error.
+        r.on_event(CONSULT, br#"{"type":"ping","n":99}"#, now);
+        let out = drain(&mut r);
+        let pongs = |who: SessionId| -> Vec<String> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Event {
+                        to: Recipients::One(to),
+                        json,
+                    } if *to == who => Some(json.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let consult = pongs(CONSULT);
+        assert_eq!(consult.len(), 20, "{consult:?}");
+        assert_eq!(consult[0], r#"{"type":"pong","n":0}"#);
+        assert!(consult.iter().all(|j| j.contains(r#""type":"pong""#)));
+        // The budget refills with time.
+        r.on_event(
+            CONSULT,
+            br#"{"type":"ping","n":100}"#,
+            now + Duration::from_millis(100),
+        );
+        assert!(drain(&mut r).iter().any(
+            |o| matches!(o, Output::Event { json, .. } if &**json == r#"{"type":"pong","n":100}"#)
+        ));
+        // A student's heartbeat is answered too (it may send nothing else), to the student only.
+        let mut r = full_room(now);
+        r.on_event(STUDENT, br#"{"type":"ping","n":41}"#, now);
+        let out = drain(&mut r);
+        assert_eq!(
+            out,
+            vec![Output::Event {
+                to: Recipients::One(STUDENT),
+                json: r#"{"type":"pong","n":41}"#.into()
+            }]
         );
     }
 

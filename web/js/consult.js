@@ -20,7 +20,7 @@
 // (joystick.js, keyboard.js, gamepad.js), statistics (stats.js).
 
 import { api, ApiError } from './api.js';
-import { h, replace, formatDateTime, formatTime, formatDuration, toast } from './dom.js';
+import { h, replace, setText, formatDateTime, formatTime, formatClock, formatCountdown, formatDuration, toast } from './dom.js';
 import { Session, FatalSessionError } from './session.js';
 import { DriveSender } from './drive.js';
 import { Joystick } from './joystick.js';
@@ -35,6 +35,8 @@ import { applyPresence, describeError } from './events.js';
 /** @typedef {import('./api.js').Booking} Booking */
 /** @typedef {import('./api.js').JoinResponse} JoinResponse */
 
+/** Joining opens this long before the booking starts (the API's `join_grace`). */
+const JOIN_GRACE_MS = 5 * 60_000;
 /** Warn this long before the booking ends. */
 const ENDS_SOON_MS = 5 * 60_000;
 /** Other doctors' voices played at once (the loudest; the SFU picks them). */
@@ -83,6 +85,7 @@ async function openLocalMedia() {
  * @property {number} epoch
  * @property {boolean} estop
  * @property {string|null} estopBy
+ * @property {boolean} estopRobot the robot's own e-stop (released only at the robot)
  * @property {string[]} requests who asked me (the holder) for control
  * @property {boolean} requested I asked and wait for an answer
  * @property {Telemetry|null} telemetry
@@ -110,10 +113,31 @@ export function mountConsult(main, bookingId) {
   let ended = false;
   /** @type {ReturnType<typeof setTimeout>|null} */
   let controlTimer = null;
+  /**
+   * An e-stop this page pressed that the room has not confirmed yet (Date.now() of the press):
+   * sent whenever the link is live, again on every new connection, until an `estop` event says
+   * the room is latched. While the link is down it is shown as not delivered.
+   * @type {number|null}
+   */
+  let estopWanted = null;
+  /** The link (connection and heartbeat) the wanted e-stop was last sent on. */
+  let estopSentOn = '';
+  /** Times the link came back, so a wanted e-stop is sent again on each. */
+  let linkUps = 0;
+  /** @type {string|null} our participant id on the current or last connection */
+  let myId = null;
+  /** @type {{at: number, why: string}|null} we drove and lost control: when and why */
+  let controlLost = null;
+  /** @type {number|null} when the page first showed the loss of the link (Date.now() ms) */
+  let lossShownAt = null;
+  /** @type {number|null} opened before the join window: when it opens (Date.now() ms) */
+  let joinOpensAt = null;
+  /** @type {ReturnType<typeof setInterval>|null} the countdown to the join window */
+  let waitTicker = null;
 
   /** @type {RoomState} */
   const room = {
-    you: null, participants: [], holder: null, epoch: 0, estop: false, estopBy: null,
+    you: null, participants: [], holder: null, epoch: 0, estop: false, estopBy: null, estopRobot: false,
     requests: [], requested: false, telemetry: null,
     slots: { audio: [], video: [] }, speaking: [], muted: new Map(),
   };
@@ -149,7 +173,7 @@ export function mountConsult(main, bookingId) {
   let camOff = false;
 
   // Doctor-only controls. Built only for doctors; see the module comment.
-  /** @type {null|{estop: HTMLButtonElement, clear: HTMLButtonElement, take: HTMLButtonElement, release: HTMLButtonElement, handoffTo: HTMLSelectElement, handoff: HTMLButtonElement, requests: HTMLElement, hint: HTMLElement, panel: HTMLElement, joystick: Joystick, keyboard: KeyboardInput, gamepad: GamepadInput, drive: DriveSender}} */
+  /** @type {null|{estop: HTMLButtonElement, estopStatus: HTMLElement, notice: HTMLElement, clear: HTMLButtonElement, take: HTMLButtonElement, release: HTMLButtonElement, handoffTo: HTMLSelectElement, handoff: HTMLButtonElement, requests: HTMLElement, hint: HTMLElement, panel: HTMLElement, joystick: Joystick, keyboard: KeyboardInput, gamepad: GamepadInput, drive: DriveSender}} */
   let ctl = null;
 
   const session = new Session({
@@ -160,7 +184,14 @@ export function mountConsult(main, bookingId) {
     credentials: async () => {
       try {
         grant = await api.join(bookingId);
+        joinOpensAt = null;
       } catch (err) {
+        const early = err instanceof ApiError && err.code === 'outside_join_window' ? /^joining opens at (.+)$/.exec(err.message) : null;
+        if (early && Number.isFinite(Date.parse(early[1]))) {
+          // Our clock is a little ahead of the server's: wait, and try again shortly.
+          joinOpensAt = Date.parse(early[1]);
+          throw new Error(`joining opens at ${formatClock(joinOpensAt)}`);
+        }
         if (err instanceof ApiError && [403, 404, 409, 422].includes(err.status)) {
           throw new FatalSessionError(err.message, err.status);
         }
@@ -195,13 +226,16 @@ export function mountConsult(main, bookingId) {
     const handoff = h('button', { type: 'button', id: 'handoff', onclick: () => { if (handoffTo.value) send({ type: 'handoff', to: handoffTo.value }); } }, 'Hand off');
     const requests = h('div', { id: 'lease-requests', 'aria-live': 'assertive' });
     const hint = h('p', { class: 'hint', id: 'control-hint', 'aria-live': 'polite' });
+    // What became of a pressed e-stop, and control lost without our doing: said at once.
+    const estopStatus = h('p', { class: 'estop-status', id: 'estop-status', role: 'alert', hidden: true });
+    const notice = h('p', { class: 'control-notice', id: 'control-notice', role: 'status', hidden: true });
     const keyboard = new KeyboardInput({ onEstop: () => pressEstop() });
     const gamepad = new GamepadInput({ onEstop: () => pressEstop() });
     const drive = new DriveSender({ send: (b) => session.sendControl(b), inputs: [joystick, keyboard, gamepad] });
     drive.start();
     const panel = h('section', { class: 'panel', id: 'drive-panel', 'aria-labelledby': 'drive-title' },
       h('h2', { id: 'drive-title', class: 'visually-hidden' }, 'Drive the robot'),
-      estop, clear,
+      estop, estopStatus, clear, notice,
       h('div', { class: 'controls', style: 'margin-top: .8rem' },
         joystick.el,
         h('div', { class: 'buttons' }, take, release)),
@@ -212,7 +246,7 @@ export function mountConsult(main, bookingId) {
       h('p', { class: 'keys' },
         'Keys: ', h('kbd', {}, 'W'), h('kbd', {}, 'A'), h('kbd', {}, 'S'), h('kbd', {}, 'D'), ' or arrows to drive, ',
         h('kbd', {}, 'Q'), h('kbd', {}, 'E'), ' strafe, ', h('kbd', {}, 'Shift'), ' full speed, ', h('kbd', {}, 'Space'), ' e-stop.'));
-    ctl = { estop, clear, take, release, handoffTo, handoff, requests, hint, panel, joystick, keyboard, gamepad, drive };
+    ctl = { estop, estopStatus, notice, clear, take, release, handoffTo, handoff, requests, hint, panel, joystick, keyboard, gamepad, drive };
   }
 
   const linkPanel = h('section', { class: `panel link-panel${ctl ? ' side-by-side' : ''}`, 'aria-label': 'Link quality and robot' },
@@ -307,9 +341,33 @@ export function mountConsult(main, bookingId) {
     renderOwn();
   }
 
+  /**
+   * Latch the e-stop. Never refused by this page: with the link down it is kept and marked not
+   * delivered, and sent as soon as a connection answers again (the room may say it is latched
+   * already: then it is confirmed at once).
+   */
   function pressEstop() {
     if (!ctl) return;
-    send({ type: 'estop' });
+    estopWanted = Date.now();
+    estopSentOn = '';
+    deliverEstop();
+    render();
+  }
+
+  /** Send the wanted e-stop on the live link, once per link. */
+  function deliverEstop() {
+    if (estopWanted === null || !session.live) return;
+    const link = `${session.generation}/${linkUps}`;
+    if (estopSentOn === link) return;
+    if (session.sendEvent({ type: 'estop' })) estopSentOn = link;
+  }
+
+  /**
+   * We held the lease and no longer do, not by our own hand: remember why, to say so.
+   * @param {string} why
+   */
+  function loseControl(why) {
+    controlLost = { at: Date.now(), why };
   }
 
   function requestControl() {
@@ -338,6 +396,11 @@ export function mountConsult(main, bookingId) {
     switch (ev.type) {
       case 'welcome':
         room.you = ev.you;
+        // The room says whether it is latched (an `estop` follows if so): show its state, not
+        // what this page remembers from before the connection dropped.
+        room.estop = false;
+        room.estopBy = null;
+        room.estopRobot = false;
         break;
       case 'presence':
       case 'joined':
@@ -345,13 +408,25 @@ export function mountConsult(main, bookingId) {
         room.participants = applyPresence(room.participants, ev);
         room.requests = room.requests.filter((id) => participant(id));
         break;
-      case 'lease':
+      case 'lease': {
+        const mine = !!myId && room.holder === myId;
+        if (mine && ev.holder !== myId) {
+          const why = {
+            revoked: 'an administrator took control away',
+            expired: 'the booking ended',
+            suspended: 'the server stopped hearing your browser; the robot was stopped',
+            disconnected: 'your connection dropped; the robot was stopped',
+          }[/** @type {string} */ (ev.reason)];
+          if (why) loseControl(why);
+        }
+        if (ev.holder && ev.holder === myId) controlLost = null;
         if (ev.holder !== room.holder) room.requested = false;
         room.holder = ev.holder;
         room.epoch = ev.epoch;
         room.requests = [];
         if (ev.holder && ev.holder === session.participantId && ev.reason === 'handoff') toast('You have control now.');
         break;
+      }
       case 'lease_requested':
         if (ev.from === session.participantId) {
           room.requested = true;
@@ -366,6 +441,8 @@ export function mountConsult(main, bookingId) {
       case 'estop':
         room.estop = ev.latched;
         room.estopBy = ev.by;
+        room.estopRobot = !!ev.robot;
+        if (ev.latched) estopWanted = null; // delivered (or latched already): confirmed
         break;
       case 'telemetry':
         room.telemetry = ev.telemetry;
@@ -397,6 +474,9 @@ export function mountConsult(main, bookingId) {
   });
 
   session.addEventListener('state', () => {
+    if (session.state !== 'connected' && myId && room.holder === myId && !controlLost) {
+      loseControl('the connection to the server was lost; the robot stopped by itself');
+    }
     if (session.state !== 'connected') {
       room.participants = [];
       room.holder = null;
@@ -410,10 +490,23 @@ export function mountConsult(main, bookingId) {
   });
 
   session.addEventListener('joined', () => {
+    myId = session.participantId;
     if (ctl) ctl.drive.resetSequence();
   });
 
+  session.addEventListener('link', (e) => {
+    const { alive } = /** @type {CustomEvent<{alive: boolean}>} */ (e).detail;
+    if (alive) {
+      linkUps += 1;
+      deliverEstop();
+    } else if (myId && room.holder === myId) {
+      loseControl('the connection to the server was lost; the robot stopped by itself');
+    }
+    render();
+  });
+
   session.addEventListener('events-open', () => {
+    deliverEstop();
     // A new session starts unmuted in the room's eyes.
     if (micMuted || camOff) session.sendEvent({ type: 'media', audio_muted: micMuted, video_muted: camOff });
   });
@@ -478,49 +571,94 @@ export function mountConsult(main, bookingId) {
     return !!session.participantId && room.holder === session.participantId;
   }
 
+  /** The link is lost (heartbeat unanswered) or being re-made: nothing we send arrives. */
+  function linkDown() {
+    return session.state === 'reconnecting' || (session.state === 'connected' && !session.alive);
+  }
+
+  /** Who can clear the latched e-stop, in words, for the banner and the hint. */
+  function whoClears() {
+    if (room.estopRobot) return 'Only someone at the robot can release it (its own e-stop).';
+    const holder = participant(room.holder);
+    if (holder) return holder.id === session.participantId ? 'You can clear it once the robot is safe.' : `${label(holder)} (who has control) can clear it.`;
+    const doctor = booking ? room.participants.find((p) => p.sub === booking?.doctor_id && p.role === 'doctor') : null;
+    if (booking && booking.doctor_id === me.id) return 'Nobody has control: take control, check the robot, then clear it.';
+    return doctor
+      ? `Nobody has control: ${label(doctor)} (the booking’s doctor) can take control and clear it.`
+      : 'Nobody has control: the booking’s doctor can clear it after taking control.';
+  }
+
   function render() {
     if (destroyed) return;
-    const connected = session.state === 'connected';
+    const connected = session.state === 'connected' && session.alive;
+    if (iHold() && session.live) controlLost = null;
 
     // Connection line.
-    connDot.className = `dot ${session.state}`;
-    connText.textContent = {
-      idle: 'Starting…',
-      connecting: 'Connecting…',
-      connected: 'Connected',
-      reconnecting: `Reconnecting… ${session.detail}`,
-      closed: 'Left the room',
-      failed: `Cannot join: ${session.detail}`,
-      ended: 'Left the room',
-    }[session.state];
+    const lost = linkDown();
+    connDot.className = `dot ${lost ? 'reconnecting' : session.state}`;
+    const connLine = session.state === 'connected' && !session.alive ? 'Connection lost: no answer from the server'
+      : {
+        idle: 'Starting…',
+        connecting: 'Connecting…',
+        connected: 'Connected',
+        reconnecting: `Reconnecting… ${session.detail}`,
+        closed: 'Left the room',
+        failed: `Cannot join: ${session.detail}`,
+        ended: 'Left the room',
+      }[session.state];
+    setText(connText, connLine);
+    connText.dataset.state = lost ? 'lost' : session.state;
 
     // The banner over the video: the most important thing to know right now.
     /** @type {[string, string]|null} */
     let b = null;
-    if (session.state === 'failed') b = ['danger', `Cannot join: ${session.detail}`];
-    else if (room.estop) b = ['danger', `E-STOP LATCHED — the robot is stopped${room.estopBy && participant(room.estopBy) ? ` (by ${label(/** @type {Participant} */ (participant(room.estopBy)))})` : ''}`];
-    else if (session.state === 'connecting' || session.state === 'idle') b = ['info', 'Connecting to the robot…'];
-    else if (session.state === 'reconnecting') b = ['warn', `Connection lost — reconnecting… (${session.detail})`];
-    else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
+    const undelivered = estopWanted !== null ? ' Your E-STOP was not delivered: it will be sent as soon as the connection is back.' : '';
+    const lastKnown = room.estop && estopWanted === null ? ' (The e-stop was latched when the connection dropped.)' : '';
+    const waiting = joinOpensAt !== null && ['idle', 'connecting', 'reconnecting'].includes(session.state);
+    if (waiting) {
+      const left = /** @type {number} */ (joinOpensAt) - Date.now();
+      b = ['info', `Joining opens at ${formatTime(new Date(/** @type {number} */ (joinOpensAt)))}${left > 0 ? ` (in ${formatCountdown(left)})` : ''}: this page joins by itself then.`];
+    } else if (session.state === 'failed') b = ['danger', `Cannot join: ${session.detail}`];
+    else if (session.state === 'connected' && !session.alive) b = ['danger', `Connection lost — the robot has stopped by itself. Reconnecting…${undelivered}${lastKnown}`];
+    else if (session.state === 'reconnecting') b = ['danger', `Connection lost — the robot has stopped by itself. Reconnecting… (${session.detail})${undelivered}${lastKnown}`];
     else if (session.state === 'ended') b = ['danger', session.detail];
+    else if (session.state === 'closed') b = ['info', ended ? 'The booking has ended.' : 'You left the room.'];
+    else if (room.estop) b = ['danger', `E-STOP LATCHED — the robot is stopped${room.estopRobot ? ' by its own e-stop' : room.estopBy && participant(room.estopBy) ? ` (by ${label(/** @type {Participant} */ (participant(room.estopBy)))})` : ''}. ${whoClears()}`];
+    else if (session.state === 'connecting' || session.state === 'idle') b = ['info', 'Connecting to the robot…'];
     else if (connected && !robotOnline()) b = ['warn', 'Robot offline — waiting for it to connect'];
     else if (connected && video.videoWidth <= 2) b = ['info', 'Waiting for video…'];
     banner.hidden = !b;
     banner.className = `banner ${b ? b[0] : ''}`;
-    banner.dataset.state = !b ? 'live' : b[1].startsWith('E-STOP') ? 'estop' : session.state === 'connected' && !robotOnline() ? 'robot-offline' : session.state;
-    banner.textContent = b ? b[1] : '';
+    // The countdown changes every second: read out once, not every second.
+    banner.setAttribute('aria-live', waiting ? 'off' : 'polite');
+    banner.dataset.state = !b ? 'live' : waiting ? 'waiting' : session.state === 'connected' && !session.alive ? 'lost' : b[1].startsWith('E-STOP') ? 'estop' : session.state === 'connected' && !robotOnline() ? 'robot-offline' : session.state;
+    setText(banner, b ? b[1] : '');
+    if (lost && lossShownAt === null) lossShownAt = Date.now();
+    if (!lost) lossShownAt = null;
 
     // Who drives.
     const holder = participant(room.holder);
-    driveStatus.replaceChildren();
-    driveStatus.dataset.state = !connected ? 'unknown' : iHold() ? 'you' : holder ? 'other' : 'nobody';
-    if (connected) {
-      if (iHold()) {
-        driveStatus.append(h('span', { class: 'badge driving' }, 'Driving'), ' You are driving');
-      } else if (holder) {
-        driveStatus.append(h('span', { class: 'dot good', 'aria-hidden': 'true' }), ` ${label(holder)} is driving`);
-      } else {
-        driveStatus.append(h('span', { class: 'dot', 'aria-hidden': 'true' }), ' Nobody is driving');
+    const driveState = lost ? 'lost' : !connected ? 'unknown' : iHold() ? 'you' : holder ? 'other' : 'nobody';
+    const driveKey = `${driveState}|${room.estop}|${holder ? label(holder) : ''}`;
+    if (driveStatus.dataset.key !== driveKey) {
+      // Rebuilt only when it changes: a polite live region rewritten with the same words is
+      // read out again.
+      driveStatus.dataset.key = driveKey;
+      driveStatus.replaceChildren();
+      driveStatus.dataset.state = driveState;
+      if (lost) {
+        driveStatus.append(h('span', { class: 'dot poor', 'aria-hidden': 'true' }), ' Nobody can drive: the connection is lost');
+      } else if (connected) {
+        if (iHold() && room.estop) {
+          // Never a green "Driving" while the robot is held by the e-stop.
+          driveStatus.append(h('span', { class: 'badge stopped' }, 'Stopped'), ' You have control; the e-stop holds the robot');
+        } else if (iHold()) {
+          driveStatus.append(h('span', { class: 'badge driving' }, 'Driving'), ' You are driving');
+        } else if (holder) {
+          driveStatus.append(h('span', { class: `dot ${room.estop ? 'poor' : 'good'}`, 'aria-hidden': 'true' }), room.estop ? ` ${label(holder)} has control (stopped by the e-stop)` : ` ${label(holder)} is driving`);
+        } else {
+          driveStatus.append(h('span', { class: 'dot', 'aria-hidden': 'true' }), ' Nobody is driving');
+        }
       }
     }
 
@@ -546,7 +684,7 @@ export function mountConsult(main, bookingId) {
   }
 
   function renderPeople() {
-    const key = `${session.state}|${room.holder}|${room.participants.map((p) => `${p.id}=${label(p)}:${mutedText(p)}`).join(',')}`;
+    const key = `${session.state}|${room.holder}|${room.estop}|${room.participants.map((p) => `${p.id}=${label(p)}:${mutedText(p)}`).join(',')}`;
     if (peopleList.dataset.key === key) return renderSpeaking();
     peopleList.dataset.key = key;
     if (!room.participants.length) {
@@ -564,7 +702,7 @@ export function mountConsult(main, bookingId) {
           h('span', {}, label(p), you ? ' (you)' : ''),
           h('span', { class: `badge ${kind}` }, kind),
           media ? h('span', { class: 'media-state' }, media) : null),
-        p.id === room.holder ? h('span', { class: 'badge driving' }, 'driving') : null);
+        p.id === room.holder ? (room.estop ? h('span', { class: 'badge stopped' }, 'has control, stopped') : h('span', { class: 'badge driving' }, 'driving')) : null);
     }));
     renderSpeaking();
   }
@@ -615,17 +753,32 @@ export function mountConsult(main, bookingId) {
 
   function renderControls() {
     if (!ctl) return;
-    const connected = session.state === 'connected' && session.ready;
+    const connected = session.live;
     const hold = iHold();
     const canControl = !!(room.you ? room.you.can_control : grant && grant.can_control);
+    // The pressed button may be hidden by what it did: focus then moves to the next sensible
+    // control rather than falling to the page's body.
+    const focused = document.activeElement;
     ctl.drive.setEnabled(connected && hold && !room.estop);
     ctl.joystick.el.classList.toggle('disabled', !(connected && hold && !room.estop));
     ctl.joystick.el.setAttribute('aria-disabled', String(!(connected && hold && !room.estop)));
 
-    ctl.estop.disabled = !connected;
-    ctl.estop.setAttribute('aria-pressed', String(room.estop));
-    ctl.estop.textContent = room.estop ? 'E-STOP LATCHED' : 'E-STOP';
-    ctl.clear.hidden = !(room.estop && hold);
+    // The e-stop is never disabled: pressed with the link down, it is kept and sent on reconnect.
+    const delivery = estopWanted === null ? (room.estop ? 'latched' : '') : connected ? 'sending' : 'undelivered';
+    ctl.estop.dataset.delivery = delivery;
+    ctl.estop.setAttribute('aria-pressed', String(room.estop || estopWanted !== null));
+    setText(ctl.estop, delivery === 'undelivered' ? 'E-STOP NOT DELIVERED' : delivery === 'sending' ? 'E-STOP sending…' : room.estop ? 'E-STOP LATCHED' : 'E-STOP');
+    const estopSays = delivery === 'undelivered'
+      ? `Not delivered: the connection is lost. Your e-stop (pressed at ${formatClock(/** @type {number} */ (estopWanted))}) will be sent as soon as the connection is back. Without a connection no commands reach the robot: it has stopped by itself.`
+      : '';
+    ctl.estopStatus.hidden = !estopSays;
+    setText(ctl.estopStatus, estopSays);
+    const lostSays = controlLost && !hold ? `You lost control at ${formatClock(controlLost.at)}: ${controlLost.why}. ${connected ? 'Take control again to drive.' : 'Once reconnected, take control again to drive.'}` : '';
+    ctl.notice.hidden = !lostSays;
+    setText(ctl.notice, lostSays);
+    // Shown for the robot's own e-stop too: the room's refusal then says, in words, that only
+    // someone at the robot can release it.
+    ctl.clear.hidden = !(room.estop && hold && connected);
 
     ctl.take.hidden = hold;
     ctl.take.textContent = room.holder ? (room.requested ? 'Control requested…' : 'Request control') : 'Take control';
@@ -647,6 +800,11 @@ export function mountConsult(main, bookingId) {
     ctl.handoffTo.hidden = !hold;
     ctl.handoff.hidden = !hold;
     ctl.handoff.disabled = !connected || !others.length;
+    if (focused instanceof HTMLElement && focused.hidden) {
+      if (focused === ctl.take && !ctl.release.hidden) ctl.release.focus();
+      else if ((focused === ctl.release || focused === ctl.handoff) && !ctl.take.hidden) ctl.take.focus();
+      else ctl.estop.focus();
+    }
 
     const requestsKey = room.requests.join('|');
     if (ctl.requests.dataset.key !== requestsKey) ctl.requests.dataset.key = requestsKey;
@@ -665,12 +823,12 @@ export function mountConsult(main, bookingId) {
 
   function renderHint() {
     if (!ctl) return;
-    const connected = session.state === 'connected' && session.ready;
+    const connected = session.live;
     const hold = iHold();
     const canControl = !!(room.you ? room.you.can_control : grant && grant.can_control);
     let hint = '';
-    if (!connected) hint = 'Controls work once connected.';
-    else if (room.estop) hint = hold ? 'The e-stop is latched. Check the robot, then clear it to drive again.' : 'The e-stop is latched; the driver can clear it.';
+    if (!connected) hint = 'Controls work once connected. The E-STOP always works: pressed now, it is sent as soon as the connection is back.';
+    else if (room.estop) hint = `The e-stop is latched. ${hold && !room.estopRobot ? 'Check the robot, then clear it to drive again.' : whoClears()}`;
     else if (hold) hint = 'You are driving: hold a key, drag the joystick or use a gamepad.';
     else if (room.requested) hint = 'Waiting for the driver to answer.';
     else if (!room.holder && !canControl) {
@@ -678,7 +836,7 @@ export function mountConsult(main, bookingId) {
         ? `Control becomes available at ${formatTime(booking.starts_at)}; you will be reconnected automatically then.`
         : 'Nobody is driving. Only the booking’s doctor can take control.';
     }
-    ctl.hint.textContent = hint;
+    setText(ctl.hint, hint);
   }
 
   function renderStats() {
@@ -727,6 +885,8 @@ export function mountConsult(main, bookingId) {
   // For the end-to-end tests and for support: the live objects of this view.
   /** @type {any} */ (window).__bedside = {
     session, room, stats, drive: ctl ? ctl.drive : null,
+    get lossShownAt() { return lossShownAt; },
+    get estopWanted() { return estopWanted; },
     get local() { return local; },
     get audios() { return audios; },
   };
@@ -750,8 +910,29 @@ export function mountConsult(main, bookingId) {
     renderOwn();
   }
 
+  /**
+   * Opened before the join window (5 minutes before the start): count down, then join by
+   * itself, rather than being refused.
+   */
+  function waitForJoinWindow() {
+    const opens = booking ? Date.parse(booking.starts_at) - JOIN_GRACE_MS : NaN;
+    if (!(opens > Date.now())) return Promise.resolve();
+    joinOpensAt = opens;
+    render();
+    return new Promise((resolve) => {
+      waitTicker = setInterval(() => {
+        if (destroyed || Date.now() >= opens) {
+          if (waitTicker) clearInterval(waitTicker);
+          waitTicker = null;
+          resolve(undefined);
+        }
+        render();
+      }, 1000);
+    });
+  }
+
   render();
-  Promise.all([loadContext(), openOwnMedia()]).then(() => {
+  Promise.all([loadContext(), openOwnMedia()]).then(() => waitForJoinWindow()).then(() => {
     if (!destroyed) session.start();
   });
 
@@ -759,6 +940,7 @@ export function mountConsult(main, bookingId) {
     destroy() {
       destroyed = true;
       clearInterval(clock);
+      if (waitTicker) clearInterval(waitTicker);
       if (controlTimer) clearTimeout(controlTimer);
       window.removeEventListener('pagehide', onPageHide);
       stats.stop();

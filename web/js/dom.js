@@ -96,6 +96,39 @@ export function formatTime(t) {
 }
 
 /**
+ * Local time with seconds, for moments ("lost control at 14:05:09").
+ * @param {number|Date} t Date.now() ms or a Date
+ */
+export function formatClock(t) {
+  const d = typeof t === 'number' ? new Date(t) : t;
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/**
+ * A countdown to the second: "4 min 05 s", "35 s", "1 h 02 min".
+ * @param {number} ms
+ */
+export function formatCountdown(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  if (h) return `${h} h ${String(m).padStart(2, '0')} min`;
+  if (m) return `${m} min ${String(sec).padStart(2, '0')} s`;
+  return `${sec} s`;
+}
+
+/**
+ * Set an element's text only when it changes: a live region rewritten with the same words is
+ * read out again by screen readers.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/**
  * A short message at the bottom of the page (the page must have `#toast`, role=status).
  * @param {string} text
  */

@@ -18,7 +18,7 @@
  * @property {boolean} [sends_video] it publishes a camera (doctors) or the robot's video
  */
 
-/** @typedef {'granted'|'handoff'|'released'|'disconnected'|'expired'|'revoked'} LeaseReason */
+/** @typedef {'granted'|'handoff'|'released'|'disconnected'|'expired'|'revoked'|'suspended'|'resumed'} LeaseReason */
 
 /**
  * @typedef {object} Telemetry
@@ -41,6 +41,7 @@
  *   | {type: 'slots', audio: (string|null)[], video: (string|null)[]}
  *   | {type: 'speaking', ids: string[]}
  *   | {type: 'media', id: string, audio_muted: boolean, video_muted: boolean}
+ *   | {type: 'pong', n: number}
  *   | {type: 'error', code: string, message: string}} ServerEvent
  */
 
@@ -53,7 +54,8 @@
  *   | {type: 'estop'}
  *   | {type: 'estop_clear'}
  *   | ({type: 'telemetry'} & Telemetry)
- *   | {type: 'media', audio_muted: boolean, video_muted: boolean}} ClientEvent
+ *   | {type: 'media', audio_muted: boolean, video_muted: boolean}
+ *   | {type: 'ping', n: number}} ClientEvent
  */
 
 /**
@@ -81,7 +83,7 @@ export const MAX_EVENT_BYTES = 4096;
 
 const SERVER_TYPES = new Set([
   'welcome', 'presence', 'joined', 'left', 'lease', 'lease_requested', 'lease_denied', 'estop', 'telemetry',
-  'slots', 'speaking', 'media', 'error',
+  'slots', 'speaking', 'media', 'pong', 'error',
 ]);
 
 /**

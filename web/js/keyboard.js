@@ -1,6 +1,7 @@
 // Keyboard driving for the lease holder: W/S or Up/Down drive forward/back, A/D or Left/Right
 // turn, Q/E strafe (holonomic robots), Shift for full speed (otherwise half). Space latches the
-// e-stop (when the focus is not on a button or a form field, which Space would press instead).
+// e-stop wherever the focus is, buttons included (it never presses "Leave" or any other button
+// instead), except in a text field, a list box or an editable area, where Space is typing.
 //
 // Keys held are tracked by `KeyboardEvent.code`, so the layout (AZERTY...) does not matter. All
 // keys are let go when the window loses focus, so a key released elsewhere cannot stick.
@@ -36,14 +37,6 @@ function isTextTarget(t) {
   return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable;
 }
 
-/**
- * Space on these presses them; it must not also latch the e-stop.
- * @param {EventTarget|null} t
- */
-function isPressable(t) {
-  if (!(t instanceof HTMLElement)) return false;
-  return t.tagName === 'BUTTON' || t.tagName === 'A' || t.tagName === 'SUMMARY' || isTextTarget(t);
-}
 
 export class KeyboardInput {
   /**
@@ -63,7 +56,8 @@ export class KeyboardInput {
       if (e.ctrlKey || e.metaKey || e.altKey || isTextTarget(e.target)) return;
       this.shift = e.shiftKey;
       if (e.code === 'Space') {
-        if (isPressable(e.target)) return;
+        // Also stops a focused button from being pressed by this Space (browsers press it on
+        // keyup; the keyup handler below stops that too).
         e.preventDefault();
         if (!e.repeat && this.onEstop) this.onEstop();
         return;
@@ -75,6 +69,7 @@ export class KeyboardInput {
     };
     /** @param {KeyboardEvent} e */
     this.onUp = (e) => {
+      if (e.code === 'Space' && !isTextTarget(e.target) && !(e.ctrlKey || e.metaKey || e.altKey)) e.preventDefault();
       this.shift = e.shiftKey;
       this.held.delete(e.code);
     };

@@ -241,9 +241,10 @@ function runRobot(stream, credentials) {
   const connText = h('span', { id: 'conn-state' }, 'Connecting…');
   const driver = h('p', { class: 'state-line', id: 'driver', 'aria-live': 'polite' }, 'Nobody is driving');
   const estopState = h('div', { class: 'estop-state', id: 'estop-state', role: 'status', 'aria-live': 'assertive' }, 'E-stop clear');
-  const dx = h('output', { id: 'drive-x' }, '0');
-  const dy = h('output', { id: 'drive-y' }, '0');
-  const dz = h('output', { id: 'drive-z' }, '0');
+  // Shown in words and percent ("forward 50%"); the raw i16 stays in `data-value`.
+  const dx = h('output', { id: 'drive-x', dataset: { value: '0' } }, 'still');
+  const dy = h('output', { id: 'drive-y', dataset: { value: '0' } }, 'still');
+  const dz = h('output', { id: 'drive-z', dataset: { value: '0' } }, 'still');
   const arrow = h('div', { class: 'drive-arrow', id: 'drive-arrow', 'aria-hidden': 'true' }, '■');
   const reason = h('span', { id: 'drive-reason' }, 'stop');
   const epochEl = h('span', { id: 'drive-epoch' }, '0');
@@ -277,9 +278,9 @@ function runRobot(stream, credentials) {
         estopState,
         arrow,
         h('div', { class: 'drive-now' },
-          h('div', {}, dx, h('span', {}, 'forward (linear x)')),
-          h('div', {}, dy, h('span', {}, 'left (linear y)')),
-          h('div', {}, dz, h('span', {}, 'turn left (angular z)'))),
+          h('div', {}, dx, h('span', {}, 'forward / back')),
+          h('div', {}, dy, h('span', {}, 'sideways')),
+          h('div', {}, dz, h('span', {}, 'turning'))),
         h('p', { class: 'hint' }, 'Reason: ', reason, ' · epoch ', epochEl),
         h('p', { class: 'hint' }, 'Frames received ', received, ' · obeyed ', obeyed, ' · ignored ', ignored),
         localStop),
@@ -288,15 +289,28 @@ function runRobot(stream, credentials) {
 
   // --- motors -----------------------------------------------------------------------------------
 
+  /**
+   * One axis for people: "forward 50%", "still"; the raw value for machines in `data-value`.
+   * @param {HTMLElement} el
+   * @param {number} v i16
+   * @param {string} plus
+   * @param {string} minus
+   */
+  function showAxis(el, v, plus, minus) {
+    el.dataset.value = String(v);
+    const pct = Math.round((Math.abs(v) / 32767) * 100);
+    el.textContent = v === 0 ? 'still' : `${v > 0 ? plus : minus} ${pct}%`;
+  }
+
   /** @param {Drive|null} d */
   function apply(d) {
     if (!d) return;
     // A real robot sends `d` to its motor controller here.
     commands.push({ t: performance.now(), reason: d.reason, x: d.linearX, y: d.linearY, z: d.angularZ, epoch: d.epoch });
     if (commands.length > 500) commands.splice(0, commands.length - 500);
-    dx.textContent = String(d.linearX);
-    dy.textContent = String(d.linearY);
-    dz.textContent = String(d.angularZ);
+    showAxis(dx, d.linearX, 'forward', 'back');
+    showAxis(dy, d.linearY, 'left', 'right');
+    showAxis(dz, d.angularZ, 'turn left', 'turn right');
     reason.textContent = d.reason;
     epochEl.textContent = String(d.epoch);
     arrow.textContent = isStillDrive(d) ? '■' : d.linearX > 0 ? (d.angularZ > 0 ? '↖' : d.angularZ < 0 ? '↗' : '↑')

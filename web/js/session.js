@@ -15,7 +15,14 @@
 //   `audioSlots` recvonly audio (the doctors' voices).
 // Slots are negotiated once per connection: the SFU switches what a slot carries without a new
 // offer, so a slot's RTCRtpReceiver and its track stay the same while the person on it changes
-// (the `slots` event says who it is). The SFU is ICE-lite
+// (the `slots` event says who it is).
+//
+// Heartbeat (docs/protocol.md, "Heartbeat"): once `events` is open the session sends `ping`
+// every 250 ms and the SFU answers `pong`. A ping unanswered with nothing at all heard for 1 s
+// marks the link down (`alive` false, a `link` event) long before ICE notices (5-8 s), so the
+// page can say so at once; any message heard marks it up again; 4 s of silence ends the attempt
+// and reconnects. A hidden page's clamped timers send fewer pings, never false alarms: only an
+// unanswered ping counts. The SFU is ICE-lite
 // with host candidates, so no STUN/TURN servers and no waiting for ICE gathering. When the
 // connection fails, drops for more than a moment, or never comes up, the attempt is torn down
 // (DELETE on the session URL) and the next one starts after a growing, jittered delay. Errors that
@@ -54,7 +61,15 @@ import { parseServerEvent } from './events.js';
  * @property {number} [videoSlots] receive lines for doctors' cameras
  * @property {number} [connectTimeoutMs] give an attempt this long to connect
  * @property {number} [disconnectGraceMs] tolerate `disconnected` this long before retrying
+ * @property {number} [heartbeatMs] send a `ping` this often (0: no heartbeat)
  */
+
+/** Check the heartbeat this often. */
+const HEARTBEAT_TICK_MS = 100;
+/** Nothing heard for this long, with a ping unanswered: the link is down. */
+const LINK_STALE_MS = 1000;
+/** ... for this long: give the attempt up and reconnect. */
+const LINK_DEAD_MS = 4000;
 
 /** An error that retrying cannot fix. */
 export class FatalSessionError extends Error {
@@ -164,6 +179,22 @@ export class Session extends EventTarget {
     this.closed = false;
     /** Attempt counter, so callbacks of a torn-down attempt do nothing. */
     this.attemptId = 0;
+    /** The link answers (heartbeat); meaningful while `state` is `connected`. */
+    this.alive = true;
+    /** @type {number|null} when the link was last found down (Date.now() ms) */
+    this.lostAt = null;
+    /** @type {number|null} round trip of the last answered ping (ms) */
+    this.rttMs = null;
+    /** performance.now() of the last message heard on `events`. */
+    this.lastHeard = 0;
+    /** @type {number|null} performance.now() of the oldest ping not answered yet */
+    this.unansweredSince = null;
+    this.lastPingAt = 0;
+    this.pingN = 0;
+    /** @type {Map<number, number>} ping n -> performance.now() sent, for the round trip */
+    this.pings = new Map();
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this.heartbeat = null;
   }
 
   /** Start connecting; reconnects by itself until `close()`. */
@@ -175,6 +206,11 @@ export class Session extends EventTarget {
   /** @returns {boolean} the `events` channel is open */
   get ready() {
     return !!this.events && this.events.readyState === 'open';
+  }
+
+  /** @returns {boolean} connected, `events` open and the server answering */
+  get live() {
+    return this.state === 'connected' && this.ready && this.alive;
   }
 
   /**
@@ -235,6 +271,63 @@ export class Session extends EventTarget {
   }
 
   // --- internals --------------------------------------------------------------------------------
+
+  /**
+   * The link is up (something heard) or down (a ping unanswered, or ICE interrupted).
+   * @param {boolean} alive
+   * @param {string} why
+   */
+  setAlive(alive, why) {
+    if (this.alive === alive) return;
+    this.alive = alive;
+    if (!alive) this.lostAt = Date.now();
+    this.dispatchEvent(new CustomEvent('link', { detail: { alive, why } }));
+  }
+
+  /** Something arrived on `events`: the server is there. */
+  heard() {
+    this.lastHeard = performance.now();
+    this.unansweredSince = null;
+    this.setAlive(true, 'heard');
+  }
+
+  /** @param {number} id the attempt whose `events` channel just opened */
+  startHeartbeat(id) {
+    this.stopHeartbeat();
+    const every = this.opts.heartbeatMs ?? 250;
+    if (!every) return;
+    this.pings.clear();
+    this.heard();
+    this.lastPingAt = 0;
+    this.heartbeat = setInterval(() => {
+      if (id !== this.attemptId || this.closed) {
+        this.stopHeartbeat();
+        return;
+      }
+      const now = performance.now();
+      if (this.unansweredSince !== null) {
+        const waited = now - this.unansweredSince;
+        if (waited > LINK_DEAD_MS && now - this.lastHeard > LINK_DEAD_MS) {
+          this.lost('no answer from the server');
+          return;
+        }
+        if (waited > LINK_STALE_MS * 0.75 && now - this.lastHeard > LINK_STALE_MS) this.setAlive(false, 'no answer from the server');
+      }
+      if (now - this.lastPingAt >= every && this.events && this.events.readyState === 'open') {
+        this.pingN += 1;
+        this.events.send(JSON.stringify({ type: 'ping', n: this.pingN }));
+        this.pings.set(this.pingN, now);
+        if (this.pings.size > 64) this.pings.delete(/** @type {number} */ (this.pings.keys().next().value));
+        this.lastPingAt = now;
+        if (this.unansweredSince === null) this.unansweredSince = now;
+      }
+    }, HEARTBEAT_TICK_MS);
+  }
+
+  stopHeartbeat() {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
 
   /**
    * @param {SessionState} state
@@ -327,11 +420,19 @@ export class Session extends EventTarget {
 
     events.onopen = () => {
       if (id !== this.attemptId) return;
+      this.startHeartbeat(id);
       this.dispatchEvent(new Event('events-open'));
     };
     events.onmessage = (ev) => {
       if (id !== this.attemptId) return;
+      this.heard();
       const parsed = parseServerEvent(ev.data);
+      if (parsed && parsed.type === 'pong') {
+        const sent = this.pings.get(parsed.n);
+        if (sent !== undefined) this.rttMs = performance.now() - sent;
+        for (const n of this.pings.keys()) if (n <= parsed.n) this.pings.delete(n);
+        return;
+      }
       if (parsed) this.dispatchEvent(new CustomEvent('server-event', { detail: parsed }));
     };
     events.onclose = () => {
@@ -363,6 +464,7 @@ export class Session extends EventTarget {
       } else if (s === 'failed' || s === 'closed') {
         this.lost(`connection ${s}`);
       } else if (s === 'disconnected' && !graceTimer) {
+        this.setAlive(false, 'connection interrupted');
         graceTimer = setTimeout(() => {
           if (id === this.attemptId && pc.connectionState !== 'connected') this.lost('connection lost');
         }, this.opts.disconnectGraceMs ?? 2000);
@@ -421,6 +523,7 @@ export class Session extends EventTarget {
   teardown() {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.stopHeartbeat();
     if (this.location) {
       // keepalive: also works from `pagehide`, when the page is going away.
       fetch(this.location, { method: 'DELETE', keepalive: true }).catch(() => {});

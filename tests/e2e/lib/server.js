@@ -196,13 +196,17 @@ export class Server {
     throw new Error(`bedside serve not healthy after 60 s:\n${this.log().slice(-3000)}`);
   }
 
-  /** Stop the binary (SIGTERM, then SIGKILL) and wait for it to exit. */
-  async kill() {
+  /**
+   * Stop the binary (SIGTERM, then SIGKILL) and wait for it to exit. `SIGKILL` kills it at once,
+   * as a crash or a pulled plug would: no goodbyes on any connection.
+   * @param {'SIGTERM'|'SIGKILL'} [signal]
+   */
+  async kill(signal = 'SIGTERM') {
     const proc = this.proc;
     this.proc = null;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
+    proc.kill(signal);
     const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
     await gone;
     clearTimeout(t);

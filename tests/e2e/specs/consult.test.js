@@ -132,9 +132,9 @@ async function robotPage() {
  */
 async function robotDrive(page) {
   return {
-    x: Number(await text(page, '#drive-x')),
-    y: Number(await text(page, '#drive-y')),
-    z: Number(await text(page, '#drive-z')),
+    x: Number(await page.getAttribute('#drive-x', 'data-value')),
+    y: Number(await page.getAttribute('#drive-y', 'data-value')),
+    z: Number(await page.getAttribute('#drive-z', 'data-value')),
     reason: await text(page, '#drive-reason'),
     received: Number(await text(page, '#frames-received')),
     obeyed: Number(await text(page, '#frames-obeyed')),

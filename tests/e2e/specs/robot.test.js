@@ -242,7 +242,7 @@ browserTest('the robot stops on the lease event when the SFU\'s stop frame is lo
     await page.click('#remote-video');
     await page.keyboard.down('KeyW');
     try {
-      await until('the robot drives', async () => Number(await text(robot, '#drive-x')) > 0);
+      await until('the robot drives', async () => Number(await robot.getAttribute('#drive-x', 'data-value')) > 0);
       const from = await robot.evaluate(() => /** @type {any} */ (window).__bedside.commands.length);
       assert.ok(await page.evaluate((id) => /** @type {any} */ (window).__bedside.session.sendEvent({ type: 'handoff', to: id }), await participantId(consultant)));
       const stop = await until('the robot stops', () => robot.evaluate((i) => {
