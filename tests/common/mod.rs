@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use bedside_proto::{Claims, KeyPair, Role};
 use bedside_sfu::client::media::{packetize, FrameSource, OPUS_SILENCE};
 use bedside_sfu::client::{ClientEvent, Endpoint, TransportKind, WebRtcClient};
-use str0m::media::{Direction, MediaKind};
 use bedside_sfu::keyframe::{is_keyframe_start, VideoCodec};
 use bedside_sfu::{Metrics, Sfu, SfuConfig};
 use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind};
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -23,9 +23,9 @@ pub struct NetNs {
 }
 
 fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e} (iproute2 and nftables are needed: .ci/run installs them)"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what}: {e} (iproute2 and nftables are needed: .ci/run installs them)")
+    });
     assert!(
         out.status.success(),
         "{what}: {}",
@@ -42,7 +42,10 @@ impl NetNs {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        run(Command::new("ip").args(["netns", "add", &name]), "ip netns add");
+        run(
+            Command::new("ip").args(["netns", "add", &name]),
+            "ip netns add",
+        );
         let ns = NetNs { name };
         run(
             Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]),

@@ -508,7 +508,10 @@ async fn start_now_books_from_the_servers_clock(backend: Backend) {
     );
     assert_eq!(parse_time(&booking["ends_at"]) - starts_at, minutes(20));
     let join = app.join_ok(&doctor.token, &booking).await;
-    assert_eq!(join["can_control"], true, "the doctor drives at once: {join}");
+    assert_eq!(
+        join["can_control"], true,
+        "the doctor drives at once: {join}"
+    );
 
     // The length is required, once, and sane.
     for (body, what) in [

@@ -20,6 +20,7 @@ mod matrix;
 mod node_channel;
 mod revocation;
 mod roster;
+mod setup;
 mod startup;
 mod users;
 
@@ -35,5 +36,6 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + node_channel::SCENARIOS
     + revocation::SCENARIOS
     + roster::SCENARIOS
+    + setup::SCENARIOS
     + startup::SCENARIOS
     + users::SCENARIOS;

@@ -146,8 +146,11 @@ export class Server {
    * @param {string} dataDir
    * @param {number} httpPort
    * @param {number} udpPort
+   * @param {{admin?: boolean}} [opts] admin: false starts without the first admin from the
+   *   environment (a fresh install: the server prints a setup link)
    */
-  constructor(dataDir, httpPort, udpPort) {
+  constructor(dataDir, httpPort, udpPort, opts = {}) {
+    this.withAdmin = opts.admin !== false;
     this.dataDir = dataDir;
     this.httpPort = httpPort;
     this.udpPort = udpPort;
@@ -168,8 +171,7 @@ export class Server {
     ], {
       env: {
         ...process.env,
-        BEDSIDE_ADMIN_USERNAME: ADMIN_USERNAME,
-        BEDSIDE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        ...(this.withAdmin ? { BEDSIDE_ADMIN_USERNAME: ADMIN_USERNAME, BEDSIDE_ADMIN_PASSWORD: ADMIN_PASSWORD } : {}),
         RUST_LOG: process.env.RUST_LOG || 'info,str0m=warn,sqlx=warn',
       },
       stdio: ['ignore', log, log],
@@ -262,11 +264,12 @@ export class Server {
 
 /**
  * A fresh server on free ports with its own data dir.
+ * @param {{admin?: boolean}} [opts] see `Server`
  * @returns {Promise<Server & {stop: () => Promise<void>}>}
  */
-export async function startServer() {
+export async function startServer(opts = {}) {
   const root = mkdtempSync(join(tmpdir(), 'bedside-e2e-'));
-  const server = new Server(join(root, 'data'), await freeTcpPort(), await freeUdpPorts());
+  const server = new Server(join(root, 'data'), await freeTcpPort(), await freeUdpPorts(), opts);
   await server.start();
   return Object.assign(server, {
     async stop() {
