@@ -77,6 +77,7 @@ function mountSetup(main, code) {
   const fName = h('input', { id: 'setup-display-name', name: 'name', required: true, autocomplete: 'name', maxlength: '100' });
   const fPass = h('input', { id: 'setup-password', name: 'new-password', type: 'password', required: true, autocomplete: 'new-password', minlength: '10', 'aria-describedby': 'setup-password-hint' });
   const fPass2 = h('input', { id: 'setup-password2', name: 'confirm-password', type: 'password', required: true, autocomplete: 'new-password', minlength: '10' });
+  for (const f of [fPass, fPass2]) f.addEventListener('input', () => { error.textContent = ''; });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'setup-submit' }, 'Create administrator');
   const form = h('form', {
     class: 'panel login',

@@ -74,6 +74,7 @@ browserTest('a fresh server prints a one-time setup link, and it creates the fir
   await page.click('#setup-submit');
   await until('differing passwords are caught', async () => /differ/.test(await text(page, '#setup-error')));
   await page.fill('#setup-password2', NEW_PASSWORD);
+  assert.equal(await text(page, '#setup-error'), '', 'fixing the password clears the message');
   await screenshot(page, 'first-run-setup');
   await page.click('#setup-submit');
   await page.waitForSelector('#whoami', { timeout: 15_000 });
