@@ -239,6 +239,16 @@ pub async fn start_configured(
         stopped(stop_rx),
         DRAIN,
     ));
+    if let Some(code) = api.setup_code().await {
+        // Like Jupyter's token: whoever reads this log may create the first administrator. A
+        // fragment, so the code reaches no server or proxy log when the link is opened.
+        tracing::warn!(
+            "no administrator yet. Create the first one in a browser: {}/#setup={code} \
+             (one-time setup code; or run `bedside admin create`, or set BEDSIDE_ADMIN_USERNAME \
+             and BEDSIDE_ADMIN_PASSWORD)",
+            api.config().public_url.trim_end_matches('/')
+        );
+    }
     tracing::info!(
         %http,
         database = api.backend_name(),

@@ -231,7 +231,12 @@ async fn nack_and_rtx_repair_loss_in_both_directions() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Judge what had been sent by now once repairs have had time to land (a loaded machine
     // delays them; a fixed count of "newest packets to ignore" made this test timing luck).
-    let newest = viewer.video().iter().map(|p| p.seq).max().expect("video flowed");
+    let newest = viewer
+        .video()
+        .iter()
+        .map(|p| p.seq)
+        .max()
+        .expect("video flowed");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut seqs: Vec<u64> = viewer
         .video()

@@ -150,8 +150,14 @@ fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
             wait_until(Duration::from_secs(10), || doctor.video().len() > 20).await,
             "the agent's video reaches the viewer over ICE-TCP"
         );
-        assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 1.0);
-        assert_eq!(sfu.metric("bedside_session_transports{transport=\"udp\"}"), 1.0);
+        assert_eq!(
+            sfu.metric("bedside_session_transports{transport=\"tcp\"}"),
+            1.0
+        );
+        assert_eq!(
+            sfu.metric("bedside_session_transports{transport=\"udp\"}"),
+            1.0
+        );
         let robot_tcp = doctor.events().iter().any(|e| {
             let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
             let robot = v["participants"]
@@ -163,7 +169,11 @@ fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
                 .cloned();
             robot.is_some_and(|p| p["transport"] == "tcp")
         });
-        assert!(robot_tcp, "the room is told the robot is on TCP: {:?}", doctor.events());
+        assert!(
+            robot_tcp,
+            "the room is told the robot is on TCP: {:?}",
+            doctor.events()
+        );
 
         // A doctor drives; the frames travel to the robot over the TCP connection.
         take_lease(&doctor).await;
@@ -192,7 +202,10 @@ fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
             "the session ended when its TCP connection closed"
         );
         assert!(killed.elapsed() < Duration::from_millis(1500));
-        assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 0.0);
+        assert_eq!(
+            sfu.metric("bedside_session_transports{transport=\"tcp\"}"),
+            0.0
+        );
         doctor.stop().await;
     });
 }
@@ -210,7 +223,11 @@ async fn the_ice_tcp_listener_closes_strangers() {
     })
     .await;
     let tcp = sfu.sfu.tcp_addr().expect("ICE-TCP listens");
-    let dropped = |r: &str| sfu.metric(&format!("bedside_datagrams_dropped_total{{reason=\"{r}\"}}"));
+    let dropped = |r: &str| {
+        sfu.metric(&format!(
+            "bedside_datagrams_dropped_total{{reason=\"{r}\"}}"
+        ))
+    };
     let closed = |mut s: tokio::net::TcpStream| async move {
         let mut buf = [0u8; 64];
         matches!(
@@ -246,23 +263,47 @@ async fn the_ice_tcp_listener_closes_strangers() {
         framed
     };
     let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
-    s.write_all(&stun("nosuchufrag", "whatever-password-123")).await.unwrap();
+    s.write_all(&stun("nosuchufrag", "whatever-password-123"))
+        .await
+        .unwrap();
     assert!(closed(s).await, "an unknown ufrag is hung up on");
     assert_eq!(dropped("tcp_unknown_ufrag"), 2.0);
 
     // A live session's ufrag with a forged signature: routed, then refused by the switchboard.
     let room = room();
     let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
-    assert!(wait_until(Duration::from_secs(5), || viewer.log.first_server_ice.lock().unwrap().is_some()).await);
-    let ufrag = viewer.log.first_server_ice.lock().unwrap().clone().unwrap().ufrag;
+    assert!(
+        wait_until(Duration::from_secs(5), || viewer
+            .log
+            .first_server_ice
+            .lock()
+            .unwrap()
+            .is_some())
+        .await
+    );
+    let ufrag = viewer
+        .log
+        .first_server_ice
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .ufrag;
     let before = dropped("unknown_source");
     let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
-    s.write_all(&stun(&ufrag, "not-the-password-at-all")).await.unwrap();
+    s.write_all(&stun(&ufrag, "not-the-password-at-all"))
+        .await
+        .unwrap();
     assert!(
-        wait_until(Duration::from_secs(2), || dropped("unknown_source") == before + 1.0).await,
+        wait_until(Duration::from_secs(2), || dropped("unknown_source")
+            == before + 1.0)
+        .await,
         "the forged request is dropped"
     );
-    assert_eq!(sfu.metric("bedside_session_transports{transport=\"tcp\"}"), 0.0);
+    assert_eq!(
+        sfu.metric("bedside_session_transports{transport=\"tcp\"}"),
+        0.0
+    );
     drop(s);
 
     // Two idle connections fill the unauthenticated slots; a third is closed at once.

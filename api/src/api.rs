@@ -20,6 +20,7 @@ use crate::model::{Robot, User, UserRole};
 use crate::node_hub::NodeHub;
 use crate::password::Hasher;
 use crate::robots::{self, NewRobot};
+use crate::setup::FirstRun;
 use crate::store::{self, Store};
 use crate::users::{self, NewUser};
 
@@ -38,6 +39,7 @@ struct Inner {
     hasher: Hasher,
     audit: AuditSink,
     hub: NodeHub,
+    first_run: FirstRun,
 }
 
 impl Api {
@@ -52,9 +54,9 @@ impl Api {
         let hasher = Hasher::new(config.max_concurrent_hashes);
         if let Some(admin) = &config.bootstrap_admin {
             bootstrap_admin(&store, &hasher, &config, admin).await?;
-        } else if store.count_admins().await? == 0 {
-            tracing::warn!("no admin yet: run `bedside admin create` or set BEDSIDE_ADMIN_USERNAME and BEDSIDE_ADMIN_PASSWORD");
         }
+        // No admin yet: a one-time setup code (the binary prints it; see `setup`).
+        let first_run = FirstRun::new(store.count_admins().await?)?;
         let audit = AuditSink::start(store.clone(), config.clock.clone());
         let hub = NodeHub::start(store.clone(), audit.clone(), config.clock.clone()).await?;
         Ok(Api {
@@ -67,6 +69,7 @@ impl Api {
                 store,
                 audit,
                 hub,
+                first_run,
             }),
         })
     }
@@ -75,6 +78,17 @@ impl Api {
     /// reports.
     pub fn node_hub(&self) -> NodeHub {
         self.inner.hub.clone()
+    }
+
+    /// While this server has no administrator: the one-time code that creates the first one
+    /// from the browser (`POST /api/setup`), to print as `{public_url}/#setup=<code>`. `None`
+    /// once an administrator exists, however it was made.
+    pub async fn setup_code(&self) -> Option<String> {
+        let code = self.inner.first_run.code().await?;
+        match self.inner.store.count_admins().await {
+            Ok(0) => Some(code),
+            _ => None,
+        }
     }
 
     /// The public signing key as a JWKS document, for an in-process SFU verifier.
@@ -162,6 +176,10 @@ impl Api {
 
     pub(crate) fn hasher(&self) -> &Hasher {
         &self.inner.hasher
+    }
+
+    pub(crate) fn first_run(&self) -> &FirstRun {
+        &self.inner.first_run
     }
 
     pub(crate) fn hub(&self) -> &NodeHub {

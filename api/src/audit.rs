@@ -38,6 +38,7 @@ pub mod kinds {
     pub const TOKEN_PUBLISH: &str = "token.publish";
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_ENABLED: &str = "user.enabled";
+    pub const SETUP_COMPLETED: &str = "setup.completed";
     pub const ROOM_PREFIX: &str = "room.";
 }
 

@@ -38,10 +38,18 @@ fn visible_to(booking: &Booking, actor: &Actor) -> bool {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewBooking {
     pub robot_id: Uuid,
-    /// RFC 3339; any offset, stored as UTC; fractions of a second are dropped.
-    pub starts_at: DateTime<Utc>,
-    /// RFC 3339; exclusive.
-    pub ends_at: DateTime<Utc>,
+    /// RFC 3339; any offset, stored as UTC; fractions of a second are dropped. Absent: "start
+    /// now", from the server's clock (a browser's clock and its form's minute steps do not
+    /// decide when an immediate consult starts).
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// RFC 3339; exclusive. Give this or `minutes`, not both.
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The slot's length in minutes, counted from its start: the way to say how long a
+    /// "start now" booking lasts. Give this or `ends_at`, not both.
+    #[serde(default)]
+    pub minutes: Option<u32>,
     /// Up to 500 characters. Do not put patient data here.
     #[serde(default)]
     pub note: Option<String>,
@@ -93,6 +101,27 @@ pub(crate) fn validate_slot(
     Ok((starts_at, ends_at))
 }
 
+/// The slot a request asks for: its start (the server's `now` when absent) and its end (given,
+/// or the start plus `minutes`).
+fn requested_slot(
+    new: &NewBooking,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let starts_at = new.starts_at.unwrap_or_else(|| now.trunc_subsecs(0));
+    let ends_at = match (new.ends_at, new.minutes) {
+        (Some(end), None) => end,
+        (None, Some(minutes)) if minutes > 0 => starts_at
+            .checked_add_signed(chrono::Duration::minutes(i64::from(minutes)))
+            .ok_or_else(|| ApiError::validation("minutes is too large"))?,
+        (None, Some(_)) => return Err(ApiError::validation("minutes must be at least 1")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation("give ends_at or minutes, not both"))
+        }
+        (None, None) => return Err(ApiError::validation("ends_at or minutes is required")),
+    };
+    Ok((starts_at, ends_at))
+}
+
 fn validate_note(note: Option<String>) -> Result<Option<String>, ApiError> {
     let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if note
@@ -117,7 +146,8 @@ pub(crate) async fn create(
 ) -> Result<Booking, ApiError> {
     let max_len = chrono::Duration::from_std(max_booking)
         .map_err(|_| ApiError::Config("max_booking is too large".into()))?;
-    let (starts_at, ends_at) = validate_slot(new.starts_at, new.ends_at, now, max_len)?;
+    let (starts_at, ends_at) = requested_slot(&new, now)?;
+    let (starts_at, ends_at) = validate_slot(starts_at, ends_at, now, max_len)?;
     let note = validate_note(new.note)?;
     if store.robot_by_id(new.robot_id).await?.is_none() {
         return Err(ApiError::NotFound("robot"));

@@ -38,6 +38,7 @@ mod ratelimit;
 mod robots;
 mod roster;
 mod secret;
+mod setup;
 mod store;
 mod turn;
 mod users;

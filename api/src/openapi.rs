@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "robots", description = "Robots, their credentials and publish tokens"),
         (name = "bookings", description = "Bookings, invitations and join tokens"),
         (name = "audit", description = "The append-only audit log (admins)"),
+        (name = "setup", description = "First-run setup: the first administrator, with the one-time code from the server's log"),
         (name = "meta", description = "Health, JWKS, this document"),
     )
 )]

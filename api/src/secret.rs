@@ -14,6 +14,7 @@ use crate::error::ApiError;
 pub const ACCESS_PREFIX: &str = "bsa_";
 pub const REFRESH_PREFIX: &str = "bsr_";
 pub const ROBOT_PREFIX: &str = "bsc_";
+// Setup codes (`bss_`) are made by `setup`.
 
 /// A fresh secret: `prefix` + 43 characters of base64url.
 pub fn generate(prefix: &str) -> Result<String, ApiError> {

@@ -52,7 +52,10 @@ mod tests {
         let mut rd = &stream[..];
         assert_eq!(read_frame(&mut rd).await.unwrap().unwrap(), b"hello");
         assert_eq!(read_frame(&mut rd).await.unwrap().unwrap().len(), 1500);
-        assert!(read_frame(&mut rd).await.unwrap().is_none(), "end of stream");
+        assert!(
+            read_frame(&mut rd).await.unwrap().is_none(),
+            "end of stream"
+        );
         let mut zero = &[0u8, 0][..];
         assert!(read_frame(&mut zero).await.is_err());
         let mut huge = &[0xffu8, 0xff, 1, 2][..];

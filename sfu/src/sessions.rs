@@ -281,7 +281,6 @@ impl Sessions {
         Some(std::mem::replace(&mut s.ufrag, ufrag))
     }
 
-
     /// Take a session out of the table and every index.
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let s = self.map.remove(&id)?;

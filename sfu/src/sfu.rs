@@ -76,7 +76,9 @@ impl Sfu {
         let count = config.workers.max(1);
         let directory = Arc::new(Directory::new(count));
         let tcp_listener = match config.tcp_port {
-            Some(port) => Some(tokio::net::TcpListener::bind(SocketAddr::new(config.bind_ip, port)).await?),
+            Some(port) => {
+                Some(tokio::net::TcpListener::bind(SocketAddr::new(config.bind_ip, port)).await?)
+            }
             None => None,
         };
         let local_tcp = match &tcp_listener {

@@ -635,9 +635,15 @@ impl Switchboard {
             let old = s.transport.replace(t);
             if old != Some(t) {
                 if let Some(o) = old {
-                    self.metrics.transports.with_label_values(&[o.as_str()]).dec();
+                    self.metrics
+                        .transports
+                        .with_label_values(&[o.as_str()])
+                        .dec();
                 }
-                self.metrics.transports.with_label_values(&[t.as_str()]).inc();
+                self.metrics
+                    .transports
+                    .with_label_values(&[t.as_str()])
+                    .inc();
                 changed = Some(t);
             }
         }
@@ -1042,7 +1048,10 @@ impl Switchboard {
             .with_label_values(&[role.as_str()])
             .dec();
         if let Some(t) = s.transport {
-            self.metrics.transports.with_label_values(&[t.as_str()]).dec();
+            self.metrics
+                .transports
+                .with_label_values(&[t.as_str()])
+                .dec();
         }
         self.dirty.retain(|d| *d != id);
         let ufrag = s.ufrag.clone();

@@ -863,14 +863,22 @@ fn each_session_reports_how_it_reaches_the_node() {
     });
     let robot = net.admit(1, robot()).unwrap();
     let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
-    let relayed = net.admit(3, member(Role::Doctor, "consult", false)).unwrap();
+    let relayed = net
+        .admit(3, member(Role::Doctor, "consult", false))
+        .unwrap();
     net.run_until_ready();
     net.run(5);
     let transports = net.board.metrics.transports.clone();
     let gauge = |t: &str| transports.with_label_values(&[t]).get();
     assert_eq!((gauge("udp"), gauge("relay"), gauge("tcp")), (2, 1, 0));
-    assert_eq!(net.board.transport(net.clients[robot].id), Some(Transport::Udp));
-    assert_eq!(net.board.transport(net.clients[relayed].id), Some(Transport::Relay));
+    assert_eq!(
+        net.board.transport(net.clients[robot].id),
+        Some(Transport::Udp)
+    );
+    assert_eq!(
+        net.board.transport(net.clients[relayed].id),
+        Some(Transport::Relay)
+    );
     // The driver learns it from the newcomer's `joined` (or its own presence list).
     let relayed_id = net.clients[relayed].id.to_string();
     let seen = net.clients[driver].events_in.iter().any(|e| {

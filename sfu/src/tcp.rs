@@ -74,13 +74,27 @@ pub(crate) async fn serve(
             let (tx, rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
             tokio::spawn(write_frames(wr, rx));
             let open = TcpEvent::Open(tx);
-            if worker.send(Command::Tcp { remote, event: open }).await.is_err() {
+            if worker
+                .send(Command::Tcp {
+                    remote,
+                    event: open,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             let mut frame = Some(first);
             while let Some(f) = frame.take() {
                 let data = TcpEvent::Frame(f);
-                if worker.send(Command::Tcp { remote, event: data }).await.is_err() {
+                if worker
+                    .send(Command::Tcp {
+                        remote,
+                        event: data,
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 frame = match read_frame(&mut rd).await {

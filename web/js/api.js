@@ -342,7 +342,8 @@ export class Api extends EventTarget {
   }
 
   /**
-   * @param {{robot_id: string, starts_at: string, ends_at: string, note?: string}} b
+   * Without `starts_at` the slot starts at the server's now and lasts `minutes`.
+   * @param {{robot_id: string, note?: string} & ({starts_at: string, ends_at: string} | {minutes: number})} b
    * @returns {Promise<Booking>}
    */
   createBooking(b) {

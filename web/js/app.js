@@ -9,7 +9,7 @@
 
 import { api } from './api.js';
 import { $, h, replace } from './dom.js';
-import { mountLogin } from './login.js';
+import { mountEntry } from './setup.js';
 import { mountHome } from './calendar.js';
 import { mountConsult } from './consult.js';
 
@@ -50,7 +50,7 @@ function route() {
   const main = $('#main');
   replace(main);
   if (!api.user) {
-    current = mountLogin(main);
+    current = mountEntry(main);
     return;
   }
   const hash = location.hash.replace(/^#/, '');

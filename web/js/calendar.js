@@ -171,33 +171,44 @@ export function mountHome(main) {
       h('button', {
         type: 'button',
         id: 'book-now',
-        onclick: () => {
-          const now = new Date();
-          fDate.value = dateValue(now);
-          fTime.value = timeValue(now);
-        },
-      }, 'Start now'))));
+        'aria-describedby': 'book-now-hint',
+        onclick: () => book(true),
+      }, 'Start now')),
+    h('p', { class: 'hint', id: 'book-now-hint' }, 'Start now books this robot from this moment, by the server’s clock, for the chosen length.')));
   }
 
-  async function book() {
+  /**
+   * Book the form's slot, or (`now`) from the server's "now" for the chosen length: the
+   * browser's clock and the time field's 5-minute steps do not decide when an immediate
+   * consult starts.
+   * @param {boolean} [now]
+   */
+  async function book(now = false) {
     fError.textContent = '';
     if (!state.robotId) {
       fError.textContent = 'Choose a robot first.';
       return;
     }
-    const start = new Date(`${fDate.value}T${fTime.value}`);
-    if (Number.isNaN(start.getTime())) {
-      fError.textContent = 'Enter a date and a start time.';
-      return;
+    const minutes = Number(fDuration.value);
+    /** @type {{starts_at: string, ends_at: string} | {minutes: number}} */
+    let slot = { minutes };
+    if (!now) {
+      const start = new Date(`${fDate.value}T${fTime.value}`);
+      if (Number.isNaN(start.getTime())) {
+        fError.textContent = 'Enter a date and a start time.';
+        return;
+      }
+      const end = new Date(start.getTime() + minutes * 60_000);
+      slot = { starts_at: start.toISOString(), ends_at: end.toISOString() };
     }
-    const end = new Date(start.getTime() + Number(fDuration.value) * 60_000);
     fSubmit.disabled = true;
+    const nowButton = /** @type {HTMLButtonElement|null} */ (formSlot.querySelector('#book-now'));
+    if (nowButton) nowButton.disabled = true;
     try {
       const note = fNote.value.trim();
       const b = await api.createBooking({
         robot_id: state.robotId,
-        starts_at: start.toISOString(),
-        ends_at: end.toISOString(),
+        ...slot,
         ...(note ? { note } : {}),
       });
       fNote.value = '';
@@ -209,6 +220,7 @@ export function mountHome(main) {
       fError.textContent = bookingError(err);
     } finally {
       fSubmit.disabled = false;
+      if (nowButton) nowButton.disabled = false;
     }
   }
 

@@ -14,6 +14,7 @@ pub(crate) mod extract;
 mod meta;
 mod node;
 mod robots;
+mod setup;
 mod users;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ fn openapi_router() -> OpenApiRouter<Api> {
         .merge(robots::routes())
         .merge(bookings::routes())
         .merge(audit::routes())
+        .merge(setup::routes())
         .merge(meta::routes())
 }
 

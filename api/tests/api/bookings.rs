@@ -1,6 +1,7 @@
 //! Booking rules: time checks, overlaps, back-to-back, cancellation, invitations, visibility.
 
 use bedside_api::UserRole;
+use chrono::SubsecRound;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -14,6 +15,7 @@ backend_tests!(
     invitations_and_visibility,
     others_bookings_are_out_of_reach,
     ended_bookings_take_no_changes,
+    start_now_books_from_the_servers_clock,
 );
 
 async fn slot_rules(backend: Backend) {
@@ -477,4 +479,52 @@ async fn ended_bookings_take_no_changes(backend: Backend) {
     );
     assert_eq!(unchanged["status"], "confirmed");
     assert_eq!(unchanged["invitations"].as_array().map(Vec::len), Some(1));
+}
+
+/// "Start now": no `starts_at`, a length in minutes; the slot starts at the server's now (its
+/// clock is hours off the client's here), so the doctor may join at once.
+async fn start_now_books_from_the_servers_clock(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let skew = chrono::Duration::hours(3) + chrono::Duration::seconds(7 * 60 + 23);
+    app.config.clock.set_offset(skew);
+    let doctor = app.user(UserRole::Doctor).await;
+    let (robot, _) = app.robot().await;
+
+    let before = app.config.clock.now().trunc_subsecs(0);
+    let booking = expect(
+        StatusCode::CREATED,
+        app.post(
+            "/api/bookings",
+            &doctor.token,
+            json!({ "robot_id": robot, "minutes": 20 }),
+        )
+        .await,
+    );
+    let after = app.config.clock.now();
+    let starts_at = parse_time(&booking["starts_at"]);
+    assert!(
+        before <= starts_at && starts_at <= after,
+        "starts at the server's now: {starts_at} not in [{before}, {after}]"
+    );
+    assert_eq!(parse_time(&booking["ends_at"]) - starts_at, minutes(20));
+    let join = app.join_ok(&doctor.token, &booking).await;
+    assert_eq!(
+        join["can_control"], true,
+        "the doctor drives at once: {join}"
+    );
+
+    // The length is required, once, and sane.
+    for (body, what) in [
+        (json!({ "robot_id": robot }), "no end"),
+        (json!({ "robot_id": robot, "minutes": 0 }), "zero minutes"),
+        (json!({ "robot_id": robot, "minutes": 241 }), "too long"),
+        (
+            json!({ "robot_id": robot, "minutes": 10, "ends_at": rfc3339(after + minutes(30)) }),
+            "both",
+        ),
+        (json!({ "robot_id": robot, "minutes": -5 }), "negative"),
+    ] {
+        let (status, answer) = app.post("/api/bookings", &doctor.token, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {answer}");
+    }
 }

@@ -149,6 +149,7 @@ async fn openapi_lists_every_path(backend: Backend) {
         ("/api/auth/refresh", &["post"]),
         ("/api/auth/logout", &["post"]),
         ("/api/me", &["get"]),
+        ("/api/setup", &["get", "post"]),
         ("/api/users", &["get", "post"]),
         ("/api/users/{id}/disable", &["post"]),
         ("/api/users/{id}/enable", &["post"]),

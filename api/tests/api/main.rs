@@ -20,6 +20,7 @@ mod matrix;
 mod node_channel;
 mod revocation;
 mod roster;
+mod setup;
 mod startup;
 mod turn;
 mod users;
@@ -36,6 +37,7 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + node_channel::SCENARIOS
     + revocation::SCENARIOS
     + roster::SCENARIOS
+    + setup::SCENARIOS
     + startup::SCENARIOS
     + turn::SCENARIOS
     + users::SCENARIOS;

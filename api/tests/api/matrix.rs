@@ -20,12 +20,13 @@ const ELSEWHERE: [(&str, &str, &str); 1] = [(
 backend_tests!(authorization_matrix);
 
 /// The callers, in column order.
-const CALLERS: [&str; 6] = [
+const CALLERS: [&str; 7] = [
     "admin",
     "doctor",
     "student",
     "anonymous",
     "logged-out",
+    "disabled",
     "robot",
 ];
 
@@ -34,10 +35,10 @@ struct Row {
     /// With placeholders {robot}, {robot2}, {booking}, {booking2}, {doctor2}, {student2}.
     path: &'static str,
     body: Option<Value>,
-    expect: [u16; 6],
+    expect: [u16; 7],
 }
 
-fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 6]) -> Row {
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 7]) -> Row {
     Row {
         method,
         path,
@@ -63,6 +64,17 @@ async fn authorization_matrix(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // Disabled by an admin while logged in: every call with their token answers 401.
+    let disabled = app.user(UserRole::Doctor).await;
+    expect(
+        StatusCode::OK,
+        app.post(
+            &format!("/api/users/{}/disable", disabled.id),
+            &admin.token,
+            json!({}),
+        )
+        .await,
+    );
     let (robot, credential) = app.robot().await;
     let (robot2, _) = app.robot().await;
 
@@ -88,12 +100,13 @@ async fn authorization_matrix(backend: Backend) {
             .await;
     }
 
-    let auth: [Option<String>; 6] = [
+    let auth: [Option<String>; 7] = [
         Some(bearer(&admin.token)),
         Some(bearer(&doctor.token)),
         Some(bearer(&student.token)),
         None,
         Some(bearer(&gone.token)),
+        Some(bearer(&disabled.token)),
         Some(format!("Robot {credential}")),
     ];
     let new_user = json!({ "username": "matrix-user", "display_name": "M", "password": "long enough password", "role": "student" });
@@ -108,34 +121,37 @@ async fn authorization_matrix(backend: Backend) {
 
     #[rustfmt::skip]
     let table = [
-        //                                                                     admin doctor student anon  out  robot
-        row(M::GET,    "/healthz",                                     None,                    [200, 200, 200, 200, 200, 200]),
-        row(M::GET,    "/.well-known/jwks.json",                       None,                    [200, 200, 200, 200, 200, 200]),
-        row(M::GET,    "/api/openapi.json",                            None,                    [200, 200, 200, 200, 200, 200]),
-        row(M::POST,   "/api/auth/refresh",                            Some(json!({"refresh_token": "bsr_x"})), [401, 401, 401, 401, 401, 401]),
-        row(M::GET,    "/api/me",                                      None,                    [200, 200, 200, 401, 401, 401]),
-        row(M::GET,    "/api/users",                                   None,                    [200, 200, 403, 401, 401, 401]),
-        row(M::GET,    "/api/users?role=admin",                        None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/users",                                   Some(new_user),          [201, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/users/{student2}/disable",                None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/users/{student2}/enable",                 None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::GET,    "/api/robots",                                  None,                    [200, 200, 200, 401, 401, 401]),
-        row(M::POST,   "/api/robots",                                  Some(new_robot),         [201, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/robots/{robot2}/credential",              None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/robots/{robot}/publish-token",            None,                    [401, 401, 401, 401, 401, 200]),
-        row(M::GET,    "/api/robots/{robot}/busy",                     None,                    [200, 200, 200, 401, 401, 401]),
-        row(M::GET,    "/api/robots/{robot}/roster",                   None,                    [200, 403, 403, 401, 401, 200]),
+        //                                                                     admin doctor student anon  out  disabled robot
+        row(M::GET,    "/healthz",                                     None,                    [200, 200, 200, 200, 200, 200, 200]),
+        row(M::GET,    "/.well-known/jwks.json",                       None,                    [200, 200, 200, 200, 200, 200, 200]),
+        row(M::GET,    "/api/openapi.json",                            None,                    [200, 200, 200, 200, 200, 200, 200]),
+        row(M::POST,   "/api/auth/refresh",                            Some(json!({"refresh_token": "bsr_x"})), [401, 401, 401, 401, 401, 401, 401]),
+        // Nobody can use the setup: an admin exists (setup.rs tests it open).
+        row(M::GET,    "/api/setup",                                   None,                    [200, 200, 200, 200, 200, 200, 200]),
+        row(M::POST,   "/api/setup",                                   Some(json!({"code": "bss_x", "username": "x-root", "display_name": "X", "password": "long enough password"})), [409, 409, 409, 409, 409, 409, 409]),
+        row(M::GET,    "/api/me",                                      None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::GET,    "/api/users",                                   None,                    [200, 200, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/users?role=admin",                        None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/users",                                   Some(new_user),          [201, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/users/{student2}/disable",                None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/users/{student2}/enable",                 None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/robots",                                  None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::POST,   "/api/robots",                                  Some(new_robot),         [201, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot2}/credential",              None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot}/publish-token",            None,                    [401, 401, 401, 401, 401, 401, 200]),
+        row(M::GET,    "/api/robots/{robot}/busy",                     None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::GET,    "/api/robots/{robot}/roster",                   None,                    [200, 403, 403, 401, 401, 401, 200]),
         // No media node is connected here: the revoke is stored and answered all the same.
-        row(M::POST,   "/api/robots/{robot}/lease/revoke",             None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/bookings",                                Some(new_booking),       [403, 201, 403, 401, 401, 401]),
-        row(M::GET,    "/api/bookings",                                None,                    [200, 200, 200, 401, 401, 401]),
-        row(M::GET,    "/api/bookings/{booking}",                      None,                    [200, 200, 200, 401, 401, 401]),
-        row(M::POST,   "/api/bookings/{booking}/invitations",          Some(invite),            [403, 201, 403, 401, 401, 401]),
-        row(M::DELETE, "/api/bookings/{booking}/invitations/{doctor2}", None,                   [403, 204, 403, 401, 401, 401]),
-        row(M::POST,   "/api/bookings/{booking}/join",                 None,                    [403, 200, 200, 401, 401, 401]),
-        row(M::POST,   "/api/bookings/{booking2}/cancel",              None,                    [200, 200, 403, 401, 401, 401]),
-        row(M::GET,    "/api/audit",                                   None,                    [200, 403, 403, 401, 401, 401]),
-        row(M::POST,   "/api/auth/logout",                             None,                    [204, 204, 204, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot}/lease/revoke",             None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/bookings",                                Some(new_booking),       [403, 201, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/bookings",                                None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::GET,    "/api/bookings/{booking}",                      None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking}/invitations",          Some(invite),            [403, 201, 403, 401, 401, 401, 401]),
+        row(M::DELETE, "/api/bookings/{booking}/invitations/{doctor2}", None,                   [403, 204, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking}/join",                 None,                    [403, 200, 200, 401, 401, 401, 401]),
+        row(M::POST,   "/api/bookings/{booking2}/cancel",              None,                    [200, 200, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/audit",                                   None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/auth/logout",                             None,                    [204, 204, 204, 401, 401, 401, 401]),
     ];
 
     // Every route of the API is in the table (or listed as tested elsewhere).

@@ -50,9 +50,9 @@ use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
-use str0m::net::TcpType;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
@@ -616,7 +616,9 @@ async fn tcp_transport(answer: &str) -> Result<Transport, ClientError> {
     let server = answer
         .lines()
         .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains("tcptype passive"))
+        .filter(|l| {
+            l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains("tcptype passive")
+        })
         .find_map(|l| {
             let parts: Vec<&str> = l.split(' ').collect();
             let ip: IpAddr = parts.get(4)?.parse().ok()?;

@@ -147,9 +147,12 @@ export class Server {
    * @param {number} httpPort
    * @param {number} udpPort
    * @param {string[]} [extraArgs] more `serve` flags (e.g. TURN settings)
+   * @param {{admin?: boolean}} [opts] admin: false starts without the first admin from the
+   *   environment (a fresh install: the server prints a setup link)
    */
-  constructor(dataDir, httpPort, udpPort, extraArgs = []) {
+  constructor(dataDir, httpPort, udpPort, extraArgs = [], opts = {}) {
     this.extraArgs = extraArgs;
+    this.withAdmin = opts.admin !== false;
     this.dataDir = dataDir;
     this.httpPort = httpPort;
     this.udpPort = udpPort;
@@ -171,8 +174,7 @@ export class Server {
     ], {
       env: {
         ...process.env,
-        BEDSIDE_ADMIN_USERNAME: ADMIN_USERNAME,
-        BEDSIDE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        ...(this.withAdmin ? { BEDSIDE_ADMIN_USERNAME: ADMIN_USERNAME, BEDSIDE_ADMIN_PASSWORD: ADMIN_PASSWORD } : {}),
         RUST_LOG: process.env.RUST_LOG || 'info,str0m=warn,sqlx=warn',
       },
       stdio: ['ignore', log, log],
@@ -269,13 +271,14 @@ export class Server {
 
 /**
  * A fresh server on free ports with its own data dir.
- * @param {{args?: (udpPort: number) => string[]}} [opts] more `serve` flags, given its UDP port
+ * @param {{args?: (udpPort: number) => string[], admin?: boolean}} [opts] more `serve` flags,
+ *   given its UDP port; `admin` see `Server`
  * @returns {Promise<Server & {stop: () => Promise<void>}>}
  */
 export async function startServer(opts = {}) {
   const root = mkdtempSync(join(tmpdir(), 'bedside-e2e-'));
   const udpPort = await freeUdpPorts();
-  const server = new Server(join(root, 'data'), await freeTcpPort(), udpPort, opts.args ? opts.args(udpPort) : []);
+  const server = new Server(join(root, 'data'), await freeTcpPort(), udpPort, opts.args ? opts.args(udpPort) : [], opts);
   await server.start();
   return Object.assign(server, {
     async stop() {
