@@ -80,7 +80,7 @@ browserTest('Start now books from the server\'s now in one click, and the doctor
   await doctor.keyboard.down('KeyW');
   try {
     await until('a drive frame reaches the robot', async () => {
-      const x = Number(await text(robot, '#drive-x'));
+      const x = Number(await robot.getAttribute('#drive-x', 'data-value'));
       return x > 0 && (await text(robot, '#drive-reason')) === 'frame';
     }, 30_000);
   } finally {
