@@ -91,7 +91,10 @@ impl Peer {
         dir: Direction,
         channels: bool,
     ) -> anyhow::Result<(SdpOffer, SdpPendingOffer)> {
-        self.offer_lines(&[(MediaKind::Video, dir), (MediaKind::Audio, dir)], channels)
+        self.offer_lines(
+            &[(MediaKind::Video, dir), (MediaKind::Audio, dir)],
+            channels,
+        )
     }
 
     /// An offer of these m-lines in order (a two-way participant's layout, `docs/protocol.md`);

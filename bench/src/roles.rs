@@ -361,7 +361,8 @@ pub async fn controller(
     let session = match &camera {
         Some(_) => {
             let lines = crate::two_way::doctor_lines(0);
-            b.connect_lines(&http, &mut peer, false, &token, &lines).await?
+            b.connect_lines(&http, &mut peer, false, &token, &lines)
+                .await?
         }
         None => b.connect(&http, &mut peer, false, &token).await?,
     };

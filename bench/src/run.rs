@@ -236,7 +236,11 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
         };
         // The driver's camera: the same fixture at half the robot's frame rate.
         let camera = if kind == Kind::BedsideTwoWay {
-            Some((crate::fixture::load(&s.fixture, s.fps)?.0, (s.fps / 2).max(1), s.consultants + 1))
+            Some((
+                crate::fixture::load(&s.fixture, s.fps)?.0,
+                (s.fps / 2).max(1),
+                s.consultants + 1,
+            ))
         } else {
             None
         };
@@ -335,10 +339,17 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     if let (Kind::BedsideTwoWay, Target::Bedside(b)) = (kind, &target) {
         for i in 0..s.consultants {
             consultants.push(AbortOnDrop(Some(tokio::spawn({
-                let (b, w, cs, stop) = (b.clone(), window.clone(), consultant_stats.clone(), stop_rx.clone());
+                let (b, w, cs, stop) = (
+                    b.clone(),
+                    window.clone(),
+                    consultant_stats.clone(),
+                    stop_rx.clone(),
+                );
                 let (ip, doctors) = (s.ip, s.consultants + 1);
                 async move {
-                    if let Err(e) = crate::two_way::consultant(b, ip, i + 1, doctors, w, cs, stop).await {
+                    if let Err(e) =
+                        crate::two_way::consultant(b, ip, i + 1, doctors, w, cs, stop).await
+                    {
                         eprintln!("consultant: {e:#}");
                     }
                 }

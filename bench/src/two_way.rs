@@ -179,7 +179,9 @@ impl Camera {
             }
         }
         self.picture_id = (self.picture_id + 1) & 0x7fff;
-        self.ts = self.ts.wrapping_add((90_000.0 * self.gap.as_secs_f64()) as u32);
+        self.ts = self
+            .ts
+            .wrapping_add((90_000.0 * self.gap.as_secs_f64()) as u32);
         self.next += self.gap;
         if self.next < now {
             self.next = now + self.gap;
@@ -229,8 +231,14 @@ pub async fn consultant(
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut peer = Peer::new(ip)?;
-    b.connect_lines(&http, &mut peer, false, &b.token(Role::Doctor)?, &doctor_lines(1))
-        .await?;
+    b.connect_lines(
+        &http,
+        &mut peer,
+        false,
+        &b.token(Role::Doctor)?,
+        &doctor_lines(1),
+    )
+    .await?;
     let mut mic = Mic::new(&peer, index, doctors)?;
     let mut h = ConsultantH {
         connected: false,
@@ -291,8 +299,13 @@ mod tests {
         for second in 0..12 {
             assert_eq!((0..3).filter(|i| talks(*i, 3, second)).count(), 1);
         }
-        let turns: Vec<u32> = (0..12).map(|s| (0..3).find(|i| talks(*i, 3, s)).unwrap()).collect();
+        let turns: Vec<u32> = (0..12)
+            .map(|s| (0..3).find(|i| talks(*i, 3, s)).unwrap())
+            .collect();
         assert_eq!(turns, vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
-        assert!(talks(0, 0, 5), "no doctors is one doctor, never a division by zero");
+        assert!(
+            talks(0, 0, 5),
+            "no doctors is one doctor, never a division by zero"
+        );
     }
 }
