@@ -13,18 +13,10 @@ use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
 use bedside_sfu::SfuConfig;
+use common::agent::{robot_agent, Motors};
 use common::*;
 
 const ROBOT_IP: &str = "127.0.0.2";
-
-/// What the agent told its motor controller (`--sink udp:`), in order.
-async fn next_command(sink: &tokio::net::UdpSocket, until: Instant) -> Option<serde_json::Value> {
-    let mut buf = [0u8; 512];
-    match tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
-        Ok(Ok(n)) => serde_json::from_slice(&buf[..n]).ok(),
-        _ => None,
-    }
-}
 
 /// Load (or with `on` false, remove) the blackhole: every datagram from the SFU's media port
 /// to the robot's address is dropped.
@@ -49,16 +41,14 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
         let sfu = TestSfu::start_with(SfuConfig::default()).await;
         let sfu_port = sfu.sfu.media_addrs()[0].port();
         let room = room();
-        let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let motors = Motors::bind().await;
+        let mut cursor = 0;
         let robot_ip: IpAddr = ROBOT_IP.parse().unwrap();
         // A deadman of a minute: whatever stops the robot in this test, it is not the deadman.
-        let mut agent = agent_cmd;
-        let _agent = agent
-            .args(["robot", "--server", &sfu.base, "--room", &room])
-            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
-            .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
+        let token = sfu.token(&room, Role::Robot, "robot");
+        let _agent = robot_agent(agent_cmd, &sfu.base, &room, &token)
+            .args(motors.sink_args())
             .args(["--local-ip", &robot_ip.to_string(), "--deadman-ms", "60000"])
-            .kill_on_drop(true)
             .spawn()
             .expect("bedside robot starts");
         let d1 = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "d1")).await;
@@ -85,7 +75,7 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
         });
         let mut moving = false;
         let until = Instant::now() + Duration::from_secs(5);
-        while let Some(c) = next_command(&sink, until).await {
+        while let Some(c) = motors.next(&mut cursor, until).await {
             if c["reason"] == "frame" && c["linear_x"] == 500 {
                 moving = true;
                 break;
@@ -95,12 +85,12 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
 
         // The blackhole is in effect: while D1 keeps driving, nothing reaches the robot.
         blackhole(&ns_name, sfu_port, true);
-        while next_command(&sink, Instant::now() + Duration::from_millis(50))
+        while motors.next(&mut cursor, Instant::now() + Duration::from_millis(50))
             .await
             .is_some()
         {}
         assert!(
-            next_command(&sink, Instant::now() + Duration::from_millis(400))
+            motors.next(&mut cursor, Instant::now() + Duration::from_millis(400))
                 .await
                 .is_none(),
             "with the blackhole on, D1's frames no longer reach the robot"
@@ -119,7 +109,7 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
         assert!(epoch2 > epoch1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
-            next_command(&sink, Instant::now()).await.is_none(),
+            motors.next(&mut cursor, Instant::now()).await.is_none(),
             "nothing reached the robot during the handoff"
         );
         blackhole(&ns_name, sfu_port, false);
@@ -129,7 +119,7 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
         // retransmitted by SCTP, can tell the robot: it must stop, with the new epoch.
         let mut stopped = None;
         let until = lifted + Duration::from_secs(8);
-        while let Some(c) = next_command(&sink, until).await {
+        while let Some(c) = motors.next(&mut cursor, until).await {
             assert_ne!(c["reason"], "deadman", "the deadman is a minute: {c}");
             if c["reason"] == "frame" {
                 assert_eq!(

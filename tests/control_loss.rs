@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bedside_proto::{ControlFrame, Role};
 use bedside_sfu::client::{Endpoint, TransportKind};
 use bedside_sfu::SfuConfig;
+use common::agent::{robot_agent, Motors};
 use common::*;
 
 const ROBOT_IP: &str = "127.0.0.2";
@@ -23,28 +24,6 @@ const DRIVER_IP: &str = "127.0.0.3";
 /// Frames per phase, at 50 Hz.
 const FRAMES: u32 = 250;
 const DEADMAN_MS: u64 = 300;
-
-/// Everything the agent told its motor controller (`--sink udp:`), stamped as it arrived.
-type Commands = std::sync::Arc<std::sync::Mutex<Vec<(Instant, serde_json::Value)>>>;
-
-fn record(sink: tokio::net::UdpSocket) -> Commands {
-    let log = Commands::default();
-    let out = log.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = sink.recv(&mut buf).await {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf[..n]) {
-                out.lock().unwrap().push((Instant::now(), v));
-            }
-        }
-    });
-    log
-}
-
-/// The commands recorded since index `from`.
-fn since(log: &Commands, from: usize) -> Vec<(Instant, serde_json::Value)> {
-    log.lock().unwrap()[from..].to_vec()
-}
 
 /// Drop `percent` % of the datagrams between the driver and the SFU's media port, both ways.
 fn loss(ns: &str, sfu_port: u16, percent: u32) {
@@ -68,16 +47,11 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
         let sfu = TestSfu::start_with(SfuConfig::default()).await;
         let sfu_port = sfu.sfu.media_addrs()[0].port();
         let room = room();
-        let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sink_addr = sink.local_addr().unwrap();
-        let commands = record(sink);
-        let mut agent = agent_cmd;
-        let _agent = agent
-            .args(["robot", "--server", &sfu.base, "--room", &room])
-            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
-            .args(["--sink", &format!("udp:{sink_addr}")])
+        let commands = Motors::bind().await;
+        let token = sfu.token(&room, Role::Robot, "robot");
+        let _agent = robot_agent(agent_cmd, &sfu.base, &room, &token)
+            .args(commands.sink_args())
             .args(["--local-ip", ROBOT_IP, "--deadman-ms", &DEADMAN_MS.to_string()])
-            .kill_on_drop(true)
             .spawn()
             .expect("bedside robot starts");
         let driver_ip: IpAddr = DRIVER_IP.parse().unwrap();
@@ -101,7 +75,7 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
             // obeyed markers must only ever rise.
             let base = 1_000 * (phase as i16 + 1);
             let first_seq = seq + 1;
-            let from = commands.lock().unwrap().len();
+            let from = commands.len();
             for k in 0..FRAMES {
                 seq += 1;
                 let f = ControlFrame::drive(seq, seq.wrapping_mul(20), base + k as i16, 0, 0);
@@ -110,12 +84,12 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
             }
             // The frames stop: the deadman must stop the robot by itself.
             wait_until(Duration::from_secs(3), || {
-                since(&commands, from)
+                commands.since(from)
                     .iter()
                     .any(|(_, c)| c["reason"] == "deadman")
             })
             .await;
-            let got = since(&commands, from);
+            let got = commands.since(from);
             let markers: Vec<i64> = got
                 .iter()
                 .filter(|(_, c)| c["reason"] == "frame")
@@ -154,12 +128,12 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
             // An e-stop on the lossy link still latches at the robot.
             let pressed = Instant::now();
             driver.send_event(r#"{"type":"estop"}"#);
-            let from = commands.lock().unwrap().len();
+            let from = commands.len();
             let latched = wait_until(Duration::from_secs(10), || {
-                since(&commands, from).iter().any(|(_, c)| c["reason"] == "estop")
+                commands.since(from).iter().any(|(_, c)| c["reason"] == "estop")
             })
             .await;
-            let got = since(&commands, from);
+            let got = commands.since(from);
             assert!(
                 latched,
                 "{percent} % loss: the e-stop never reached the robot: {got:?}"

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bedside_proto::{ControlFrame, FrameKind, Role};
+use common::agent::{agent_binary, robot_agent, Motors};
 use common::*;
 use rand::RngCore;
 
@@ -301,13 +302,11 @@ async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
 async fn robot_agent_stops_when_the_driver_vanishes() {
     let sfu = TestSfu::start().await;
     let room = room();
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(["robot", "--server", &sfu.base, "--room", &room])
-        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
-        .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
+    let motors = Motors::bind().await;
+    let token = sfu.token(&room, Role::Robot, "robot");
+    let mut agent = robot_agent(agent_binary(), &sfu.base, &room, &token)
+        .args(motors.sink_args())
         .args(["--max-attempts", "1"])
-        .kill_on_drop(true)
         .spawn()
         .expect("bedside robot starts");
 
@@ -327,18 +326,21 @@ async fn robot_agent_stops_when_the_driver_vanishes() {
     let holder = doctor.session_id.clone();
     doctor.vanish().await;
 
-    // Read what the agent told its motors.
-    let mut commands = Vec::new();
-    let mut buf = [0u8; 512];
-    let until = Instant::now() + Duration::from_secs(2);
-    while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
-        commands.push(serde_json::from_slice::<serde_json::Value>(&buf[..n]).unwrap());
-    }
-    let last_drive = commands
-        .iter()
-        .rposition(|c| c["reason"] == "frame" && c["linear_x"] == 500)
-        .expect("the agent drove");
-    let stop = &commands[last_drive + 1];
+    // Read what the agent told its motors, once something followed its last drive command.
+    let last_drive = |c: &[serde_json::Value]| {
+        c.iter()
+            .rposition(|c| c["reason"] == "frame" && c["linear_x"] == 500)
+    };
+    wait_until(Duration::from_secs(5), || {
+        let c = motors.all();
+        last_drive(&c).is_some_and(|i| c.len() > i + 1)
+    })
+    .await;
+    let commands = motors.all();
+    let last_drive = last_drive(&commands).expect("the agent drove");
+    let stop = commands
+        .get(last_drive + 1)
+        .unwrap_or_else(|| panic!("a command followed the last drive: {commands:?}"));
     assert_eq!(
         stop["reason"], "deadman",
         "then stopped by its watchdog: {commands:?}"
@@ -431,12 +433,9 @@ async fn robot_agent_stops_when_its_server_dies() {
         c.can_control = role == Role::Doctor;
         keys.signer().sign(&c).unwrap()
     };
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(["robot", "--server", &base, "--room", &room])
-        .args(["--token", &token(Role::Robot, "robot")])
-        .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
-        .kill_on_drop(true)
+    let motors = Motors::bind().await;
+    let mut agent = robot_agent(agent_binary(), &base, &room, &token(Role::Robot, "robot"))
+        .args(motors.sink_args())
         .spawn()
         .expect("bedside robot starts");
     let doctor = bedside_sfu::client::WebRtcClient::connect(
@@ -460,15 +459,10 @@ async fn robot_agent_stops_when_its_server_dies() {
         server.start_kill().expect("kill -9");
         *killed.lock().unwrap() = Some(Instant::now());
     };
-    let mut commands = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 512];
-        let until = Instant::now() + Duration::from_secs(6);
-        while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), sink.recv(&mut buf)).await {
-            commands.push(serde_json::from_slice::<serde_json::Value>(&buf[..n]).unwrap());
-        }
-    };
-    tokio::join!(driving, kill, read);
+    // Six seconds of what the agent told its motors: before, at and well after the kill.
+    let watch = tokio::time::sleep(Duration::from_secs(6));
+    tokio::join!(driving, kill, watch);
+    let commands = motors.all();
     assert!(killed.lock().unwrap().is_some());
     let last_drive = commands
         .iter()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
 use bedside_sfu::client::Endpoint;
+use common::agent::{agent_binary, robot_agent};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,20 +327,10 @@ async fn h264_robot_reaches_viewers() {
         env!("CARGO_MANIFEST_DIR"),
         "/sfu/fixtures/testsrc-320x240-baseline.h264"
     );
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args([
-            "robot",
-            "--server",
-            &sfu.base,
-            "--room",
-            &room,
-            "--fixture",
-            fixture,
-        ])
-        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
-        .args(["--max-attempts", "1"])
+    let token = sfu.token(&room, Role::Robot, "robot");
+    let mut agent = robot_agent(agent_binary(), &sfu.base, &room, &token)
+        .args(["--fixture", fixture, "--max-attempts", "1"])
         .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("bedside robot starts");
     let joined = Instant::now();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
 use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, WebRtcClient};
+use common::agent::{agent_binary, robot_agent};
 use common::*;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -484,14 +485,12 @@ async fn the_robot_agent_hands_the_driver_to_a_real_decoder() {
     let sdp = dir.path().join("screen.sdp");
     // Four ports: video, then audio slots at +2, +4, +6.
     let port = 20_000 + (std::process::id() % 5_000) as u16 * 8;
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(["robot", "--server", &sfu.base, "--room", &room])
-        .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+    let token = sfu.token(&room, Role::Robot, "robot");
+    let mut agent = robot_agent(agent_binary(), &sfu.base, &room, &token)
         .args(["--sink", "udp:127.0.0.1:9"])
         .args(["--media-out", &format!("127.0.0.1:{port}")])
         .arg("--media-sdp")
         .arg(&sdp)
-        .kill_on_drop(true)
         .spawn()
         .expect("bedside robot starts");
 

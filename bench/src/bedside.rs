@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+/// The one reader of the nodes' Prometheus text (shared with the tests).
+pub use bedside_sfu::metrics_text::sum as metric_sum;
 use bedside_proto::{Claims, KeyPair, Role, TokenSigner};
 use str0m::media::{Direction, MediaKind};
 
@@ -186,30 +188,5 @@ impl Bedside {
             .await?
             .text()
             .await?)
-    }
-}
-
-/// Sum of all samples of a metric (any labels) in Prometheus text.
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            let bare = k.split('{').next()?;
-            (bare == name).then(|| v.parse::<f64>().ok()).flatten()
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_sums_over_labels() {
-        let t = "# HELP x\nbedside_rtp_packets_out_total{kind=\"video\"} 10\n\
-                 bedside_rtp_packets_out_total{kind=\"audio\"} 5\nother 1\n";
-        assert_eq!(metric_sum(t, "bedside_rtp_packets_out_total"), 15.0);
-        assert_eq!(metric_sum(t, "missing"), 0.0);
     }
 }

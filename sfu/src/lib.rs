@@ -321,6 +321,7 @@ pub mod keyframe;
 pub mod lease;
 pub mod lines;
 pub mod metrics;
+pub mod metrics_text;
 pub mod nack_history;
 mod peer;
 pub mod picture_ids;

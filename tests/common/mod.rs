@@ -6,6 +6,7 @@
 //! pace and answers keyframe requests; [`spawn_viewer`] records every packet it receives.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod netns;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -120,13 +121,7 @@ impl TestSfu {
 
 /// Value of one sample line in Prometheus text, or 0 if absent.
 pub fn metric_value(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            (k == name_and_labels).then(|| v.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
+    bedside_sfu::metrics_text::sample(text, name_and_labels).unwrap_or(0.0)
 }
 
 /// What a robot did, for assertions.
