@@ -529,6 +529,21 @@ export function mountHome(main) {
     }
   }
 
+  /**
+   * Focus `selector` in the booking details, else their heading (made focusable for this).
+   * @param {string} selector
+   */
+  function focusInDetails(selector) {
+    if (destroyed) return;
+    const wanted = /** @type {HTMLElement|null} */ (details.querySelector(selector));
+    const target = wanted && !(/** @type {HTMLButtonElement} */ (wanted).disabled) ? wanted
+      : /** @type {HTMLElement|null} */ (details.querySelector('#details-title'));
+    if (!target) return;
+    // A heading takes the focus from code only (not a tab stop).
+    if (!target.matches('button, select, input, textarea, a[href]')) target.tabIndex = -1;
+    target.focus();
+  }
+
   function renderDetails() {
     const b = state.robotBookings.find((x) => x.id === state.selected)
       || state.mine.find((x) => x.id === state.selected);
@@ -547,8 +562,13 @@ export function mountHome(main) {
     const mayCancel = (owner || me.role === 'admin') && b.status === 'confirmed' && !over;
     const error = h('p', { class: 'error', role: 'alert', id: 'details-error' });
 
-    /** @param {() => Promise<unknown>} f */
-    const act = async (f) => {
+    /**
+     * Do `f`, then redraw. The pressed button is redrawn (or gone): focus then goes to
+     * `focusNext` in the new details (else their heading) rather than falling to the page.
+     * @param {() => Promise<unknown>} f
+     * @param {string} focusNext a selector inside the details
+     */
+    const act = async (f, focusNext) => {
       error.textContent = '';
       try {
         await f();
@@ -556,6 +576,7 @@ export function mountHome(main) {
       } catch (err) {
         error.textContent = explainError(err);
       }
+      focusInDetails(focusNext);
     };
 
     const invited = new Set(b.invitations.map((i) => i.user_id));
@@ -577,7 +598,7 @@ export function mountHome(main) {
                 error.textContent = `Choose whom to invite as ${role}.`;
                 return;
               }
-              act(() => api.invite(b.id, select.value, role)).then(() => toast('Invitation sent'));
+              act(() => api.invite(b.id, select.value, role), `#${id}`).then(() => toast('Invitation sent'));
             },
           }, 'Invite')));
     };
@@ -597,7 +618,7 @@ export function mountHome(main) {
             type: 'button',
             class: 'small',
             'aria-label': `Remove ${personName(i.user_id) || 'this person'} from the booking`,
-            onclick: () => act(() => api.uninvite(b.id, i.user_id)),
+            onclick: () => act(() => api.uninvite(b.id, i.user_id), `#invite-${i.role}`),
           }, 'Remove') : null)))
         : h('p', { class: 'muted', id: 'invitees' }, 'Nobody yet.'),
       editable && canListPeople ? [inviteRow('consultant', state.doctors), inviteRow('observer', state.students)] : null,
@@ -607,7 +628,7 @@ export function mountHome(main) {
           ? h('button', { type: 'button', class: 'primary', id: 'details-join', onclick: () => { location.hash = `#/consult/${b.id}`; } }, 'Join')
           : null,
         mayCancel && !state.confirmCancel
-          ? h('button', { type: 'button', class: 'danger', id: 'cancel-booking', onclick: () => { state.confirmCancel = true; renderDetails(); } }, 'Cancel booking')
+          ? h('button', { type: 'button', class: 'danger', id: 'cancel-booking', onclick: () => { state.confirmCancel = true; renderDetails(); focusInDetails('#cancel-keep'); } }, 'Cancel booking')
           : null,
         mayCancel && state.confirmCancel
           ? [h('span', { class: 'error' }, 'Cancel this booking?'),
@@ -615,9 +636,9 @@ export function mountHome(main) {
               type: 'button',
               class: 'danger',
               id: 'cancel-confirm',
-              onclick: () => { state.confirmCancel = false; act(() => api.cancelBooking(b.id)).then(() => toast('Booking cancelled')); },
+              onclick: () => { state.confirmCancel = false; act(() => api.cancelBooking(b.id), '#details-title').then(() => toast('Booking cancelled')); },
             }, 'Yes, cancel it'),
-            h('button', { type: 'button', onclick: () => { state.confirmCancel = false; renderDetails(); } }, 'Keep it')]
+            h('button', { type: 'button', id: 'cancel-keep', onclick: () => { state.confirmCancel = false; renderDetails(); focusInDetails('#cancel-booking'); } }, 'Keep it')]
           : null));
   }
 

@@ -204,6 +204,27 @@ browserTest('login and home (doctor, student) pass axe-core; focus ring, Booked 
   await checkPage(page, 'home (doctor), a booking selected with its invitations');
   assert.equal(await text(page, '#home-title'), 'Bookings and robots');
 
+  // By keyboard: Invite, Remove, Cancel booking / Keep it redraw the details; the focus goes to
+  // the next sensible control, never to the page's body.
+  const focused = () => page.evaluate(() => {
+    const el = document.activeElement;
+    return el && el !== document.body ? `${el.tagName.toLowerCase()}#${el.id}` : 'body';
+  });
+  await page.selectOption('#invite-consultant', { label: 'Dr Ben Adler' });
+  await page.focus('#invite-consultant-submit');
+  await page.keyboard.press('Enter');
+  await until('Ben is invited', async () => (await text(page, '#invitees')).includes('Dr Ben Adler'));
+  await until('the focus is back on the consultant list', async () => (await focused()) === 'select#invite-consultant');
+  await page.locator('#invitees li', { hasText: 'Dr Ben Adler' }).getByRole('button', { name: 'Remove Dr Ben Adler from the booking' }).press('Enter');
+  await until('Ben is removed', async () => !(await text(page, '#invitees')).includes('Dr Ben Adler'));
+  await until('the focus is on the consultant list again', async () => (await focused()) === 'select#invite-consultant');
+  await page.focus('#cancel-booking');
+  await page.keyboard.press('Enter');
+  await until('asked to confirm, focus on Keep it', async () => (await focused()) === 'button#cancel-keep');
+  await checkPage(page, 'home (doctor), confirming a cancellation');
+  await page.keyboard.press('Enter');
+  await until('kept, focus on Cancel booking', async () => (await focused()) === 'button#cancel-booking');
+
   // The focus ring, as a keyboard user sees it: on a white panel, on the page, in the top bar.
   const onPanel = await keyboardFocusRing(page, '#week-prev', '#week-this');
   assert.equal(onPanel.focused, '#week-this');

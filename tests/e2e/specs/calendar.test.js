@@ -273,7 +273,7 @@ browserTest('a refused booking is explained by what to do, and the form names th
 }, async () => {
   const page = await newPage(browser, { name: 'ana-form' });
   await login(page, server.base, 'ana');
-  await page.waitForSelector('#book-robot option');
+  await page.waitForSelector('#book-robot option', { state: 'attached' });
   // The form says which robot: the one chosen in the list, and choosing in the form follows.
   assert.equal(await page.inputValue('#book-robot'), world.robots.r1.id);
   assert.match(await page.locator('#book-robot option:checked').textContent() || '', /Rounds-1/);
@@ -291,7 +291,7 @@ browserTest('a refused booking is explained by what to do, and the form names th
 
   // Reloaded, the page still books Rounds-2; a booking made now is Rounds-2's.
   await page.reload();
-  await page.waitForSelector('#book-robot option');
+  await page.waitForSelector('#book-robot option', { state: 'attached' });
   await until('the choice is remembered', async () => (await page.inputValue('#book-robot')) === world.robots.r2.id);
   assert.equal(await text(page, '#calendar-title'), 'Calendar · Rounds-2');
   await page.fill('#book-date', DAY_VALUE);
