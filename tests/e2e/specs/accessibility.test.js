@@ -298,6 +298,7 @@ browserTest('the robot page and the consult as driver, consultant and student pa
   await until('the robot page shows the driver', async () => (await rb.getAttribute('#driver', 'data-holder')) !== '');
 
   await checkPage(driver, 'the consult, doctor driving');
+  assert.ok(await driver.locator('#key-hints').isVisible(), 'keyboard hints on a desktop (hidden on touch screens, below)');
   await checkPage(consultant, 'the consult, consultant');
   await checkPage(student, 'the consult, student (observer)');
   await checkPage(rb, 'the robot page, streaming');
