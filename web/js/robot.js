@@ -387,7 +387,10 @@ function runRobot(stream, credentials) {
 
   function renderDriver() {
     driver.dataset.holder = holder || '';
-    setText(driver, holder ? `${label(holder)} is driving (session ${holder})` : 'Nobody is driving');
+    // In words (the session id stays in `data-holder` for machines).
+    const p = participants.find((x) => x.id === holder);
+    const who = !p ? 'A doctor' : p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
+    setText(driver, holder ? `${who} is driving` : 'Nobody is driving');
     const doctors = participants.filter((x) => x.role === 'doctor').length;
     const observers = participants.filter((x) => x.role === 'observer').length;
     driver.title = `${doctors} doctor(s), ${observers} observer(s) in the room`;
