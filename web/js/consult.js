@@ -122,6 +122,8 @@ export function mountConsult(main, bookingId) {
   let estopWanted = null;
   /** The link (connection and heartbeat) the wanted e-stop was last sent on. */
   let estopSentOn = '';
+  /** When it was last sent (Date.now()): unconfirmed, it is sent again every second. */
+  let estopSentAt = 0;
   /** Times the link came back, so a wanted e-stop is sent again on each. */
   let linkUps = 0;
   /** @type {string|null} our participant id on the current or last connection */
@@ -355,12 +357,18 @@ export function mountConsult(main, bookingId) {
     render();
   }
 
-  /** Send the wanted e-stop on the live link, once per link. */
+  /**
+   * Send the wanted e-stop on the live link: at once on a new link, and again every second until
+   * the room confirms it (a send on a link that has just come back may not be heard).
+   */
   function deliverEstop() {
     if (estopWanted === null || !session.live) return;
     const link = `${session.generation}/${linkUps}`;
-    if (estopSentOn === link) return;
-    if (session.sendEvent({ type: 'estop' })) estopSentOn = link;
+    if (estopSentOn === link && Date.now() - estopSentAt < 1000) return;
+    if (session.sendEvent({ type: 'estop' })) {
+      estopSentOn = link;
+      estopSentAt = Date.now();
+    }
   }
 
   /**
@@ -880,6 +888,7 @@ export function mountConsult(main, bookingId) {
   }
 
   const clock = setInterval(renderCountdown, 10_000);
+  const estopRetry = setInterval(deliverEstop, 250);
 
   const onPageHide = () => session.close();
   window.addEventListener('pagehide', onPageHide);
@@ -942,6 +951,7 @@ export function mountConsult(main, bookingId) {
     destroy() {
       destroyed = true;
       clearInterval(clock);
+      clearInterval(estopRetry);
       if (waitTicker) clearInterval(waitTicker);
       if (controlTimer) clearTimeout(controlTimer);
       window.removeEventListener('pagehide', onPageHide);
