@@ -5,7 +5,9 @@
 // a 401, so a consult that lasts longer than one access token keeps working. Errors are thrown as
 // ApiError carrying the server's `{error, message}`.
 //
-// Not here: WHIP/WHEP (session.js), or any UI.
+// Not here: WHIP/WHEP (session.js), or any UI (explainError only words an error, for the UI).
+
+import { formatTime } from './dom.js';
 
 /** @typedef {'admin'|'doctor'|'student'} UserRole */
 
@@ -419,3 +421,74 @@ export async function publishToken(robotId, credential) {
 }
 
 export const api = new Api();
+
+// --- errors in words ------------------------------------------------------------------------------
+
+/**
+ * What an API error means for the person who caused it, as a plain sentence that says what to do
+ * (issue 17): the server's messages are written for developers ("a booking cannot start in the
+ * past", "ends_at must be after starts_at") and are never shown as they are. Codes and messages
+ * this client does not know get a generic sentence with the server's words in it.
+ * @param {unknown} err
+ * @returns {string}
+ */
+export function explainError(err) {
+  if (!(err instanceof ApiError)) {
+    return 'Something went wrong in this page. Reload it and try again.';
+  }
+  const m = err.message || '';
+  switch (err.code) {
+    case 'network':
+      return 'The server cannot be reached. Check the network connection, then try again.';
+    case 'internal':
+      return 'The server ran into a problem. Try again in a moment; if it keeps happening, tell your administrator.';
+    case 'rate_limited':
+      return 'Too many attempts in a short time. Wait a minute, then try again.';
+    case 'unauthenticated':
+    case 'not_logged_in':
+      return 'Your session has ended. Log in again.';
+    case 'booking_cancelled':
+      return 'This booking was cancelled: nobody can join it or change it any more.';
+    case 'already_invited':
+      return 'That person is already invited.';
+    case 'booking_conflict':
+      return 'That time overlaps another booking of this robot. Choose another time.';
+    case 'payload_too_large':
+      return 'That is too much text. Shorten the note and try again.';
+    case 'not_found':
+      return /^robot/.test(m) ? 'That robot is no longer registered. Reload the page to see the robots there are now.'
+        : /^booking/.test(m) ? 'That booking no longer exists, or you are not part of it. Reload the page.'
+          : /^(user|invitation)/.test(m) ? 'That person is no longer invited or no longer has an account. Reload the page.'
+            : 'That was not found. Reload the page and try again.';
+    case 'outside_join_window': {
+      const ended = /ended at (.+)$/.exec(m);
+      if (ended && Number.isFinite(Date.parse(ended[1]))) return `This booking ended at ${formatTime(ended[1])}: book a new time to see the patient again.`;
+      const opens = /opens at (.+)$/.exec(m);
+      if (opens && Number.isFinite(Date.parse(opens[1]))) return `Joining opens at ${formatTime(opens[1])}, 5 minutes before the booking starts.`;
+      return 'This booking cannot be joined now.';
+    }
+    case 'forbidden':
+      if (/doctor or an admin may cancel/.test(m)) return 'Only the doctor who made this booking (or an administrator) can cancel it.';
+      if (/doctor may change its invitations/.test(m)) return 'Only the doctor who made this booking can invite or remove people.';
+      if (/may join/.test(m)) return 'You are not invited to this booking. Ask its doctor to invite you.';
+      if (/doctors only/.test(m)) return 'Only doctors can do that.';
+      if (/admins only/.test(m)) return 'Only administrators can do that.';
+      return 'You are not allowed to do that.';
+    case 'validation_failed':
+    case 'bad_request': {
+      if (/cannot start in the past/.test(m)) return 'That start time has already passed. Choose a later time, or press Start now.';
+      if (/must be after/.test(m)) return 'The end must come after the start. Choose a later end or a longer length.';
+      const longest = /at most (\d+) minutes/.exec(m);
+      if (longest) return `A booking can last at most ${longest[1]} minutes. Choose a shorter length.`;
+      const note = /note must be at most (\d+)/.exec(m);
+      if (note) return `The note is too long: keep it under ${note[1]} characters.`;
+      if (/already ended/.test(m)) return 'This booking is already over: it can no longer be changed.';
+      if (/consultants must be doctors/.test(m)) return 'Invite doctors as consultants and students as observers.';
+      if (/doctor is already in it/.test(m)) return 'The booking’s own doctor does not need an invitation.';
+      return `That was not accepted (${m}). Check what you entered and try again.`;
+    }
+    default:
+      return m ? `That did not work (${m}). Try again, or reload the page.` : 'That did not work. Try again, or reload the page.';
+  }
+}
+

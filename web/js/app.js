@@ -29,7 +29,7 @@ function renderNav() {
     return;
   }
   replace(nav,
-    h('span', { class: 'who', id: 'whoami' }, user.display_name, ' ', h('span', { class: `badge ${user.role}` }, user.role)),
+    h('span', { class: 'who', id: 'whoami' }, h('span', { class: 'name' }, user.display_name), ' ', h('span', { class: `badge ${user.role}` }, user.role)),
     h('button', {
       type: 'button',
       class: 'small',

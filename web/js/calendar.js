@@ -8,8 +8,8 @@
 //
 // Not here: joining (consult.js; "Join" only navigates), or the API calls themselves (api.js).
 
-import { api, ApiError } from './api.js';
-import { h, replace, formatDateTime, formatTime, formatDuration, toast } from './dom.js';
+import { api, ApiError, explainError } from './api.js';
+import { h, replace, setText, formatDateTime, formatTime, formatHour, formatDuration, toast } from './dom.js';
 
 /** @typedef {import('./api.js').Robot} Robot */
 /** @typedef {import('./api.js').Booking} Booking */
@@ -20,6 +20,29 @@ import { h, replace, formatDateTime, formatTime, formatDuration, toast } from '.
 export const JOIN_GRACE_MS = 5 * 60_000;
 const DAY_MS = 24 * 3600_000;
 const DURATIONS = [15, 30, 45, 60, 90, 120, 180, 240];
+/**
+ * The robot last chosen, kept across reloads (an id, nothing personal): a doctor who books the
+ * same ward's robot every day finds it chosen.
+ */
+const ROBOT_KEY = 'bedside.robot';
+
+/** @returns {string|null} */
+function rememberedRobot() {
+  try {
+    return localStorage.getItem(ROBOT_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} id */
+function rememberRobot(id) {
+  try {
+    localStorage.setItem(ROBOT_KEY, id);
+  } catch {
+    // Storage disabled: the choice lasts as long as the page.
+  }
+}
 
 /**
  * Monday 00:00 local time of the week containing `d`.
@@ -119,6 +142,7 @@ export function mountHome(main) {
   const formSlot = h('div');
 
   const root = h('div', { class: 'home' },
+    h('h1', { class: 'visually-hidden', id: 'home-title' }, 'Bookings and robots'),
     h('div', {},
       h('section', { class: 'panel', 'aria-labelledby': 'mine-title' },
         h('h2', { id: 'mine-title' }, 'Your bookings'), mineList),
@@ -129,9 +153,10 @@ export function mountHome(main) {
         h('div', { class: 'cal-head' },
           calTitle,
           h('div', { class: 'cal-nav' },
-            h('button', { type: 'button', class: 'small', 'aria-label': 'Previous week', onclick: () => shiftWeek(-7) }, '‹ Prev'),
-            h('button', { type: 'button', class: 'small', onclick: () => { state.week = weekStart(new Date()); loadRobot(); } }, 'This week'),
-            h('button', { type: 'button', class: 'small', 'aria-label': 'Next week', onclick: () => shiftWeek(7) }, 'Next ›'))),
+            // The visible words are the accessible name (WCAG 2.5.3); the arrows are decoration.
+            h('button', { type: 'button', class: 'small', id: 'week-prev', 'aria-label': 'Previous week', onclick: () => shiftWeek(-7) }, h('span', { 'aria-hidden': 'true' }, '‹ '), 'Previous'),
+            h('button', { type: 'button', class: 'small', id: 'week-this', onclick: () => { state.week = weekStart(new Date()); loadRobot(); } }, 'This week'),
+            h('button', { type: 'button', class: 'small', id: 'week-next', 'aria-label': 'Next week', onclick: () => shiftWeek(7) }, 'Next', h('span', { 'aria-hidden': 'true' }, ' ›')))),
         weekLabel,
         calBody,
         h('div', { class: 'cal-legend' },
@@ -143,8 +168,16 @@ export function mountHome(main) {
 
   // --- booking form (doctors) -----------------------------------------------------------------
 
+  // The form says which robot it books, and can change it (the same choice as the robots list).
+  const fRobot = h('select', { id: 'book-robot', required: true, onchange: () => chooseRobot(fRobot.value) });
   const fDate = h('input', { type: 'date', id: 'book-date', required: true });
-  const fTime = h('input', { type: 'time', id: 'book-time', required: true, step: '300' });
+  // Quarter hours written by the page's own clock (formatTime): a native time field follows the
+  // browser's interface language instead, which can put "2:00 PM" next to "14:00".
+  const fTime = h('select', { id: 'book-time', required: true },
+    [...Array(96)].map((_, i) => {
+      const t = new Date(2000, 0, 1, Math.floor(i / 4), (i % 4) * 15);
+      return h('option', { value: timeValue(t) }, formatTime(t));
+    }));
   const fDuration = h('select', { id: 'book-duration' },
     DURATIONS.map((m) => h('option', { value: String(m), selected: m === 60 }, formatDuration(m * 60_000))));
   const fNote = h('textarea', { id: 'book-note', maxlength: '500', placeholder: 'e.g. ward round, bed 4' });
@@ -160,6 +193,7 @@ export function mountHome(main) {
       onsubmit: (/** @type {SubmitEvent} */ e) => { e.preventDefault(); book(); },
     },
     h('h2', { id: 'form-title' }, 'New booking'),
+    h('div', { class: 'field' }, h('label', { for: 'book-robot' }, 'Robot'), fRobot),
     h('div', { class: 'row' },
       h('div', { class: 'field' }, h('label', { for: 'book-date' }, 'Date'), fDate),
       h('div', { class: 'field' }, h('label', { for: 'book-time' }, 'Start'), fTime),
@@ -186,7 +220,7 @@ export function mountHome(main) {
   async function book(now = false) {
     fError.textContent = '';
     if (!state.robotId) {
-      fError.textContent = 'Choose a robot first.';
+      fError.textContent = 'Choose a robot first: there is none to book yet, or none is chosen.';
       return;
     }
     const minutes = Number(fDuration.value);
@@ -212,7 +246,7 @@ export function mountHome(main) {
         ...(note ? { note } : {}),
       });
       fNote.value = '';
-      toast(`Booked ${formatDateTime(b.starts_at)}–${formatTime(b.ends_at)}`);
+      toast(`Booked ${robotName(b.robot_id)}, ${formatDateTime(b.starts_at)}–${formatTime(b.ends_at)}`);
       state.selected = b.id;
       state.week = weekStart(new Date(b.starts_at));
       await Promise.all([loadRobot(), loadMine()]);
@@ -232,7 +266,7 @@ export function mountHome(main) {
         ? `That time overlaps another booking (${formatDateTime(c.starts_at)}–${formatTime(c.ends_at)}). Choose another time.`
         : 'That time overlaps another booking. Choose another time.';
     }
-    return err instanceof Error ? err.message : String(err);
+    return explainError(err);
   }
 
   // --- loading ----------------------------------------------------------------------------------
@@ -262,7 +296,7 @@ export function mountHome(main) {
       state.mine = (await api.bookings({ mine: true, from })).filter((b) => b.status === 'confirmed');
     } catch (err) {
       state.mine = [];
-      replace(mineList, h('li', { class: 'error' }, err instanceof Error ? err.message : String(err)));
+      replace(mineList, h('li', { class: 'error' }, explainError(err)));
       return;
     }
     renderMine();
@@ -287,7 +321,7 @@ export function mountHome(main) {
       state.robotBookings = bookings;
       state.busy = busy;
     } catch (err) {
-      replace(calBody, h('p', { class: 'error' }, err instanceof Error ? err.message : String(err)));
+      replace(calBody, h('p', { class: 'error' }, explainError(err)));
       return;
     }
     renderCalendar();
@@ -298,10 +332,13 @@ export function mountHome(main) {
     try {
       state.robots = await api.robots();
     } catch (err) {
-      replace(robotsList, h('li', { class: 'error' }, err instanceof Error ? err.message : String(err)));
+      replace(robotsList, h('li', { class: 'error' }, explainError(err)));
       return;
     }
-    if (!state.robotId && state.robots.length) state.robotId = state.robots[0].id;
+    const remembered = rememberedRobot();
+    if (!state.robotId && state.robots.length) {
+      state.robotId = state.robots.some((r) => r.id === remembered) ? remembered : state.robots[0].id;
+    }
     renderRobots();
     await loadPeople();
     await Promise.all([loadMine(), loadRobot()]);
@@ -322,7 +359,26 @@ export function mountHome(main) {
     return p ? p.display_name : null;
   }
 
+  /** @param {string} id */
+  function chooseRobot(id) {
+    if (!state.robots.some((r) => r.id === id)) return;
+    state.robotId = id;
+    state.selected = null;
+    rememberRobot(id);
+    renderRobots();
+    loadRobot();
+  }
+
   function renderRobots() {
+    // The form's robot list follows the robots (rebuilt only when they change: it may be open).
+    const key = state.robots.map((r) => `${r.id}=${r.name}`).join('|');
+    if (fRobot.dataset.key !== key) {
+      fRobot.dataset.key = key;
+      replace(fRobot, state.robots.length
+        ? state.robots.map((r) => h('option', { value: r.id }, `${r.name} · ${r.ward}`))
+        : h('option', { value: '' }, 'No robots yet'));
+    }
+    fRobot.value = state.robotId || '';
     if (!state.robots.length) {
       replace(robotsList, h('li', { class: 'muted' }, 'No robots are registered yet. An administrator adds them.'));
       return;
@@ -332,12 +388,7 @@ export function mountHome(main) {
         type: 'button',
         'aria-pressed': String(r.id === state.robotId),
         dataset: { robotId: r.id },
-        onclick: () => {
-          state.robotId = r.id;
-          state.selected = null;
-          renderRobots();
-          loadRobot();
-        },
+        onclick: () => chooseRobot(r.id),
       },
       h('span', { class: 'name' }, r.name),
       h('span', { class: 'ward' }, r.ward),
@@ -368,7 +419,7 @@ export function mountHome(main) {
 
   function renderWeekLabel() {
     const end = addDays(state.week, 6);
-    weekLabel.textContent = `${state.week.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })} – ${end.toLocaleDateString(undefined, { day: 'numeric', month: 'short', year: 'numeric' })}`;
+    setText(weekLabel, `${state.week.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })} – ${end.toLocaleDateString(undefined, { day: 'numeric', month: 'short', year: 'numeric' })}`);
   }
 
   function renderCalendar() {
@@ -381,10 +432,10 @@ export function mountHome(main) {
       grid.append(h('div', { class: `cal-dayname${today ? ' today' : ''}`, 'aria-hidden': 'true' },
         d.toLocaleDateString(undefined, { weekday: 'short', day: 'numeric' })));
     }
-    const scroll = h('div', { class: 'cal-scroll' });
+    const scroll = h('div', { class: 'cal-scroll', role: 'group', 'aria-label': 'Hours of the day' });
     const hours = h('div', { class: 'cal-hours', 'aria-hidden': 'true' });
     for (let i = 1; i < 24; i++) {
-      hours.append(h('span', { style: `top: calc(${i} * var(--hour))` }, `${String(i).padStart(2, '0')}:00`));
+      hours.append(h('span', { style: `top: calc(${i} * var(--hour))` }, formatHour(i)));
     }
     scroll.append(hours);
 
@@ -443,7 +494,8 @@ export function mountHome(main) {
           class: `cal-event${b.status === 'cancelled' ? ' cancelled' : ''}${b.id === state.selected ? ' selected' : ''}`,
           style,
           dataset: { bookingId: b.id },
-          'aria-label': `Booking ${label}${role && role !== 'doctor' ? `, you are ${role}` : ''}. Show details.`,
+          // The visible text (times and note) is the start of the accessible name (WCAG 2.5.3).
+          'aria-label': `${label}${b.note ? ` ${b.note}` : ''}: ${role && role !== 'doctor' ? `booking where you are ${role}` : 'your booking'}, show details`,
           onclick: () => {
             state.selected = b.id;
             state.confirmCancel = false;
@@ -464,6 +516,32 @@ export function mountHome(main) {
     const hour = firstHour < 24 ? Math.max(0, firstHour - 1) : 7;
     const hourPx = parseFloat(getComputedStyle(grid).getPropertyValue('--hour')) || 34;
     scroll.scrollTop = hour * hourPx;
+    // On a phone the week scrolls sideways (app.css): start at today. A box that scrolls must be
+    // reachable by keyboard (WCAG 2.1.1), so it takes the focus only then.
+    const sideways = grid.scrollWidth > grid.clientWidth + 1;
+    grid.tabIndex = sideways ? 0 : -1;
+    scroll.tabIndex = scroll.scrollHeight > scroll.clientHeight + 1 ? 0 : -1;
+    const today = days.findIndex((d) => dateValue(d) === dateValue(new Date()));
+    if (sideways && today > 0) {
+      const col = /** @type {HTMLElement} */ (scroll.querySelectorAll('.cal-day')[today]);
+      const hoursWidth = hours.getBoundingClientRect().width;
+      grid.scrollLeft = Math.max(0, col.getBoundingClientRect().left - grid.getBoundingClientRect().left + grid.scrollLeft - hoursWidth);
+    }
+  }
+
+  /**
+   * Focus `selector` in the booking details, else their heading (made focusable for this).
+   * @param {string} selector
+   */
+  function focusInDetails(selector) {
+    if (destroyed) return;
+    const wanted = /** @type {HTMLElement|null} */ (details.querySelector(selector));
+    const target = wanted && !(/** @type {HTMLButtonElement} */ (wanted).disabled) ? wanted
+      : /** @type {HTMLElement|null} */ (details.querySelector('#details-title'));
+    if (!target) return;
+    // A heading takes the focus from code only (not a tab stop).
+    if (!target.matches('button, select, input, textarea, a[href]')) target.tabIndex = -1;
+    target.focus();
   }
 
   function renderDetails() {
@@ -472,7 +550,9 @@ export function mountHome(main) {
     if (!b) {
       replace(details,
         h('h2', { id: 'details-title' }, 'Booking'),
-        h('p', { class: 'muted' }, 'Select one of your bookings in the calendar to see it, invite people or cancel it.'));
+        h('p', { class: 'muted', id: 'details-empty' }, canBook
+          ? 'Select one of your bookings in the calendar to see it, invite people or cancel it.'
+          : 'Select a booking you are invited to in the calendar to see when it is and who takes part.'));
       return;
     }
     const now = Date.now();
@@ -482,15 +562,21 @@ export function mountHome(main) {
     const mayCancel = (owner || me.role === 'admin') && b.status === 'confirmed' && !over;
     const error = h('p', { class: 'error', role: 'alert', id: 'details-error' });
 
-    /** @param {() => Promise<unknown>} f */
-    const act = async (f) => {
+    /**
+     * Do `f`, then redraw. The pressed button is redrawn (or gone): focus then goes to
+     * `focusNext` in the new details (else their heading) rather than falling to the page.
+     * @param {() => Promise<unknown>} f
+     * @param {string} focusNext a selector inside the details
+     */
+    const act = async (f, focusNext) => {
       error.textContent = '';
       try {
         await f();
         await Promise.all([loadRobot(), loadMine()]);
       } catch (err) {
-        error.textContent = err instanceof Error ? err.message : String(err);
+        error.textContent = explainError(err);
       }
+      focusInDetails(focusNext);
     };
 
     const invited = new Set(b.invitations.map((i) => i.user_id));
@@ -512,7 +598,7 @@ export function mountHome(main) {
                 error.textContent = `Choose whom to invite as ${role}.`;
                 return;
               }
-              act(() => api.invite(b.id, select.value, role)).then(() => toast('Invitation sent'));
+              act(() => api.invite(b.id, select.value, role), `#${id}`).then(() => toast('Invitation sent'));
             },
           }, 'Invite')));
     };
@@ -531,8 +617,8 @@ export function mountHome(main) {
           editable ? h('button', {
             type: 'button',
             class: 'small',
-            'aria-label': `Withdraw the invitation of ${personName(i.user_id) || 'this user'}`,
-            onclick: () => act(() => api.uninvite(b.id, i.user_id)),
+            'aria-label': `Remove ${personName(i.user_id) || 'this person'} from the booking`,
+            onclick: () => act(() => api.uninvite(b.id, i.user_id), `#invite-${i.role}`),
           }, 'Remove') : null)))
         : h('p', { class: 'muted', id: 'invitees' }, 'Nobody yet.'),
       editable && canListPeople ? [inviteRow('consultant', state.doctors), inviteRow('observer', state.students)] : null,
@@ -542,7 +628,7 @@ export function mountHome(main) {
           ? h('button', { type: 'button', class: 'primary', id: 'details-join', onclick: () => { location.hash = `#/consult/${b.id}`; } }, 'Join')
           : null,
         mayCancel && !state.confirmCancel
-          ? h('button', { type: 'button', class: 'danger', id: 'cancel-booking', onclick: () => { state.confirmCancel = true; renderDetails(); } }, 'Cancel booking')
+          ? h('button', { type: 'button', class: 'danger', id: 'cancel-booking', onclick: () => { state.confirmCancel = true; renderDetails(); focusInDetails('#cancel-keep'); } }, 'Cancel booking')
           : null,
         mayCancel && state.confirmCancel
           ? [h('span', { class: 'error' }, 'Cancel this booking?'),
@@ -550,9 +636,9 @@ export function mountHome(main) {
               type: 'button',
               class: 'danger',
               id: 'cancel-confirm',
-              onclick: () => { state.confirmCancel = false; act(() => api.cancelBooking(b.id)).then(() => toast('Booking cancelled')); },
+              onclick: () => { state.confirmCancel = false; act(() => api.cancelBooking(b.id), '#details-title').then(() => toast('Booking cancelled')); },
             }, 'Yes, cancel it'),
-            h('button', { type: 'button', onclick: () => { state.confirmCancel = false; renderDetails(); } }, 'Keep it')]
+            h('button', { type: 'button', id: 'cancel-keep', onclick: () => { state.confirmCancel = false; renderDetails(); focusInDetails('#cancel-booking'); } }, 'Keep it')]
           : null));
   }
 

@@ -19,7 +19,7 @@
 // Not here: WebRTC and reconnection (session.js), frame sending (drive.js), inputs
 // (joystick.js, keyboard.js, gamepad.js), statistics (stats.js).
 
-import { api, ApiError } from './api.js';
+import { api, ApiError, explainError } from './api.js';
 import { h, replace, setText, formatDateTime, formatTime, formatClock, formatCountdown, formatDuration, toast } from './dom.js';
 import { Session, FatalSessionError } from './session.js';
 import { DriveSender } from './drive.js';
@@ -122,6 +122,8 @@ export function mountConsult(main, bookingId) {
   let estopWanted = null;
   /** The link (connection and heartbeat) the wanted e-stop was last sent on. */
   let estopSentOn = '';
+  /** When it was last sent (Date.now()): unconfirmed, it is sent again every second. */
+  let estopSentAt = 0;
   /** Times the link came back, so a wanted e-stop is sent again on each. */
   let linkUps = 0;
   /** @type {string|null} our participant id on the current or last connection */
@@ -193,7 +195,7 @@ export function mountConsult(main, bookingId) {
           throw new Error(`joining opens at ${formatClock(joinOpensAt)}`);
         }
         if (err instanceof ApiError && [403, 404, 409, 422].includes(err.status)) {
-          throw new FatalSessionError(err.message, err.status);
+          throw new FatalSessionError(explainError(err), err.status);
         }
         throw err;
       }
@@ -243,7 +245,8 @@ export function mountConsult(main, bookingId) {
         h('label', { for: 'handoff-to', class: 'visually-hidden' }, 'Hand off control to'),
         handoffTo, handoff),
       requests, hint,
-      h('p', { class: 'keys' },
+      // Keyboard users only: hidden on touch screens and phones (app.css).
+      h('p', { class: 'keys', id: 'key-hints' },
         'Keys: ', h('kbd', {}, 'W'), h('kbd', {}, 'A'), h('kbd', {}, 'S'), h('kbd', {}, 'D'), ' or arrows to drive, ',
         h('kbd', {}, 'Q'), h('kbd', {}, 'E'), ' strafe, ', h('kbd', {}, 'Shift'), ' full speed, ', h('kbd', {}, 'Space'), ' e-stop.'));
     ctl = { estop, estopStatus, notice, clear, take, release, handoffTo, handoff, requests, hint, panel, joystick, keyboard, gamepad, drive };
@@ -285,7 +288,7 @@ export function mountConsult(main, bookingId) {
       title.textContent = `Consult · ${robotName}`;
       bookingInfo.textContent = `${r ? `${r.ward} · ` : ''}${formatDateTime(booking.starts_at)}–${formatTime(booking.ends_at)}${booking.note ? ` · ${booking.note}` : ''}`;
     } catch (err) {
-      bookingInfo.textContent = err instanceof Error ? err.message : String(err);
+      bookingInfo.textContent = explainError(err);
     }
     if (me.role === 'doctor' || me.role === 'admin') {
       try {
@@ -354,12 +357,18 @@ export function mountConsult(main, bookingId) {
     render();
   }
 
-  /** Send the wanted e-stop on the live link, once per link. */
+  /**
+   * Send the wanted e-stop on the live link: at once on a new link, and again every second until
+   * the room confirms it (a send on a link that has just come back may not be heard).
+   */
   function deliverEstop() {
     if (estopWanted === null || !session.live) return;
     const link = `${session.generation}/${linkUps}`;
-    if (estopSentOn === link) return;
-    if (session.sendEvent({ type: 'estop' })) estopSentOn = link;
+    if (estopSentOn === link && Date.now() - estopSentAt < 1000) return;
+    if (session.sendEvent({ type: 'estop' })) {
+      estopSentOn = link;
+      estopSentAt = Date.now();
+    }
   }
 
   /**
@@ -744,11 +753,12 @@ export function mountConsult(main, bookingId) {
     own.cam.setAttribute('aria-pressed', String(!!cam && camOff));
     own.preview.hidden = !cam;
     if (own.status.dataset.problem) return; // the reason there is no microphone or camera stays
-    own.status.textContent = !local ? own.status.textContent
-      : micMuted && camOff ? 'Your microphone is muted and your camera is off.'
-        : micMuted ? 'Your microphone is muted.'
-          : camOff ? 'Your camera is off.'
-            : 'The others hear and see you.';
+    // A status region: rewritten only when the words change (render() runs every second).
+    if (!local) return;
+    setText(own.status, micMuted && camOff ? 'Your microphone is muted and your camera is off.'
+      : micMuted ? 'Your microphone is muted.'
+        : camOff ? 'Your camera is off.'
+          : 'The others hear and see you.');
   }
 
   function renderControls() {
@@ -781,7 +791,7 @@ export function mountConsult(main, bookingId) {
     ctl.clear.hidden = !(room.estop && hold && connected);
 
     ctl.take.hidden = hold;
-    ctl.take.textContent = room.holder ? (room.requested ? 'Control requested…' : 'Request control') : 'Take control';
+    setText(ctl.take, room.holder ? (room.requested ? 'Control requested…' : 'Request control') : 'Take control');
     ctl.take.disabled = !connected || room.requested || (!room.holder && !canControl);
     ctl.release.hidden = !hold;
     ctl.release.disabled = !connected;
@@ -878,6 +888,7 @@ export function mountConsult(main, bookingId) {
   }
 
   const clock = setInterval(renderCountdown, 10_000);
+  const estopRetry = setInterval(deliverEstop, 250);
 
   const onPageHide = () => session.close();
   window.addEventListener('pagehide', onPageHide);
@@ -940,6 +951,7 @@ export function mountConsult(main, bookingId) {
     destroy() {
       destroyed = true;
       clearInterval(clock);
+      clearInterval(estopRetry);
       if (waitTicker) clearInterval(waitTicker);
       if (controlTimer) clearTimeout(controlTimer);
       window.removeEventListener('pagehide', onPageHide);

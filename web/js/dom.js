@@ -76,23 +76,55 @@ export function $(selector, root = document) {
 }
 
 /**
- * Local date and time, short: "Tue 24 Nov, 14:05".
+ * Does this browser's locale write the time on a 12-hour clock ("2:05 PM") or a 24-hour one
+ * ("14:05")? Every time on every page follows it, so a page never mixes the two (issue 17).
+ * @returns {boolean}
+ */
+export function uses12Hour() {
+  return new Intl.DateTimeFormat(undefined, { hour: 'numeric' }).resolvedOptions().hourCycle?.startsWith('h1') ?? false;
+}
+
+/**
+ * Hour and minute options in the locale's clock: "14:05" (zero-padded, like a 24-hour clock
+ * face) or "2:05 PM".
+ * @param {boolean} [seconds]
+ * @returns {Intl.DateTimeFormatOptions}
+ */
+function clockOptions(seconds = false) {
+  const h12 = uses12Hour();
+  return {
+    hour: h12 ? 'numeric' : '2-digit',
+    minute: '2-digit',
+    ...(seconds ? { second: '2-digit' } : {}),
+    hourCycle: h12 ? 'h12' : 'h23',
+  };
+}
+
+/**
+ * Local date and time, short: "Tue 24 Nov, 14:05" (or "Tue, Nov 24, 2:05 PM").
  * @param {string|Date} t
  */
 export function formatDateTime(t) {
   const d = typeof t === 'string' ? new Date(t) : t;
-  return d.toLocaleString(undefined, {
-    weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
-  });
+  return d.toLocaleString(undefined, { weekday: 'short', day: 'numeric', month: 'short', ...clockOptions() });
 }
 
 /**
- * Local time, short: "14:05".
+ * Local time, short: "14:05" (or "2:05 PM").
  * @param {string|Date} t
  */
 export function formatTime(t) {
   const d = typeof t === 'string' ? new Date(t) : t;
-  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleTimeString(undefined, clockOptions());
+}
+
+/**
+ * A whole hour for the calendar's hour column, in the same clock: "14:00" (or "2 PM").
+ * @param {number} hour 0-23, local
+ */
+export function formatHour(hour) {
+  const d = new Date(2000, 0, 1, hour);
+  return uses12Hour() ? d.toLocaleTimeString(undefined, { hour: 'numeric', hourCycle: 'h12' }) : formatTime(d);
 }
 
 /**
@@ -101,7 +133,7 @@ export function formatTime(t) {
  */
 export function formatClock(t) {
   const d = typeof t === 'number' ? new Date(t) : t;
-  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toLocaleTimeString(undefined, clockOptions(true));
 }
 
 /**

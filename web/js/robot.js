@@ -25,8 +25,8 @@
 //
 // Not here: the watchdog rules (watchdog.js), WebRTC and reconnection (session.js).
 
-import { publishToken, ApiError } from './api.js';
-import { $, h, replace, toast } from './dom.js';
+import { publishToken, ApiError, explainError } from './api.js';
+import { $, h, replace, setText, formatClock, toast } from './dom.js';
 import { Session, FatalSessionError } from './session.js';
 import { Watchdog, isStillDrive } from './watchdog.js';
 import { StatsSampler, describe } from './stats.js';
@@ -48,9 +48,18 @@ const main = $('#main');
 let session = null;
 
 /**
- * Read a start link's fragment (`#room=…&credential=…` or `#room=…&token=…`) and take it out of
- * the address bar and the history. A secret in the query is refused (see the module comment).
- * @returns {{room: string, credential?: string, token?: string, refused?: string}}
+ * The robot's name, for its own screen: from the publish-token answer once the API gives it
+ * (`robot_name`), else from the start link (`#…&name=Rounds-1`), else none. Never its raw id:
+ * people in the room read this screen.
+ * @type {string}
+ */
+let robotName = '';
+
+/**
+ * Read a start link's fragment (`#room=…&credential=…` or `#room=…&token=…`, optionally
+ * `&name=…`) and take it out of the address bar and the history. A secret in the query is refused
+ * (see the module comment).
+ * @returns {{room: string, credential?: string, token?: string, refused?: string, name?: string}}
  */
 function takeStartLink() {
   const query = new URLSearchParams(location.search);
@@ -66,7 +75,8 @@ function takeStartLink() {
   }
   const credential = fragment.get('credential') || undefined;
   const token = fragment.get('token') || undefined;
-  return { room, credential, token };
+  const name = (fragment.get('name') || '').trim().slice(0, 100) || undefined;
+  return { room, credential, token, name };
 }
 
 /**
@@ -78,6 +88,8 @@ function fromCredential(id, cred) {
   return async () => {
     try {
       const t = await publishToken(id, cred);
+      const named = /** @type {{robot_name?: unknown}} */ (t).robot_name;
+      if (typeof named === 'string' && named.trim()) showName(named.trim());
       return { room: t.room, token: t.token, iceServers: t.ice_servers || [] };
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) throw new FatalSessionError('the robot credential was refused', 401);
@@ -108,8 +120,8 @@ function showSetup(roomId, refused) {
         await publishToken(id, cred); // check before asking for the camera
       } catch (err) {
         error.textContent = err instanceof ApiError && err.status === 401
-          ? 'Unknown robot or wrong credential.'
-          : err instanceof Error ? err.message : String(err);
+          ? 'Unknown robot or wrong credential. Check both with the administrator who registered this robot.'
+          : explainError(err);
         submit.disabled = false;
         return;
       }
@@ -142,11 +154,12 @@ async function start(room, credentials) {
   } catch (err) {
     replace(main, h('div', { class: 'panel login' },
       h('h1', {}, 'No camera'),
-      h('p', { class: 'error', role: 'alert', id: 'robot-error' }, `The camera or microphone could not be opened: ${err instanceof Error ? err.message : String(err)}`),
+      h('p', { class: 'error', role: 'alert', id: 'robot-error' }, err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError')
+        ? 'The camera and microphone are blocked for this page. Allow them in the browser’s site settings, then press Try again.'
+        : 'No camera or microphone could be opened. Check that they are connected and not used by another program, then press Try again.'),
       h('button', { type: 'button', onclick: () => location.reload() }, 'Try again')));
     return;
   }
-  $('#robot-who').textContent = `Robot ${room.slice(0, 8)}…`;
   runRobot(stream, credentials);
 }
 
@@ -266,9 +279,11 @@ function runRobot(stream, credentials) {
   }, 'Full screen');
 
   replace(main, h('div', { class: 'robot-page' },
+    h('h1', { class: 'visually-hidden', id: 'robot-title' }, pageTitle()),
     h('div', { class: 'robot-main' },
       stage,
-      h('div', { class: 'state-line' }, connDot, connText, soundOn, fullscreen),
+      // The dot stays with its words however narrow the screen; the buttons wrap instead.
+      h('div', { class: 'state-line' }, h('span', { class: 'conn' }, connDot, connText), soundOn, fullscreen),
       driver,
       h('p', { class: 'hint' }, 'Link: ', link),
       audioBox),
@@ -316,7 +331,7 @@ function runRobot(stream, credentials) {
     arrow.textContent = isStillDrive(d) ? '■' : d.linearX > 0 ? (d.angularZ > 0 ? '↖' : d.angularZ < 0 ? '↗' : '↑')
       : d.linearX < 0 ? (d.angularZ > 0 ? '↙' : d.angularZ < 0 ? '↘' : '↓')
         : d.angularZ > 0 ? '↺' : d.angularZ < 0 ? '↻' : d.linearY > 0 ? '←' : '→';
-    const t = new Date().toLocaleTimeString(undefined, { hour12: false });
+    const t = formatClock(new Date());
     log.prepend(h('li', {}, `${t} ${d.reason.padEnd(7)} x=${d.linearX} y=${d.linearY} z=${d.angularZ} epoch=${d.epoch}`));
     while (log.children.length > 50) log.lastElementChild?.remove();
   }
@@ -339,11 +354,12 @@ function runRobot(stream, credentials) {
   function renderEstop() {
     const latched = watchdog.estopLatched();
     estopState.classList.toggle('latched', latched);
-    estopState.textContent = !latched ? 'E-stop clear' : localEstop ? 'E-STOP LATCHED at the robot' : 'E-STOP LATCHED';
+    // A live region: rewritten only when the words change (every estop event calls this).
+    setText(estopState, !latched ? 'E-stop clear' : localEstop ? 'E-STOP LATCHED at the robot' : 'E-STOP LATCHED');
     estopState.dataset.latched = String(latched);
     estopState.dataset.local = String(localEstop);
     localStop.setAttribute('aria-pressed', String(localEstop));
-    localStop.textContent = localEstop ? 'Release local e-stop' : 'STOP (local e-stop)';
+    setText(localStop, localEstop ? 'Release local e-stop' : 'STOP (local e-stop)');
   }
 
   function toggleLocalEstop() {
@@ -371,7 +387,10 @@ function runRobot(stream, credentials) {
 
   function renderDriver() {
     driver.dataset.holder = holder || '';
-    driver.textContent = holder ? `${label(holder)} is driving (session ${holder})` : 'Nobody is driving';
+    // In words (the session id stays in `data-holder` for machines).
+    const p = participants.find((x) => x.id === holder);
+    const who = !p ? 'A doctor' : p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
+    setText(driver, holder ? `${who} is driving` : 'Nobody is driving');
     const doctors = participants.filter((x) => x.role === 'doctor').length;
     const observers = participants.filter((x) => x.role === 'observer').length;
     driver.title = `${doctors} doctor(s), ${observers} observer(s) in the room`;
@@ -383,7 +402,7 @@ function runRobot(stream, credentials) {
     presenter.dataset.participant = id || '';
     noPresenter.hidden = !!id;
     presenterLabel.hidden = !id;
-    presenterLabel.textContent = !id ? '' : id === holder ? 'The driving doctor' : `${label(id)} (not driving)`;
+    setText(presenterLabel, !id ? '' : id === holder ? 'The driving doctor' : `${label(id)} (not driving)`);
     presenter.setAttribute('aria-label', id ? `Camera of ${label(id).toLowerCase()}` : 'No doctor’s camera');
     const names = speaking.filter((x) => participants.some((p) => p.id === x)).map(label);
     speakingLine.textContent = names.length ? `Speaking: ${names.join(', ')}` : '';
@@ -578,7 +597,25 @@ function runRobot(stream, credentials) {
   s.start();
 }
 
+/** The page's heading: the robot's name when known. */
+function pageTitle() {
+  return robotName ? `${robotName}: robot screen` : 'Robot screen';
+}
+
+/**
+ * Show the robot's name in the top bar, the heading and the window title.
+ * @param {string} name
+ */
+function showName(name) {
+  robotName = name;
+  setText($('#robot-who'), name);
+  const title = document.getElementById('robot-title');
+  if (title) setText(title, pageTitle());
+  document.title = `${name} · Bedside robot`;
+}
+
 const link = takeStartLink();
+if (link.name) showName(link.name);
 if (link.room && link.credential) {
   start(link.room, fromCredential(link.room, link.credential));
 } else if (link.room && link.token) {

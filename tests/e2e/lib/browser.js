@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,19 +181,45 @@ export function browserTest(name, opts, fn) {
   });
 }
 
+/** A phone (iPhone 12-15 class) and a tablet, in CSS pixels, for the layout checks. */
+export const PHONE = { width: 390, height: 844 };
+export const TABLET = { width: 820, height: 1180 };
+
+/**
+ * `BEDSIDE_E2E_WEB=disk` (or `=<folder>`): serve `/`, `/robot`, `/js/*` and `/css/*` from this
+ * checkout's `web/` (or that folder, e.g. an older `web/` to see a test fail before a fix)
+ * instead of the binary's embedded copy; the server's headers, CSP included, are kept. Only for
+ * working on the client without a rebuild: the suite runs on the embedded files.
+ */
+const WEB_FROM_DISK = !process.env.BEDSIDE_E2E_WEB ? null
+  : process.env.BEDSIDE_E2E_WEB === 'disk' ? resolve(here, '../../../web') : resolve(process.env.BEDSIDE_E2E_WEB);
+
 /**
  * A new page in its own context (own storage: one login per person). Its uncaught errors and
- * HTTP errors are recorded for `browserTest`.
+ * HTTP errors are recorded for `browserTest`. `touch` makes it a touch screen (a phone or tablet:
+ * `pointer: coarse`); `locale` sets the browser's language and clock (default en-GB, 24 hours).
  * @param {import('playwright-core').Browser} browser
- * @param {{width?: number, height?: number, name: string}} opts
+ * @param {{width?: number, height?: number, name: string, locale?: string, touch?: boolean}} opts
  */
 export async function newPage(browser, opts) {
   const context = await browser.newContext({
     viewport: { width: opts.width || 1280, height: opts.height || 720 },
     timezoneId: 'UTC',
-    locale: 'en-GB',
+    locale: opts.locale || 'en-GB',
     permissions: ['camera', 'microphone'],
+    ...(opts.touch ? { hasTouch: true, isMobile: true } : {}),
   });
+  if (WEB_FROM_DISK) {
+    const root = WEB_FROM_DISK;
+    await context.route(/^http:\/\/127\.0\.0\.1:\d+\/(robot)?(\?.*)?$|\/(js|css)\/[^?]+/, async (route) => {
+      const url = new URL(route.request().url());
+      const rel = url.pathname === '/' ? 'index.html' : url.pathname === '/robot' ? 'robot.html' : url.pathname.slice(1);
+      const file = resolve(root, rel);
+      if (!file.startsWith(root) || !existsSync(file)) return route.continue();
+      const response = await route.fetch();
+      await route.fulfill({ response, body: readFileSync(file) });
+    });
+  }
   return watchPage(await context.newPage(), opts.name);
 }
 
@@ -372,4 +398,136 @@ export async function layoutProblems(page, selectors) {
 export async function text(page, selector) {
   const el = await page.$(selector);
   return el ? ((await el.textContent()) || '').trim() : '';
+}
+
+// --- accessibility and layout checks that axe-core does not make ---------------------------------
+
+/**
+ * Where the page, or any element matching `selectors`, is wider than its box: it scrolls (or
+ * clips) sideways. Elements meant to scroll sideways (`overflow-x: auto|scroll`, e.g. the phone
+ * calendar) are judged by their parent instead. Empty when all is well.
+ * @param {import('playwright-core').Page} page
+ * @param {string[]} selectors
+ * @returns {Promise<string[]>}
+ */
+export async function overflowProblems(page, selectors) {
+  return page.evaluate((sels) => {
+    /** @type {string[]} */
+    const found = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) found.push(`document: scrollWidth ${root.scrollWidth} > clientWidth ${root.clientWidth}`);
+    if (document.body.scrollWidth > root.clientWidth) found.push(`body: scrollWidth ${document.body.scrollWidth} > ${root.clientWidth}`);
+    for (const sel of sels) {
+      for (const el of document.querySelectorAll(sel)) {
+        const h = /** @type {HTMLElement} */ (el);
+        if (!h.offsetParent && getComputedStyle(h).position !== 'fixed') continue; // not shown
+        if (h.classList.contains('visually-hidden')) continue; // for screen readers only, 1 px by design
+        const r = h.getBoundingClientRect();
+        const name = `${sel}${h.id ? `#${h.id}` : ''}`;
+        if (h.scrollWidth > h.clientWidth + 1 && !['auto', 'scroll'].includes(getComputedStyle(h).overflowX)) {
+          found.push(`${name}: content ${h.scrollWidth} px wide in a box of ${h.clientWidth}`);
+        }
+        if (r.left < -0.5 || r.right > root.clientWidth + 0.5) {
+          found.push(`${name}: sticks out of the screen (${Math.round(r.left)}..${Math.round(r.right)} of ${root.clientWidth})`);
+        }
+      }
+    }
+    return found;
+  }, selectors);
+}
+
+/**
+ * Buttons and links whose visible words are not part of their accessible name (WCAG 2.5.3 Label
+ * in Name: speech users say what they see): the shown words must appear, in order and as whole
+ * words, in the name Chromium computes (read from its accessibility tree through the DevTools
+ * protocol). Compared without case and punctuation ("‹ Prev" shows the word "prev", which the
+ * name "Previous week" does not contain).
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export async function labelInNameProblems(page) {
+  const shown = await page.evaluate(() => {
+    const all = [...document.querySelectorAll('button, a[href], [role="button"]')]
+      .filter((el) => /** @type {HTMLElement} */ (el).offsetParent && /** @type {HTMLElement} */ (el).innerText.trim());
+    return all.map((el, i) => {
+      el.setAttribute('data-label-check', String(i));
+      return { i, what: `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}`, text: /** @type {HTMLElement} */ (el).innerText };
+    });
+  });
+  const cdp = await page.context().newCDPSession(page);
+  /** @type {string[]} */
+  const found = [];
+  try {
+    await cdp.send('DOM.enable');
+    await cdp.send('Accessibility.enable');
+    const { root } = await cdp.send('DOM.getDocument', { depth: 0 });
+    const words = (/** @type {string} */ t) => t.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+    for (const el of shown) {
+      const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector: `[data-label-check="${el.i}"]` });
+      if (!nodeId) continue;
+      const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
+      const name = String(nodes[0]?.name?.value ?? '');
+      const seen = words(el.text).join(' ');
+      if (!` ${words(name).join(' ')} `.includes(` ${seen} `)) found.push(`${el.what}: shows "${el.text.replace(/\s+/g, ' ').trim()}", named "${name}"`);
+    }
+  } finally {
+    await page.evaluate(() => { for (const el of document.querySelectorAll('[data-label-check]')) el.removeAttribute('data-label-check'); });
+    await cdp.detach().catch(() => {});
+  }
+  return found;
+}
+
+/**
+ * From now on, count every time a live region (`aria-live` polite/assertive, `role` status,
+ * alert, log) is rewritten with the words it already had: a screen reader reads those out again.
+ * Read the count with `liveRegionRewrites`.
+ * @param {import('playwright-core').Page} page
+ */
+export async function watchLiveRegions(page) {
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    if (w.__liveWatch) w.__liveWatch.observer.disconnect();
+    /** @type {Map<Element, string>} */
+    const last = new Map();
+    /** @type {string[]} */
+    const rewrites = [];
+    /** @param {Node|null} n */
+    const regionOf = (n) => {
+      let el = n instanceof Element ? n : n ? n.parentElement : null;
+      for (; el; el = el.parentElement) {
+        const live = el.getAttribute('aria-live');
+        const role = el.getAttribute('role');
+        if (live === 'off') return null;
+        if (live === 'polite' || live === 'assertive' || role === 'status' || role === 'alert' || role === 'log') return el;
+      }
+      return null;
+    };
+    for (const el of document.querySelectorAll('[aria-live], [role="status"], [role="alert"], [role="log"]')) last.set(el, el.textContent || '');
+    const observer = new MutationObserver((records) => {
+      /** @type {Set<Element>} */
+      const touched = new Set();
+      for (const r of records) {
+        const region = regionOf(r.target);
+        if (region) touched.add(region);
+      }
+      for (const region of touched) {
+        const text = region.textContent || '';
+        if (last.has(region) && last.get(region) === text && text.trim()) {
+          rewrites.push(`${region.tagName.toLowerCase()}${region.id ? `#${region.id}` : ''}: "${text.slice(0, 80)}"`);
+        }
+        last.set(region, text);
+      }
+    });
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+    w.__liveWatch = { observer, rewrites };
+  });
+}
+
+/**
+ * The live-region rewrites with unchanged words since `watchLiveRegions`.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function liveRegionRewrites(page) {
+  return page.evaluate(() => /** @type {any} */ (window).__liveWatch.rewrites.slice());
 }

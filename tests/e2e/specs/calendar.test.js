@@ -1,7 +1,9 @@
 // Login, robots and the booking calendar in a real browser against the real binary: a doctor
 // logs in (after a wrong password), books a slot, hits a conflict, invites a consultant and an
 // observer, cancels a booking; a student sees the booking they are invited to and can book
-// nothing, not even through the API; the calendar works on a phone.
+// nothing, not even through the API; the calendar works on a phone. In plain words (issue 17):
+// times in the browser's own clock (12 or 24 hours, never both), a refused booking explained by
+// what to do, and a booking form that names the robot it books and remembers it across a reload.
 //
 // Each test starts from the seeded data only (not from what an earlier test booked), so one
 // failure does not take the others with it.
@@ -76,7 +78,7 @@ after(async () => {
 async function showWeekOfDay(page) {
   const column = page.locator(`.cal-day[data-date="${DAY_VALUE}"]`);
   await page.waitForSelector('.cal-day');
-  if ((await column.count()) === 0) await page.click('button[aria-label="Next week"]');
+  if ((await column.count()) === 0) await page.click('#week-next');
   await column.waitFor();
 }
 
@@ -99,13 +101,13 @@ browserTest('a doctor books, hits a conflict, invites and cancels through the ca
 
   // Overlaps Ben's 10:00-11:00: refused, with the reason in words.
   await page.fill('#book-date', DAY_VALUE);
-  await page.fill('#book-time', '10:30');
+  await page.selectOption('#book-time', '10:30');
   await page.selectOption('#book-duration', '60');
   await page.click('#book-submit');
   await until('the conflict is explained', async () => /overlaps another booking \(.*10:00.11:00\)/.test(await text(page, '#book-error')));
 
   // 13:00-14:00 works.
-  await page.fill('#book-time', '13:00');
+  await page.selectOption('#book-time', '13:00');
   await page.fill('#book-note', 'Ward round, bed 4');
   await page.click('#book-submit');
   const event = page.locator('.cal-event:not(.busy)').first();
@@ -141,7 +143,7 @@ browserTest('a doctor books, hits a conflict, invites and cancels through the ca
   await screenshot(page, 'calendar', { fullPage: true });
 
   // A second booking, cancelled again.
-  await page.fill('#book-time', '15:00');
+  await page.selectOption('#book-time', '15:00');
   await page.fill('#book-note', '');
   await page.selectOption('#book-duration', '30');
   await page.click('#book-submit');
@@ -217,7 +219,7 @@ browserTest('the calendar is usable on a phone', { timeout: 60_000 }, async () =
 
   // And it works there: a booking made with taps on the phone.
   await page.fill('#book-date', DAY_VALUE);
-  await page.fill('#book-time', '17:00');
+  await page.selectOption('#book-time', '17:00');
   await page.selectOption('#book-duration', '30');
   await page.click('#book-submit');
   await until('the phone booking is selected', async () => (await text(page, '#details-when')).includes('17:00'));
@@ -225,4 +227,80 @@ browserTest('the calendar is usable on a phone', { timeout: 60_000 }, async () =
   const b = await world.users.ben.api.call('GET', `/api/bookings/${id}`);
   assert.equal(b.starts_at, iso(at(17, 0)));
   assert.deepEqual(await layoutProblems(page, ['#booking-details', '#cancel-booking']), [], 'the details fit too');
+});
+
+/**
+ * Every time of day written on the home page (your bookings, the calendar, the details).
+ * @param {import('playwright-core').Page} page
+ */
+async function timesShown(page) {
+  const all = [await text(page, '#my-bookings'), await text(page, '#calendar'), await text(page, '#booking-details'),
+    ...await page.locator('#book-time option').allTextContents()].join('\n');
+  return {
+    times: all.match(/\b\d{1,2}:\d{2}(?:\s?[AP]M)?/g) || [],
+    hours: await page.locator('.cal-hours span').allTextContents(),
+  };
+}
+
+browserTest('times follow the browser\'s clock: 12 hours in en-US, 24 in en-GB, never both on one page', { timeout: 60_000 }, async (t) => {
+  for (const [locale, twelve] of /** @type {const} */ ([['en-US', true], ['en-GB', false]])) {
+    const page = await newPage(browser, { name: `ben-${locale}`, locale });
+    await login(page, server.base, 'ben');
+    await page.waitForSelector(`#my-bookings li[data-booking-id="${world.bookings.benTen.id}"]`);
+    await showWeekOfDay(page);
+    await page.locator(`.cal-event[data-booking-id="${world.bookings.benTen.id}"]`).click();
+    await page.waitForSelector('#details-when');
+    const { times, hours } = await timesShown(page);
+    t.diagnostic(`${locale}: ${times.slice(0, 6).join(' | ')} …; hour column ${hours.slice(7, 10).join(', ')}, ${hours.slice(13, 15).join(', ')}`);
+    assert.ok(times.length >= 6, `times are shown (${times.join(', ')})`);
+    if (twelve) {
+      for (const x of times) assert.match(x, /[AP]M$/, `12-hour clock everywhere (${x})`);
+      assert.ok(times.some((x) => x.startsWith('10:00') && x.endsWith('AM')), `Ben's 10:00 booking as 10:00 AM (${times.join(', ')})`);
+      for (const x of hours) assert.match(x, /^\d{1,2}\s?[AP]M$/, `hour column on the same clock (${x})`);
+      assert.ok(hours.includes('1\u202fPM') || hours.includes('1 PM'), `13:00 is 1 PM (${hours.join(', ')})`);
+    } else {
+      for (const x of times) assert.match(x, /^\d\d:\d\d$/, `24-hour clock everywhere (${x})`);
+      for (const x of hours) assert.match(x, /^\d\d:00$/, `hour column on the same clock (${x})`);
+      assert.ok(hours.includes('13:00'));
+    }
+    await page.context().close();
+  }
+});
+
+browserTest('a refused booking is explained by what to do, and the form names the robot it books and remembers it', {
+  timeout: 60_000,
+  allow: [/^ana-form: HTTP 422 POST \/api\/bookings$/],
+}, async () => {
+  const page = await newPage(browser, { name: 'ana-form' });
+  await login(page, server.base, 'ana');
+  await page.waitForSelector('#book-robot option', { state: 'attached' });
+  // The form says which robot: the one chosen in the list, and choosing in the form follows.
+  assert.equal(await page.inputValue('#book-robot'), world.robots.r1.id);
+  assert.match(await page.locator('#book-robot option:checked').textContent() || '', /Rounds-1/);
+  await page.selectOption('#book-robot', world.robots.r2.id);
+  await until('the calendar follows the form', async () => (await text(page, '#calendar-title')) === 'Calendar · Rounds-2');
+  assert.equal(await page.getAttribute(`#robots button[data-robot-id="${world.robots.r2.id}"]`, 'aria-pressed'), 'true');
+
+  // Yesterday: refused, in words that say what to do, not the server's.
+  const yesterday = new Date(DAY - 2 * 24 * 3600_000).toISOString().slice(0, 10);
+  await page.fill('#book-date', yesterday);
+  await page.selectOption('#book-time', '09:00');
+  await page.click('#book-submit');
+  await until('the refusal is explained', async () => (await text(page, '#book-error')) !== '');
+  assert.equal(await text(page, '#book-error'), 'That start time has already passed. Choose a later time, or press Start now.');
+
+  // Reloaded, the page still books Rounds-2; a booking made now is Rounds-2's.
+  await page.reload();
+  await page.waitForSelector('#book-robot option', { state: 'attached' });
+  await until('the choice is remembered', async () => (await page.inputValue('#book-robot')) === world.robots.r2.id);
+  assert.equal(await text(page, '#calendar-title'), 'Calendar · Rounds-2');
+  await page.fill('#book-date', DAY_VALUE);
+  await page.selectOption('#book-time', '19:00');
+  await page.selectOption('#book-duration', '30');
+  await page.click('#book-submit');
+  await until('booked', async () => (await text(page, '#details-when')).includes('19:00'));
+  const id = await page.locator('.cal-event.selected').getAttribute('data-booking-id');
+  assert.equal((await world.users.ana.api.call('GET', `/api/bookings/${id}`)).robot_id, world.robots.r2.id);
+  assert.match(await text(page, '#details-title'), /Rounds-2/);
+  await page.context().close();
 });

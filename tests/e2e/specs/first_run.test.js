@@ -1,12 +1,14 @@
 // The first use of a fresh install, as a new user finds it: `bedside serve` without an admin
 // prints a one-time setup link (the code in a URL fragment, never a query) in its log; the page
 // offers creating the first administrator with it; the code is spent by that, and a wrong code,
-// a second use and a link opened after an admin exists are refused in words.
+// a second use and a link opened after an admin exists are refused in words. The setup page
+// passes axe-core (WCAG 2.2 AA), also with an error shown, and fits a phone.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.js';
+import { expectAccessible } from '../lib/axe.js';
 import {
-  launch, newPage, browserTest, until, screenshot, text, unexpectedPageProblems,
+  launch, newPage, browserTest, until, screenshot, text, unexpectedPageProblems, overflowProblems, PHONE,
 } from '../lib/browser.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
@@ -52,6 +54,7 @@ browserTest('a fresh server prints a one-time setup link, and it creates the fir
   const typed = await newPage(browser, { name: 'typed' });
   await typed.goto(`${server.base}/`);
   await typed.waitForSelector('#setup-form');
+  await expectAccessible(typed, 'the first-run setup page');
   assert.equal(await typed.locator('#login-submit').count(), 0, 'no login form while there is nobody to log in as');
   await typed.fill('#setup-code', `bss_${'A'.repeat(43)}`);
   await typed.fill('#setup-username', 'head-of-it');
@@ -60,6 +63,15 @@ browserTest('a fresh server prints a one-time setup link, and it creates the fir
   await typed.fill('#setup-password2', NEW_PASSWORD);
   await typed.click('#setup-submit');
   await until('the wrong code is refused', async () => /setup code is wrong/.test(await text(typed, '#setup-error')));
+  await expectAccessible(typed, 'the first-run setup page with an error');
+
+  // On a phone: it fits.
+  const phone = await newPage(browser, { name: 'phone', ...PHONE, touch: true });
+  await phone.goto(`${server.base}/`);
+  await phone.waitForSelector('#setup-form');
+  assert.deepEqual(await overflowProblems(phone, ['main', '.panel', '.topbar']), [], 'the setup page fits a phone');
+  await screenshot(phone, 'phone-first-run-setup');
+  await phone.context().close();
 
   // With the link: the code is filled in and gone from the address bar at once.
   const page = await newPage(browser, { name: 'admin' });
@@ -92,6 +104,7 @@ browserTest('a fresh server prints a one-time setup link, and it creates the fir
   await late.waitForSelector('#setup-done');
   await late.waitForSelector('#login-submit');
   assert.equal(await late.locator('#setup-form').count(), 0);
+  await expectAccessible(late, 'the login page after a spent setup link');
   assert.ok(!late.url().includes(code));
 
   const state = await fetch(`${server.base}/api/setup`).then((r) => r.json());
