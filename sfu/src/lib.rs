@@ -23,7 +23,8 @@
 //! use std::sync::Arc;
 //!
 //! use bedside_proto::KeyPair;
-//! use bedside_sfu::{signalling, Metrics, RoomEvent, RoomEventHook, Sfu, SfuConfig};
+//! use bedside_proto::node::NodeReport;
+//! use bedside_sfu::{signalling, Metrics, RoomEventHook, Sfu, SfuConfig};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,8 +39,9 @@
 //!         workers: 2,
 //!         ..SfuConfig::default()
 //!     };
-//!     // Lease changes and e-stops, for an audit log (the all-in-one binary writes the API's).
-//!     let audit: RoomEventHook = Arc::new(|ev: RoomEvent| println!("{} {}", ev.room, ev.kind));
+//!     // Lease changes and e-stops for an audit log, and rooms' live status (the all-in-one
+//!     // binary hands them to the API's node hub).
+//!     let audit: RoomEventHook = Arc::new(|report: NodeReport| println!("{report:?}"));
 //!     let sfu = Sfu::start(config, key.verifier(), Metrics::new(), Some(audit)).await?;
 //!     println!("ICE candidates: {:?}", sfu.media_addrs());
 //!
@@ -196,6 +198,8 @@
 //!   100 ms to 1 s (the history is most of what a viewer costs in memory).
 //! - [`room_event`]: lease changes and e-stops as typed audit records
 //!   ([`RoomAudit`](room_event::RoomAudit)), handed to the [`RoomEventHook`] as [`RoomEvent`]s.
+//! - [`room_status`]: when a room's live status ([`Room::status`](room::Room::status)) goes to
+//!   the API: on a change at most once a second, and as a refresh every `status_refresh`.
 //!
 //! ## The shell, file by file
 //!
@@ -327,6 +331,7 @@ pub mod picture_ids;
 pub mod room;
 pub mod room_event;
 pub mod room_media;
+pub mod room_status;
 pub mod session_id;
 mod sessions;
 pub mod sfu;
