@@ -1186,6 +1186,61 @@ mod tests {
     }
 
     #[test]
+    fn the_status_says_who_is_here_and_what_the_robot_reports() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(
+            ROBOT,
+            br#"{"type":"telemetry","battery":0.61,"link_quality":0.9}"#,
+            now,
+        );
+        // A doctor's numbers are refused; out-of-range ones from the robot are ignored.
+        r.on_event(DOC, br#"{"type":"telemetry","battery":0.01}"#, now);
+        r.on_event(ROBOT, br#"{"type":"telemetry","battery":7.0}"#, now);
+        r.set_link(ROBOT, Some(0.05), Some(Duration::from_millis(42)));
+        r.set_link(DOC, Some(0.9), None);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        drain(&mut r);
+        let s = r.status("room-1", "node-a", 10);
+        assert_eq!((s.room.as_str(), s.node.as_str()), ("room-1", "node-a"));
+        assert!(s.robot_online && !s.closed);
+        assert_eq!(s.battery, Some(0.61));
+        let link = s.link.expect("a link");
+        assert_eq!(link.loss, Some(0.05));
+        assert_eq!(link.rtt_ms, Some(42));
+        assert_eq!(link.reported_quality, Some(0.9));
+        assert!(s.estop.latched && !s.estop.robot);
+        let lease = s.lease.expect("a holder");
+        assert_eq!((lease.sub.as_str(), lease.role), ("doc", Role::Doctor));
+        assert_eq!(lease.session, DOC.to_string());
+        let who: Vec<(&str, Role)> = s
+            .participants
+            .iter()
+            .map(|p| (p.sub.as_str(), p.role))
+            .collect();
+        assert_eq!(
+            who,
+            vec![
+                ("robot", Role::Robot),
+                ("doc", Role::Doctor),
+                ("consultant", Role::Doctor),
+                ("student", Role::Observer),
+            ]
+        );
+        assert_eq!(s.participants[3].session, STUDENT.to_string());
+
+        // The robot leaves: offline, and its readings go with it.
+        r.leave(ROBOT, now);
+        let s = r.status("room-1", "node-a", 10);
+        assert!(!s.robot_online);
+        assert_eq!((s.battery, s.link), (None, None));
+        assert_eq!(s.participants.len(), 3);
+        r.join(ROBOT, member(Role::Robot, "robot", false), now);
+        assert_eq!(r.status("room-1", "node-a", 10).battery, None, "not the old robot's");
+    }
+
+    #[test]
     fn lease_change_sends_stop_to_robot_before_any_event() {
         let now = Instant::now();
         let mut r = full_room(now);
