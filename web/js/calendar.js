@@ -10,6 +10,7 @@
 
 import { api, ApiError } from './api.js';
 import { h, replace, formatDateTime, formatTime, formatDuration, toast } from './dom.js';
+import { mountRobotStatus } from './robot_status.js';
 
 /** @typedef {import('./api.js').Robot} Robot */
 /** @typedef {import('./api.js').Booking} Booking */
@@ -560,6 +561,7 @@ export function mountHome(main) {
   renderDetails();
   replace(mineList, h('li', { class: 'muted' }, 'Loading…'));
   loadAll();
+  const live = mountRobotStatus(robotsList);
   // Join buttons open by themselves as time passes.
   const timer = setInterval(() => {
     renderMine();
@@ -569,6 +571,7 @@ export function mountHome(main) {
     destroy() {
       destroyed = true;
       clearInterval(timer);
+      live.destroy();
     },
   };
 }
