@@ -249,7 +249,11 @@ mod tests {
         assert_eq!(q.len(), 3);
         assert!(is_estop(&q[0]));
         assert_eq!(q[1], status("b", true));
-        assert_eq!(q[2], status("a", true), "the newest of room a, in its place");
+        assert_eq!(
+            q[2],
+            status("a", true),
+            "the newest of room a, in its place"
+        );
     }
 
     #[test]

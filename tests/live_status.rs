@@ -108,7 +108,10 @@ async fn the_live_view_follows_the_room() {
     assert!(at.is_some(), "online with its battery: {seen}");
     assert!((seen["battery"].as_f64().unwrap() - 0.73).abs() < 1e-3);
     assert_eq!(seen["link"]["transport"], "udp");
-    assert_eq!(seen["counts"], json!({"robot": 1, "doctors": 0, "observers": 0}));
+    assert_eq!(
+        seen["counts"],
+        json!({"robot": 1, "doctors": 0, "observers": 0})
+    );
 
     // A doctor books now and joins: listed by name for the admin, counted for others.
     let booking = bed
@@ -163,7 +166,9 @@ async fn the_live_view_follows_the_room() {
         .await,
     );
     let told = viewer
-        .wait_event(SOON, |e| e["type"] == "error" && e["code"] == "session_ended")
+        .wait_event(SOON, |e| {
+            e["type"] == "error" && e["code"] == "session_ended"
+        })
         .await
         .expect("the doctor hears why");
     assert_eq!(told["message"], "an administrator ended your session");
@@ -187,7 +192,8 @@ async fn the_live_view_follows_the_room() {
     // The robot leaves: offline.
     let left = Instant::now();
     robot_h.stop().await;
-    let (seen, off) = until_live(&bed, &outsider.token, robot, SOON, |v| v["online"] == false).await;
+    let (seen, off) =
+        until_live(&bed, &outsider.token, robot, SOON, |v| v["online"] == false).await;
     let off = off.unwrap_or_else(|| panic!("still online: {seen}"));
     println!("robot offline {:?} after it left", off - left);
     assert!(seen.get("battery").is_none(), "{seen}");

@@ -69,8 +69,8 @@ impl LiveRooms {
             }
             return true;
         }
-        let periods = i64::from(status.refresh_secs.max(1))
-            * i64::from(RoomStatus::STALE_AFTER_REFRESHES);
+        let periods =
+            i64::from(status.refresh_secs.max(1)) * i64::from(RoomStatus::STALE_AFTER_REFRESHES);
         let stale_at = now + chrono::Duration::seconds(periods);
         rooms.insert(
             status.room.clone(),

@@ -182,7 +182,14 @@ pub(crate) async fn robots(
             let booking = bookings.get(&r.id);
             let full = caller.user.role == UserRole::Admin
                 || booking.is_some_and(|b| b.participation(caller.user.id).is_some());
-            status_of(r.id, rooms.get(&r.id.to_string()), booking, full, caller, &src)
+            status_of(
+                r.id,
+                rooms.get(&r.id.to_string()),
+                booking,
+                full,
+                caller,
+                &src,
+            )
         })
         .collect())
 }
@@ -343,7 +350,10 @@ fn status_of(
     let status: Option<&RoomStatus> = room.map(|r| &r.status);
     let online = status.is_some_and(|s| s.robot_online);
     let mut counts = RoleCounts::default();
-    for p in status.map(|s| s.participants.as_slice()).unwrap_or_default() {
+    for p in status
+        .map(|s| s.participants.as_slice())
+        .unwrap_or_default()
+    {
         match p.role {
             Role::Robot => counts.robot += 1,
             Role::Doctor => counts.doctors += 1,
@@ -365,12 +375,15 @@ fn status_of(
         robot_name: None,
         online,
         battery: status.filter(|_| online).and_then(|s| s.battery),
-        link: status.filter(|_| online).and_then(|s| s.link).map(|l| LiveLink {
-            transport: l.transport.map(|t| t.as_str().to_string()),
-            loss: l.loss,
-            rtt_ms: l.rtt_ms,
-            reported_quality: l.reported_quality,
-        }),
+        link: status
+            .filter(|_| online)
+            .and_then(|s| s.link)
+            .map(|l| LiveLink {
+                transport: l.transport.map(|t| t.as_str().to_string()),
+                loss: l.loss,
+                rtt_ms: l.rtt_ms,
+                reported_quality: l.reported_quality,
+            }),
         estop: LiveEstop {
             latched: room_latched || status.is_some_and(|s| s.estop.latched),
             at_robot: status.is_some_and(|s| s.estop.robot),
@@ -416,7 +429,16 @@ mod tests {
         for ok in ["s1", "s42", "s1234567890123456789"] {
             assert!(is_session_id(ok), "{ok}");
         }
-        for bad in ["", "s", "7", "s-1", "s1a", "S1", "s12345678901234567890", "s1\n"] {
+        for bad in [
+            "",
+            "s",
+            "7",
+            "s-1",
+            "s1a",
+            "S1",
+            "s12345678901234567890",
+            "s1\n",
+        ] {
             assert!(!is_session_id(bad), "{bad:?}");
         }
     }

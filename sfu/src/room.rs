@@ -1237,7 +1237,11 @@ mod tests {
         assert_eq!((s.battery, s.link), (None, None));
         assert_eq!(s.participants.len(), 3);
         r.join(ROBOT, member(Role::Robot, "robot", false), now);
-        assert_eq!(r.status("room-1", "node-a", 10).battery, None, "not the old robot's");
+        assert_eq!(
+            r.status("room-1", "node-a", 10).battery,
+            None,
+            "not the old robot's"
+        );
     }
 
     #[test]

@@ -111,10 +111,16 @@ mod tests {
             looked = true;
             status(true, 0.0)
         });
-        assert!(soon.is_none() && !looked, "within the gap the room is not even looked at");
+        assert!(
+            soon.is_none() && !looked,
+            "within the gap the room is not even looked at"
+        );
         assert_eq!(p.next_check(), Some(t0 + MIN_GAP));
         let sent = p.poll(t0 + MIN_GAP, || status(true, 0.0));
-        assert!(sent.is_some_and(|s| s.robot_online), "the change, one gap later");
+        assert!(
+            sent.is_some_and(|s| s.robot_online),
+            "the change, one gap later"
+        );
         assert!(
             p.poll(t0 + MIN_GAP * 2, || status(true, 0.0)).is_none(),
             "no change"
@@ -129,10 +135,17 @@ mod tests {
         assert!(p.poll(t0, || status(true, 0.01)).is_some());
         for s in 1..5 {
             let at = t0 + Duration::from_secs(s);
-            assert!(p.poll(at, || status(true, s as f32 / 10.0)).is_none(), "{s}s");
+            assert!(
+                p.poll(at, || status(true, s as f32 / 10.0)).is_none(),
+                "{s}s"
+            );
         }
         let refreshed = p.poll(t0 + refresh, || status(true, 0.5)).expect("refresh");
-        assert_eq!(refreshed.link.and_then(|l| l.loss), Some(0.5), "fresh numbers");
+        assert_eq!(
+            refreshed.link.and_then(|l| l.loss),
+            Some(0.5),
+            "fresh numbers"
+        );
     }
 
     #[test]

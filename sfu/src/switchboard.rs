@@ -788,8 +788,9 @@ impl Switchboard {
                 .pacers
                 .entry(name.clone())
                 .or_insert_with(|| StatusPacer::new(refresh));
-            if let Some(s) = pacer.poll(now, || room.status(name, &self.config.node_id, refresh_secs))
-            {
+            if let Some(s) = pacer.poll(now, || {
+                room.status(name, &self.config.node_id, refresh_secs)
+            }) {
                 self.events.push_back(Event::Status(s));
             }
             if let Some(due) = pacer.next_check() {

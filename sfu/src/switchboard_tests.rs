@@ -918,7 +918,10 @@ fn rooms_report_their_status_on_change_at_most_once_a_second_and_closed_at_the_e
     net.run(120);
     let seen = statuses(&mut net);
     let last = seen.last().expect("a status");
-    assert_eq!((last.room.as_str(), last.node.as_str()), ("room-1", "node-7"));
+    assert_eq!(
+        (last.room.as_str(), last.node.as_str()),
+        ("room-1", "node-7")
+    );
     assert!(last.robot_online);
     assert_eq!(last.participants.len(), 2);
     let elapsed = net.now.saturating_duration_since(start).as_secs_f64();

@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 
 use crate::common::{expect, id_of, minutes, Backend, TestApp};
 
-backend_tests!(live_status_from_node_reports, ended_sessions_and_stale_rooms);
+backend_tests!(
+    live_status_from_node_reports,
+    ended_sessions_and_stale_rooms
+);
 
 const SECRET: &str = "a-node-secret-for-live-tests";
 
@@ -105,7 +108,10 @@ async fn live_status_from_node_reports(backend: Backend) {
     // Another doctor: online, battery, the slot and head counts, but not who.
     let theirs = live_of(&app, &outsider.token, robot).await;
     assert_eq!(theirs["online"], true);
-    assert_eq!(theirs["counts"], json!({"robot": 1, "doctors": 1, "observers": 1}));
+    assert_eq!(
+        theirs["counts"],
+        json!({"robot": 1, "doctors": 1, "observers": 1})
+    );
     assert_eq!(theirs["driving"], true);
     assert_eq!(theirs["booking"]["yours"], false);
     for hidden in ["participants", "node", "updated_at"] {
@@ -113,7 +119,10 @@ async fn live_status_from_node_reports(backend: Backend) {
     }
     assert!(theirs["booking"].get("id").is_none(), "{theirs}");
     let text = theirs.to_string();
-    assert!(!text.contains(&d) && !text.contains("Test doctor"), "{text}");
+    assert!(
+        !text.contains(&d) && !text.contains("Test doctor"),
+        "{text}"
+    );
     assert_eq!(live_of(&app, &outsider.token, idle).await["online"], false);
 
     // Admins: the room list, with names and the node.
