@@ -87,7 +87,13 @@ fn base_of(rest: &str) -> String {
     url.trim_end_matches(['/', '.']).to_string()
 }
 
-async fn call(base: &str, method: Method, path: &str, auth: &str, body: Value) -> (StatusCode, Value) {
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    auth: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let resp = reqwest::Client::new()
         .request(method, format!("{base}{path}"))
         .header("authorization", auth)
@@ -103,7 +109,14 @@ async fn call(base: &str, method: Method, path: &str, auth: &str, body: Value) -
 async fn rooms(base: &str, admin: &str) -> Vec<Value> {
     let list = expect(
         StatusCode::OK,
-        call(base, Method::GET, "/api/rooms", &format!("Bearer {admin}"), Value::Null).await,
+        call(
+            base,
+            Method::GET,
+            "/api/rooms",
+            &format!("Bearer {admin}"),
+            Value::Null,
+        )
+        .await,
     );
     list.as_array().cloned().unwrap_or_default()
 }
@@ -115,7 +128,13 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
     let (_api_proc, rest) = spawn(
         dir.path(),
         "api",
-        &["api", "--http", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
+        &[
+            "api",
+            "--http",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
         "Bedside is running. Open ",
     )
     .await;
@@ -124,8 +143,17 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
         dir.path(),
         "sfu",
         &[
-            "sfu", "--http", "127.0.0.1:0", "--bind-ip", "127.0.0.1", "--udp-port", "0",
-            "--workers", "1", "--api-url", &api,
+            "sfu",
+            "--http",
+            "127.0.0.1:0",
+            "--bind-ip",
+            "127.0.0.1",
+            "--udp-port",
+            "0",
+            "--workers",
+            "1",
+            "--api-url",
+            &api,
         ],
         "Bedside media node on ",
     )
@@ -133,21 +161,44 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
     let sfu = base_of(&rest);
 
     let login = json!({ "username": ADMIN, "password": PASSWORD });
-    let token = expect(StatusCode::OK, call(&api, Method::POST, "/api/auth/login", "", login).await);
+    let token = expect(
+        StatusCode::OK,
+        call(&api, Method::POST, "/api/auth/login", "", login).await,
+    );
     let admin = token["access_token"].as_str().expect("token").to_string();
     let created = expect(
         StatusCode::CREATED,
-        call(&api, Method::POST, "/api/robots", &format!("Bearer {admin}"), json!({"name": "R", "ward": "W"})).await,
+        call(
+            &api,
+            Method::POST,
+            "/api/robots",
+            &format!("Bearer {admin}"),
+            json!({"name": "R", "ward": "W"}),
+        )
+        .await,
     );
     let room = created["robot"]["id"].as_str().unwrap().to_string();
     let credential = created["credential"].as_str().unwrap();
     let publish = expect(
         StatusCode::OK,
-        call(&api, Method::POST, &format!("/api/robots/{room}/publish-token"), &format!("Robot {credential}"), Value::Null).await,
+        call(
+            &api,
+            Method::POST,
+            &format!("/api/robots/{room}/publish-token"),
+            &format!("Robot {credential}"),
+            Value::Null,
+        )
+        .await,
     );
-    let robot = WebRtcClient::connect(&sfu, Endpoint::Whip, &room, publish["token"].as_str().unwrap(), LOCALHOST)
-        .await
-        .expect("the media node admits the robot");
+    let robot = WebRtcClient::connect(
+        &sfu,
+        Endpoint::Whip,
+        &room,
+        publish["token"].as_str().unwrap(),
+        LOCALHOST,
+    )
+    .await
+    .expect("the media node admits the robot");
     let robot = spawn_viewer_client_ready(robot).await;
     robot.send_event(r#"{"type":"telemetry","battery":0.5}"#);
 
@@ -155,7 +206,10 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = rooms(&api, &admin).await;
-        if list.iter().any(|r| r["robot"] == room.as_str() && r["online"] == true && r["battery"] == 0.5) {
+        if list
+            .iter()
+            .any(|r| r["robot"] == room.as_str() && r["online"] == true && r["battery"] == 0.5)
+        {
             assert_eq!(list[0]["node"], "node-x");
             break;
         }
@@ -173,13 +227,26 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
         if list.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "still live 15 s after its node died: {list:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still live 15 s after its node died: {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let gone = killed.elapsed();
     println!("the dead node's room left the live view {gone:?} after the kill (3 x 1 s refresh)");
-    let (_, list) = call(&api, Method::GET, "/api/robots/live", &format!("Bearer {admin}"), Value::Null).await;
-    let mine = list.as_array().and_then(|l| l.iter().find(|r| r["robot"] == room.as_str()).cloned()).expect("listed");
+    let (_, list) = call(
+        &api,
+        Method::GET,
+        "/api/robots/live",
+        &format!("Bearer {admin}"),
+        Value::Null,
+    )
+    .await;
+    let mine = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["robot"] == room.as_str()).cloned())
+        .expect("listed");
     assert_eq!(mine["online"], false, "{mine}");
     let _ = robot.finish().await;
 }
