@@ -69,7 +69,7 @@
 //! | `handle_input(Input::Timeout)` | [`handle_timeout`](switchboard::Switchboard::handle_timeout): str0m timers, connect timeouts, rooms' deadlines |
 //! | the user's mutations | commands from signalling: [`admit`](switchboard::Switchboard::admit), [`leave`](switchboard::Switchboard::leave), [`revoke_lease`](switchboard::Switchboard::revoke_lease) |
 //! | `Output::Transmit` | the [`Io`](io::Io) it is handed: `send` now, or `gather` for one GSO send per viewer at [`flush`](switchboard::Switchboard::flush) |
-//! | `Output::Event` | [`poll_event`](switchboard::Switchboard::poll_event): audit records, closed sessions' keys |
+//! | `Output::Event` | [`poll_event`](switchboard::Switchboard::poll_event): audit records, room statuses, closed sessions' keys |
 //! | `Output::Timeout` | [`poll_timeout`](switchboard::Switchboard::poll_timeout) |
 //!
 //! Sends are not queued as outputs but made through [`Io`](io::Io), and that is the one
@@ -89,9 +89,10 @@
 //!
 //! After any of them: [`handle_timeout`](switchboard::Switchboard::handle_timeout) if it is due,
 //! [`flush`](switchboard::Switchboard::flush) (a command or a timer may have routed media), and
-//! [`poll_event`](switchboard::Switchboard::poll_event) until empty (audit records to the
-//! [`RoomEventHook`], closed sessions' `Location` keys out of the directory). Every str0m `Rtc`
-//! is drained to its timeout after each input, as str0m requires, inside `peer.rs`.
+//! [`poll_event`](switchboard::Switchboard::poll_event) until empty (audit records and room
+//! statuses to the [`RoomEventHook`], closed sessions' `Location` keys out of the directory).
+//! Every str0m `Rtc` is drained to its timeout after each input, as str0m requires, inside
+//! `peer.rs`.
 //!
 //! Because the switchboard touches no socket, it runs just as well over vectors:
 //!
