@@ -41,6 +41,20 @@ pub struct MediaNodeOptions {
     pub link: Option<NodeLink>,
 }
 
+/// Overrides how often each room's status is refreshed to the API (seconds; default 10).
+pub const ENV_STATUS_REFRESH: &str = "BEDSIDE_STATUS_REFRESH_SECS";
+
+/// This node's name in room status reports: `BEDSIDE_NODE_ID`, else the host name (a
+/// StatefulSet pod's name), else `media`.
+fn node_name() -> String {
+    ["BEDSIDE_NODE_ID", "HOSTNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty() && v.len() <= 128)
+        .unwrap_or_else(|| "media".to_string())
+}
+
 async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
     let doc: serde_json::Value = reqwest::get(url)
         .await
@@ -54,7 +68,15 @@ async fn fetch_jwks(url: &str) -> anyhow::Result<TokenVerifier> {
 
 pub async fn run_media_node(opts: MediaNodeOptions) -> anyhow::Result<()> {
     let verifier = fetch_jwks(&opts.jwks_url).await?;
-    let config = opts.media.sfu_config();
+    let mut config = opts.media.sfu_config();
+    config.node_id = node_name();
+    if let Some(secs) = std::env::var(ENV_STATUS_REFRESH)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        config.status_refresh = Duration::from_secs(secs);
+    }
     let hook = opts.link.clone().map(|link| link.reporter().0);
     let sfu = Sfu::start(config, verifier, Metrics::new(), hook).await?;
     match opts.link.clone() {

@@ -9,7 +9,9 @@
 //! what was revoked).
 //!
 //! Out: room events (lease changes, e-stops) for the API's audit log and its record of latched
-//! rooms, batched to `POST {api}/internal/node/reports`, retried until the API takes them.
+//! rooms, and rooms' live status, batched to `POST {api}/internal/node/reports`, retried until
+//! the API takes them (a status superseded by a newer one of its room is dropped from the
+//! queue: only the newest matters).
 //!
 //! Not here: the in-process channel of `bedside serve` (`node_local`), or what a command does
 //! (the SFU).
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bedside_proto::node::{NodeCommand, NodeReport};
-use bedside_sfu::{RoomEvent, RoomEventHook, Sfu};
+use bedside_sfu::{RoomEventHook, Sfu};
 use tokio::sync::{mpsc, watch};
 
 /// The stream is dead if not even a ping arrived for this long.
@@ -116,8 +118,8 @@ impl NodeLink {
     /// A hook for the SFU's room events that reports them to the API, and the task that does.
     pub fn reporter(self) -> (RoomEventHook, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel::<NodeReport>();
-        let hook: RoomEventHook = Arc::new(move |ev: RoomEvent| {
-            let _ = tx.send(report_of(ev));
+        let hook: RoomEventHook = Arc::new(move |report: NodeReport| {
+            let _ = tx.send(report);
         });
         (hook, tokio::spawn(self.send_reports(rx)))
     }
@@ -173,18 +175,21 @@ fn is_refused_for_good(status: reqwest::StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 413 | 422)
 }
 
-/// The node channel's form of a room event.
-pub fn report_of(ev: RoomEvent) -> NodeReport {
-    NodeReport::RoomEvent {
-        room: ev.room,
-        kind: ev.kind.to_string(),
-        actor: ev.actor,
-        detail: ev.detail,
-    }
-}
-
-/// Keep the queue bounded without ever dropping an e-stop record.
+/// Keep the queue bounded without ever dropping an e-stop record; a room's status superseded by
+/// a newer one of the same room goes first (while the API is away, a busy room would otherwise
+/// fill the queue with statuses nobody needs).
 fn trim(queue: &mut VecDeque<NodeReport>) {
+    let mut newest: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut keep = vec![true; queue.len()];
+    for (i, r) in queue.iter().enumerate().rev() {
+        if let NodeReport::RoomStatus { status } = r {
+            keep[i] = newest.insert(status.room.clone());
+        }
+    }
+    if keep.iter().any(|k| !k) {
+        let mut k = keep.into_iter();
+        queue.retain(|_| k.next().unwrap_or(true));
+    }
     while queue.len() > MAX_QUEUED {
         let pos = queue.iter().position(|r| !is_estop(r));
         match pos {
@@ -224,6 +229,31 @@ mod tests {
                 "{later}"
             );
         }
+    }
+
+    fn status(room: &str, online: bool) -> NodeReport {
+        let mut s = bedside_proto::node::RoomStatus::closed(room, "n", 10, Default::default());
+        s.closed = false;
+        s.robot_online = online;
+        NodeReport::RoomStatus { status: s }
+    }
+
+    #[test]
+    fn only_the_newest_status_of_a_room_waits_in_the_queue() {
+        let mut q: VecDeque<NodeReport> = VecDeque::new();
+        q.push_back(status("a", false));
+        q.push_back(ev("estop_latched"));
+        q.push_back(status("b", true));
+        q.push_back(status("a", true));
+        trim(&mut q);
+        assert_eq!(q.len(), 3);
+        assert!(is_estop(&q[0]));
+        assert_eq!(q[1], status("b", true));
+        assert_eq!(
+            q[2],
+            status("a", true),
+            "the newest of room a, in its place"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! [`sync`] applies a first snapshot before the server takes any request, so that after a
 //! restart nothing revoked is let in and latched rooms are latched again; [`follow`] then applies
 //! every command as it is published, and starts over from a fresh snapshot if it ever falls
-//! behind. [`reporter`] is the SFU's room-event hook: it hands each event to the hub without
-//! waiting.
+//! behind. [`reporter`] is the SFU's report hook: it hands each room event and room status to
+//! the hub without waiting.
 //!
 //! Not here: what a command does (the SFU) or what the hub does with a report (the API).
 
@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use bedside_api::NodeHub;
 use bedside_proto::node::NodeCommand;
-use bedside_sfu::{RoomEvent, RoomEventHook, Sfu};
+use bedside_proto::node::NodeReport;
+use bedside_sfu::{RoomEventHook, Sfu};
 use tokio::sync::broadcast;
-
-use crate::node_link::report_of;
 
 /// Subscribe `sfu` to `hub` and apply the snapshot; the receiver for [`follow`].
 pub async fn sync(
@@ -61,7 +60,7 @@ async fn resync(hub: &NodeHub, sfu: &Sfu) -> broadcast::Receiver<NodeCommand> {
     }
 }
 
-/// The SFU's room-event hook: every event to `hub.report`, without waiting.
+/// The SFU's report hook: every room event and room status to `hub.report`, without waiting.
 pub fn reporter(hub: NodeHub) -> RoomEventHook {
-    Arc::new(move |ev: RoomEvent| hub.report(report_of(ev)))
+    Arc::new(move |report: NodeReport| hub.report(report))
 }

@@ -9,7 +9,7 @@
 //!
 //! Layers, outside in: `http` (routes and handlers, reading the composition root [`Api`]) ->
 //! domain modules (`auth`, `users`, `robots`, `booking`, `join`, `roster`, `audit`,
-//! `lease_admin`, `node_hub`, `ratelimit`, `turn`), which
+//! `lease_admin`, `live`, `rooms`, `node_hub`, `ratelimit`, `turn`), which
 //! take the store, the clock's "now", the actor and whatever else they need as arguments ->
 //! `store` (the only place with SQL; SQLite or PostgreSQL). All of them share the plain types
 //! in `model`, which depends on none of them. No module depends on one that depends on it.
@@ -29,6 +29,7 @@ mod instants;
 mod join;
 mod keys;
 mod lease_admin;
+mod live;
 mod model;
 mod node_hub;
 mod openapi;
@@ -36,6 +37,7 @@ mod password;
 mod proxy;
 mod ratelimit;
 mod robots;
+mod rooms;
 mod roster;
 mod secret;
 mod setup;
@@ -65,6 +67,7 @@ pub use model::{
 pub use node_hub::NodeHub;
 pub use proxy::IpNet;
 pub use robots::PublishTokenResponse;
+pub use rooms::{LiveStatus, SessionEnded};
 pub use roster::{RosterEntry, RosterRole};
 pub use turn::{
     credential as turn_credential, username_expiry as turn_username_expiry, IceServer, TurnConfig,

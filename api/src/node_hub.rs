@@ -12,7 +12,8 @@
 //!   table and publishes entries written by the others within a second.
 //! - [`NodeHub::report`] takes a media node's room event without waiting: into the audit log,
 //!   and for `estop_latched` / `estop_cleared` into the record of latched rooms, so that a
-//!   restarted server comes back latched. No e-stop report is dropped.
+//!   restarted server comes back latched. No e-stop report is dropped. A room's live status
+//!   goes into [`LiveRooms`] (in memory; see `live`).
 //!
 //! Lease revokes are not stored: they reach the nodes following this API process. The part of a
 //! revoke that must outlive it (no control for the booking) is a deny entry.
@@ -32,6 +33,7 @@ use crate::audit::{token_like, AuditSink};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::keys::unix;
+use crate::live::LiveRooms;
 use crate::store::Store;
 
 /// Commands a subscriber may fall behind by before it must start over from a snapshot.
@@ -62,6 +64,7 @@ struct Inner {
     seen: Mutex<Seen>,
     latches: mpsc::UnboundedSender<LatchJob>,
     closing: watch::Sender<bool>,
+    live: LiveRooms,
 }
 
 /// Deny entries already published, by sequence number, so that none goes out twice.
@@ -130,6 +133,7 @@ impl NodeHub {
                 seen: Mutex::new(Seen::new(high)),
                 latches,
                 closing,
+                live: LiveRooms::default(),
             }),
         };
         tokio::spawn(tail(Arc::downgrade(&hub.inner), hub.closing()));
@@ -206,12 +210,18 @@ impl NodeHub {
 
     /// A media node's report, taken without waiting (safe from the SFU's event loop).
     pub fn report(&self, report: NodeReport) {
-        let NodeReport::RoomEvent {
-            room,
-            kind,
-            actor,
-            detail,
-        } = report;
+        let (room, kind, actor, detail) = match report {
+            NodeReport::RoomEvent {
+                room,
+                kind,
+                actor,
+                detail,
+            } => (room, kind, actor, detail),
+            NodeReport::RoomStatus { status } => {
+                self.inner.live.update(status, self.inner.clock.now());
+                return;
+            }
+        };
         if (kind == ESTOP_LATCHED || kind == ESTOP_CLEARED) && token_like(&room) {
             let job = if kind == ESTOP_LATCHED {
                 LatchJob::Set {
@@ -229,6 +239,11 @@ impl NodeHub {
         self.inner
             .audit
             .record_room_event(&room, actor.as_deref(), &kind, detail);
+    }
+
+    /// What the media nodes last said about each live room.
+    pub(crate) fn live(&self) -> &LiveRooms {
+        &self.inner.live
     }
 
     /// Becomes true when the API shuts down: long-lived node streams end then.

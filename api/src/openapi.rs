@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "Accounts (admins)"),
         (name = "robots", description = "Robots, their credentials and publish tokens"),
         (name = "bookings", description = "Bookings, invitations and join tokens"),
+        (name = "live", description = "Live status of robots and rooms, from the media nodes"),
         (name = "audit", description = "The append-only audit log (admins)"),
         (name = "setup", description = "First-run setup: the first administrator, with the one-time code from the server's log"),
         (name = "meta", description = "Health, JWKS, this document"),

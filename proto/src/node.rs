@@ -1,5 +1,6 @@
 //! The channel between the API and its media nodes: what the API tells them (revocations, lease
-//! revokes, latched e-stops) and what they report back (room events for the audit log).
+//! revokes, latched e-stops, sessions to end) and what they report back (room events for the
+//! audit log, and each room's live [`RoomStatus`]).
 //!
 //! One channel, built once, so that scale-out extends it (heartbeats, room placement) instead of
 //! adding another. In one process (`bedside serve`) the messages go through memory; in a cluster
@@ -12,11 +13,18 @@
 //! names a booking, a subject, a subject within a booking, or one token; and because a user may be
 //! re-enabled or re-invited, a deny can be cut in time (tokens issued up to a second).
 //!
+//! Live status: a node sends a room's [`RoomStatus`] when it changes (at most about once a second
+//! per room) and again every [`RoomStatus::refresh_secs`] while the room lives, and a last one
+//! with `closed` when it empties. The API keeps the newest per room and forgets one that was not
+//! refreshed for [`RoomStatus::STALE_AFTER_REFRESHES`] periods: a node that died takes its rooms
+//! with it. Each status names its node, so with several nodes the newest report wins per room.
+//!
 //! Not here: deciding when to revoke (the API) or how a node enforces it (the SFU).
 
 use serde::{Deserialize, Serialize};
 
-use crate::join_token::Claims;
+use crate::events::Transport;
+use crate::join_token::{Claims, Role};
 
 /// API -> media node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +76,120 @@ pub enum NodeReport {
         #[serde(default)]
         detail: serde_json::Value,
     },
+    /// A room's live state (see the module docs for when it is sent).
+    RoomStatus {
+        /// The state.
+        status: RoomStatus,
+    },
+}
+
+/// One room as its media node sees it now: who is there and what the robot says. Participants
+/// appear by opaque `sub` and public session id only; the API adds names for those allowed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStatus {
+    /// The room (robot id).
+    pub room: String,
+    /// The media node holding it.
+    pub node: String,
+    /// The room emptied: forget it now (everything else is then empty).
+    #[serde(default)]
+    pub closed: bool,
+    /// The node sends this room's status again within this many seconds while it lives.
+    pub refresh_secs: u32,
+    /// The robot publishes into the room now.
+    pub robot_online: bool,
+    /// The robot's last battery reading, 0.0-1.0 (its telemetry), while it is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery: Option<f32>,
+    /// The robot's link, while it is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkStatus>,
+    /// The e-stop: latched in the room (by a doctor) or at the robot.
+    pub estop: EstopStatus,
+    /// Who holds the control lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseHolder>,
+    /// Everyone connected, the robot included, in join order.
+    pub participants: Vec<ParticipantStatus>,
+}
+
+impl RoomStatus {
+    /// A status not refreshed for this many of its own periods is stale: its node is gone.
+    pub const STALE_AFTER_REFRESHES: u32 = 3;
+
+    /// The last word on a room that emptied.
+    pub fn closed(room: &str, node: &str, refresh_secs: u32, estop: EstopStatus) -> Self {
+        RoomStatus {
+            room: room.to_string(),
+            node: node.to_string(),
+            closed: true,
+            refresh_secs,
+            robot_online: false,
+            battery: None,
+            link: None,
+            estop,
+            lease: None,
+            participants: Vec::new(),
+        }
+    }
+}
+
+/// How well the robot reaches its media node: what the node measures on the robot's session,
+/// and what the robot says of its own link. Any of it may be unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// How the robot's packets reach the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// Fraction of the robot's media packets lost on the way in (0.0-1.0), from the node's
+    /// receiver reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f32>,
+    /// Round trip between node and robot, milliseconds, from RTCP, when the robot's stack
+    /// reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+    /// The robot's own link quality reading, 0.0-1.0 (its telemetry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_quality: Option<f32>,
+}
+
+/// A room's e-stop state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EstopStatus {
+    /// Motion is stopped (the room's latch or the robot's own).
+    pub latched: bool,
+    /// The robot's own e-stop is pressed (released only at the robot).
+    #[serde(default)]
+    pub robot: bool,
+}
+
+/// The lease holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// Its `sub`.
+    pub sub: String,
+    /// Its public session id.
+    pub session: String,
+    /// Its token's role.
+    pub role: Role,
+}
+
+/// One connected participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantStatus {
+    /// Public session id (`s7`), as presence shows it and `EndSession` names it.
+    pub session: String,
+    /// The token's `sub`.
+    pub sub: String,
+    /// The token's role.
+    pub role: Role,
+    /// The booking its token was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<String>,
+    /// How it reaches the node, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
 }
 
 /// A room's e-stop latched by a doctor, as the API keeps it across restarts.

@@ -55,6 +55,12 @@ pub struct SfuConfig {
     pub relay_ips: Vec<IpAddr>,
     /// Per-room policy: keyframe request interval, control-frame rate limits.
     pub room: RoomConfig,
+    /// This media node's name in room status reports (the API's live view says which node holds
+    /// a room): the pod or host name in a cluster.
+    pub node_id: String,
+    /// Each live room's status is reported again this often while nothing changes; the API
+    /// forgets a room not refreshed for three periods (its node is gone).
+    pub status_refresh: Duration,
 }
 
 impl Default for SfuConfig {
@@ -73,6 +79,8 @@ impl Default for SfuConfig {
             max_tcp_pending: 64,
             relay_ips: Vec::new(),
             room: RoomConfig::default(),
+            node_id: "local".to_string(),
+            status_refresh: Duration::from_secs(10),
         }
     }
 }

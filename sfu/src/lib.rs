@@ -23,7 +23,8 @@
 //! use std::sync::Arc;
 //!
 //! use bedside_proto::KeyPair;
-//! use bedside_sfu::{signalling, Metrics, RoomEvent, RoomEventHook, Sfu, SfuConfig};
+//! use bedside_proto::node::NodeReport;
+//! use bedside_sfu::{signalling, Metrics, RoomEventHook, Sfu, SfuConfig};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,8 +39,9 @@
 //!         workers: 2,
 //!         ..SfuConfig::default()
 //!     };
-//!     // Lease changes and e-stops, for an audit log (the all-in-one binary writes the API's).
-//!     let audit: RoomEventHook = Arc::new(|ev: RoomEvent| println!("{} {}", ev.room, ev.kind));
+//!     // Lease changes and e-stops for an audit log, and rooms' live status (the all-in-one
+//!     // binary hands them to the API's node hub).
+//!     let audit: RoomEventHook = Arc::new(|report: NodeReport| println!("{report:?}"));
 //!     let sfu = Sfu::start(config, key.verifier(), Metrics::new(), Some(audit)).await?;
 //!     println!("ICE candidates: {:?}", sfu.media_addrs());
 //!
@@ -67,7 +69,7 @@
 //! | `handle_input(Input::Timeout)` | [`handle_timeout`](switchboard::Switchboard::handle_timeout): str0m timers, connect timeouts, rooms' deadlines |
 //! | the user's mutations | commands from signalling: [`admit`](switchboard::Switchboard::admit), [`leave`](switchboard::Switchboard::leave), [`revoke_lease`](switchboard::Switchboard::revoke_lease) |
 //! | `Output::Transmit` | the [`Io`](io::Io) it is handed: `send` now, or `gather` for one GSO send per viewer at [`flush`](switchboard::Switchboard::flush) |
-//! | `Output::Event` | [`poll_event`](switchboard::Switchboard::poll_event): audit records, closed sessions' keys |
+//! | `Output::Event` | [`poll_event`](switchboard::Switchboard::poll_event): audit records, room statuses, closed sessions' keys |
 //! | `Output::Timeout` | [`poll_timeout`](switchboard::Switchboard::poll_timeout) |
 //!
 //! Sends are not queued as outputs but made through [`Io`](io::Io), and that is the one
@@ -87,9 +89,10 @@
 //!
 //! After any of them: [`handle_timeout`](switchboard::Switchboard::handle_timeout) if it is due,
 //! [`flush`](switchboard::Switchboard::flush) (a command or a timer may have routed media), and
-//! [`poll_event`](switchboard::Switchboard::poll_event) until empty (audit records to the
-//! [`RoomEventHook`], closed sessions' `Location` keys out of the directory). Every str0m `Rtc`
-//! is drained to its timeout after each input, as str0m requires, inside `peer.rs`.
+//! [`poll_event`](switchboard::Switchboard::poll_event) until empty (audit records and room
+//! statuses to the [`RoomEventHook`], closed sessions' `Location` keys out of the directory).
+//! Every str0m `Rtc` is drained to its timeout after each input, as str0m requires, inside
+//! `peer.rs`.
 //!
 //! Because the switchboard touches no socket, it runs just as well over vectors:
 //!
@@ -196,6 +199,8 @@
 //!   100 ms to 1 s (the history is most of what a viewer costs in memory).
 //! - [`room_event`]: lease changes and e-stops as typed audit records
 //!   ([`RoomAudit`](room_event::RoomAudit)), handed to the [`RoomEventHook`] as [`RoomEvent`]s.
+//! - [`room_status`]: when a room's live status ([`Room::status`](room::Room::status)) goes to
+//!   the API: on a change at most once a second, and as a refresh every `status_refresh`.
 //!
 //! ## The shell, file by file
 //!
@@ -328,6 +333,7 @@ pub mod picture_ids;
 pub mod room;
 pub mod room_event;
 pub mod room_media;
+pub mod room_status;
 pub mod session_id;
 mod sessions;
 pub mod sfu;

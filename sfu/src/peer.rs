@@ -71,6 +71,12 @@ pub enum PeerEvent {
         received: u64,
         sent: u64,
     },
+    /// A robot's link as str0m measured it (every stats interval): loss of what it sends us
+    /// (from our receiver reports), round trip from RTCP when its stack reports one.
+    Link {
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+    },
     Closed(&'static str),
 }
 
@@ -436,6 +442,12 @@ impl Peer {
             Event::MediaEgressStats(st) => {
                 if let Some(rtt) = st.rtt {
                     self.resize_nack_history(st.mid, rtt, out);
+                    if self.role == Role::Robot {
+                        out.push(PeerEvent::Link {
+                            loss: None,
+                            rtt: Some(rtt),
+                        });
+                    }
                 }
                 let received = self.nack_delta(st.mid, true, st.nacks);
                 if received > 0 {
@@ -443,6 +455,14 @@ impl Peer {
                 }
             }
             Event::MediaIngressStats(st) => {
+                // The camera's stream: the one a doctor's picture depends on.
+                let video = matches!(self.lines.line(st.mid), Line::Own(TrackKind::Video));
+                if self.role == Role::Robot && video && (st.loss.is_some() || st.rtt.is_some()) {
+                    out.push(PeerEvent::Link {
+                        loss: st.loss,
+                        rtt: st.rtt,
+                    });
+                }
                 let sent = self.nack_delta(st.mid, false, st.nacks);
                 if sent > 0 {
                     out.push(PeerEvent::Nacks { received: 0, sent });

@@ -17,6 +17,10 @@
 //! Who a participant is: one live session per (`sub`, booking). A second session of the same
 //! person replaces the first when it connects (a reload, a second tab), as the robot's does.
 //!
+//! It also says what it looks like from outside ([`Room::status`]: the robot online, its battery
+//! and link, the e-stop, the lease holder, who is connected) for the API's live view; when that
+//! is sent is `room_status.rs`'s business.
+//!
 //! Not here: SDP, ICE, DTLS, SRTP, payload-type mapping (the shell's `peer.rs` and str0m).
 
 use std::collections::{HashMap, VecDeque};
@@ -24,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bedside_proto::events::{ClientEvent, LeaseReason, Participant, ServerEvent, Transport};
+use bedside_proto::node::{EstopStatus, LeaseHolder, LinkStatus, ParticipantStatus, RoomStatus};
 use bedside_proto::Role;
 
 use crate::control_gate::{ControlGate, ControlGateConfig, FrameContext, Verdict};
@@ -235,6 +240,18 @@ pub struct Room {
     /// Stop frames carry milliseconds since this instant (the room's creation).
     origin: Instant,
     outputs: VecDeque<Output>,
+    /// What the robot publishing now said and what its session measured, for [`Room::status`];
+    /// cleared when it leaves.
+    robot: RobotReadings,
+}
+
+/// The robot's last readings: its telemetry and its session's link statistics.
+#[derive(Debug, Clone, Copy, Default)]
+struct RobotReadings {
+    battery: Option<f32>,
+    reported_quality: Option<f32>,
+    loss: Option<f32>,
+    rtt: Option<Duration>,
 }
 
 impl Room {
@@ -261,6 +278,7 @@ impl Room {
             speaking: (Vec::new(), None),
             origin: now,
             outputs: VecDeque::new(),
+            robot: RobotReadings::default(),
         }
     }
 
@@ -406,8 +424,12 @@ impl Room {
 
     /// A session left (goodbye, ICE timeout, DTLS failure or replaced).
     pub fn leave(&mut self, id: SessionId, now: Instant) {
-        if self.members.remove(&id).is_none() {
+        let Some(gone) = self.members.remove(&id) else {
             return;
+        };
+        if gone.role == Role::Robot {
+            // Readings of a robot that left say nothing about the next one.
+            self.robot = RobotReadings::default();
         }
         self.order.retain(|s| *s != id);
         self.media.remove(id, now);
@@ -612,6 +634,14 @@ impl Room {
                 if member.role != Role::Robot {
                     return self.refuse(from, "forbidden", "only the robot sends telemetry");
                 }
+                // Untrusted numbers: only a fraction in range is kept.
+                let fraction = |v: Option<f32>| v.filter(|v| (0.0..=1.0).contains(v));
+                if let Some(b) = fraction(t.battery) {
+                    self.robot.battery = Some(b);
+                }
+                if let Some(q) = fraction(t.link_quality) {
+                    self.robot.reported_quality = Some(q);
+                }
                 if self.estop.robot_reported(t.estop) {
                     if t.estop {
                         // Already stopping by its own hand; the repeat costs nothing.
@@ -691,6 +721,75 @@ impl Room {
                 transport,
             },
         );
+    }
+
+    /// Link statistics of session `id` (kept if it is the robot publishing here): the loss of
+    /// what it sends, and a round trip, each when known.
+    pub fn set_link(&mut self, id: SessionId, loss: Option<f32>, rtt: Option<Duration>) {
+        if self.media.publisher() != Some(id) {
+            return;
+        }
+        if let Some(l) = loss.filter(|l| l.is_finite()) {
+            self.robot.loss = Some(l.clamp(0.0, 1.0));
+        }
+        if rtt.is_some() {
+            self.robot.rtt = rtt;
+        }
+    }
+
+    /// The room as the API's live view shows it, for room `id` on media node `node`, to be
+    /// refreshed within `refresh_secs`.
+    pub fn status(&self, id: &str, node: &str, refresh_secs: u32) -> RoomStatus {
+        let robot = self.media.publisher().and_then(|p| self.members.get(&p));
+        let link = robot.map(|r| LinkStatus {
+            transport: r.transport,
+            loss: self.robot.loss,
+            rtt_ms: self
+                .robot
+                .rtt
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+            reported_quality: self.robot.reported_quality,
+        });
+        let lease = self.lease.holder().and_then(|h| {
+            self.members.get(&h).map(|m| LeaseHolder {
+                sub: m.sub.clone(),
+                session: h.to_string(),
+                role: m.role,
+            })
+        });
+        let participants = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                self.members.get(id).map(|m| ParticipantStatus {
+                    session: id.to_string(),
+                    sub: m.sub.clone(),
+                    role: m.role,
+                    booking: m.booking.clone(),
+                    transport: m.transport,
+                })
+            })
+            .collect();
+        RoomStatus {
+            room: id.to_string(),
+            node: node.to_string(),
+            closed: false,
+            refresh_secs,
+            robot_online: robot.is_some(),
+            battery: robot.and(self.robot.battery),
+            link,
+            estop: self.estop_status(),
+            lease,
+            participants,
+        }
+    }
+
+    /// The e-stop as the live view shows it.
+    pub fn estop_status(&self) -> EstopStatus {
+        EstopStatus {
+            latched: self.estop.is_latched(),
+            robot: self.estop.robot_latched(),
+        }
     }
 
     /// The holder is suspended (silent).
@@ -1084,6 +1183,65 @@ mod tests {
 
     fn is_lease_event(o: &Output) -> bool {
         matches!(o, Output::Event { json, .. } if json.contains(r#""type":"lease""#))
+    }
+
+    #[test]
+    fn the_status_says_who_is_here_and_what_the_robot_reports() {
+        let now = Instant::now();
+        let mut r = full_room(now);
+        r.on_event(
+            ROBOT,
+            br#"{"type":"telemetry","battery":0.61,"link_quality":0.9}"#,
+            now,
+        );
+        // A doctor's numbers are refused; out-of-range ones from the robot are ignored.
+        r.on_event(DOC, br#"{"type":"telemetry","battery":0.01}"#, now);
+        r.on_event(ROBOT, br#"{"type":"telemetry","battery":7.0}"#, now);
+        r.set_link(ROBOT, Some(0.05), Some(Duration::from_millis(42)));
+        r.set_link(DOC, Some(0.9), None);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        r.on_event(CONSULT, br#"{"type":"estop"}"#, now);
+        drain(&mut r);
+        let s = r.status("room-1", "node-a", 10);
+        assert_eq!((s.room.as_str(), s.node.as_str()), ("room-1", "node-a"));
+        assert!(s.robot_online && !s.closed);
+        assert_eq!(s.battery, Some(0.61));
+        let link = s.link.expect("a link");
+        assert_eq!(link.loss, Some(0.05));
+        assert_eq!(link.rtt_ms, Some(42));
+        assert_eq!(link.reported_quality, Some(0.9));
+        assert!(s.estop.latched && !s.estop.robot);
+        let lease = s.lease.expect("a holder");
+        assert_eq!((lease.sub.as_str(), lease.role), ("doc", Role::Doctor));
+        assert_eq!(lease.session, DOC.to_string());
+        let who: Vec<(&str, Role)> = s
+            .participants
+            .iter()
+            .map(|p| (p.sub.as_str(), p.role))
+            .collect();
+        assert_eq!(
+            who,
+            vec![
+                ("robot", Role::Robot),
+                ("doc", Role::Doctor),
+                ("consultant", Role::Doctor),
+                ("student", Role::Observer),
+            ]
+        );
+        assert_eq!(s.participants[3].session, STUDENT.to_string());
+
+        // The robot leaves: offline, and its readings go with it.
+        r.leave(ROBOT, now);
+        let s = r.status("room-1", "node-a", 10);
+        assert!(!s.robot_online);
+        assert_eq!((s.battery, s.link), (None, None));
+        assert_eq!(s.participants.len(), 3);
+        r.join(ROBOT, member(Role::Robot, "robot", false), now);
+        assert_eq!(
+            r.status("room-1", "node-a", 10).battery,
+            None,
+            "not the old robot's"
+        );
     }
 
     #[test]

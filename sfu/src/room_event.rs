@@ -1,8 +1,10 @@
 //! What a room reports for the audit log and the metrics: lease changes and e-stops, typed.
 //!
 //! Rooms produce [`RoomAudit`] values; the switchboard counts them and hands each one, with the
-//! room id, to the process's [`RoomEventHook`] as a [`RoomEvent`] (the all-in-one binary writes
-//! it to the API's audit log). Participants appear only by their token's opaque `sub`.
+//! room id, to the process's [`RoomEventHook`] as a [`RoomEvent`] in the node channel's form
+//! ([`NodeReport::RoomEvent`]; the API writes it to its audit log). The same hook carries each
+//! room's live status ([`NodeReport::RoomStatus`]). Participants appear only by their token's
+//! opaque `sub`.
 //!
 //! Not here: writing the log (the API does that) or deciding when something is worth a record
 //! (the room does that).
@@ -10,6 +12,7 @@
 use std::sync::Arc;
 
 use bedside_proto::events::LeaseReason;
+use bedside_proto::node::NodeReport;
 
 /// One auditable thing that happened in a room.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,5 +109,18 @@ impl RoomEvent {
     }
 }
 
-/// Where the media plane reports room events (the API's audit sink, in one process).
-pub type RoomEventHook = Arc<dyn Fn(RoomEvent) + Send + Sync>;
+impl From<RoomEvent> for NodeReport {
+    fn from(ev: RoomEvent) -> Self {
+        NodeReport::RoomEvent {
+            room: ev.room,
+            kind: ev.kind.to_string(),
+            actor: ev.actor,
+            detail: ev.detail,
+        }
+    }
+}
+
+/// Where the media plane reports to the API, in the node channel's form: room events for the
+/// audit log and rooms' live status (the API's hub in one process, `POST
+/// /internal/node/reports` apart). Called from the media workers: it must not block.
+pub type RoomEventHook = Arc<dyn Fn(NodeReport) + Send + Sync>;

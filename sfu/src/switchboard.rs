@@ -18,6 +18,9 @@
 //!   frame before the lease event).
 //! - **Lifecycle**: a room is created with its first session and dropped with its last; a
 //!   session that does not connect within `connect_timeout` is removed.
+//! - **Live status**: each room's [`RoomStatus`] goes out as an [`Event::Status`] when it
+//!   changes and as a refresh (paced by `room_status.rs`), and a closed one when the room
+//!   empties.
 //!
 //! Time is always an input. Nothing here blocks, spawns or touches a socket, so it is tested
 //! with plain calls against in-memory str0m peers (see the tests at the end).
@@ -31,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bedside_proto::events::Transport;
-use bedside_proto::node::{Deny, DenyScope, Latch};
+use bedside_proto::node::{Deny, DenyScope, Latch, RoomStatus};
 use bedside_proto::{Claims, Role};
 use str0m::net::{Protocol, Receive};
 use str0m::Input;
@@ -46,6 +49,7 @@ use crate::metrics::Metrics;
 use crate::peer::{Accepted, Peer, PeerEvent};
 use crate::room::{Admission, Fanout, Member, Output, Recipients, Room, RoomMemory, RtpIn};
 use crate::room_event::{RoomAudit, RoomEvent};
+use crate::room_status::StatusPacer;
 use crate::sessions::{Lookup, NewSession, Sessions};
 use crate::silence::Verdict;
 use crate::SessionId;
@@ -101,6 +105,8 @@ pub struct Admit {
 pub enum Event {
     /// Report this to the audit hook.
     Audit(RoomEvent),
+    /// Report a room's live status to the API.
+    Status(RoomStatus),
     /// This session is gone: forget its `Location` key and its ICE ufrag.
     SessionClosed {
         /// The closed session.
@@ -167,6 +173,8 @@ pub struct Switchboard {
     events: VecDeque<Event>,
     /// What rooms that emptied left behind (their latch and epoch), by room id.
     memories: HashMap<Arc<str>, RoomMemory>,
+    /// When each live room's status is next reported.
+    pacers: HashMap<Arc<str>, StatusPacer>,
 }
 
 impl Switchboard {
@@ -194,6 +202,7 @@ impl Switchboard {
             due: Vec::new(),
             events: VecDeque::new(),
             memories: HashMap::new(),
+            pacers: HashMap::new(),
         }
     }
 
@@ -767,6 +776,27 @@ impl Switchboard {
             self.flush_room(now, &name, io);
         }
         self.process_queue(now, io);
+        self.report_status(now);
+    }
+
+    /// Rooms' statuses that are due (see `room_status.rs`).
+    fn report_status(&mut self, now: Instant) {
+        let refresh = self.config.status_refresh;
+        let refresh_secs = u32::try_from(refresh.as_secs()).unwrap_or(u32::MAX).max(1);
+        for (name, room) in &self.rooms {
+            let pacer = self
+                .pacers
+                .entry(name.clone())
+                .or_insert_with(|| StatusPacer::new(refresh));
+            if let Some(s) = pacer.poll(now, || {
+                room.status(name, &self.config.node_id, refresh_secs)
+            }) {
+                self.events.push_back(Event::Status(s));
+            }
+            if let Some(due) = pacer.next_check() {
+                self.wake = self.wake.min(due);
+            }
+        }
     }
 
     /// Send what was written to viewers since the last flush (a receive batch, or a slice of
@@ -920,6 +950,11 @@ impl Switchboard {
                 nacks.with_label_values(&["received"]).inc_by(received);
                 nacks.with_label_values(&["sent"]).inc_by(sent);
             }
+            PeerEvent::Link { loss, rtt } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.set_link(from, loss, rtt);
+                }
+            }
             PeerEvent::Closed(reason) => self.remove(now, from, reason, io),
         }
     }
@@ -1070,8 +1105,23 @@ impl Switchboard {
             && !self.sessions.any_in_room(&room_id);
         if empty {
             if let Some(room) = self.rooms.remove(&room_id) {
+                // The live view forgets the room now rather than when its refreshes stop.
+                self.pacers.remove(&room_id);
+                let refresh_secs = u32::try_from(self.config.status_refresh.as_secs())
+                    .unwrap_or(u32::MAX)
+                    .max(1);
                 // The latch and the epoch outlive the room: the next one starts from them.
                 let memory = room.memory();
+                let estop = bedside_proto::node::EstopStatus {
+                    latched: memory.latch.is_some(),
+                    robot: false,
+                };
+                self.events.push_back(Event::Status(RoomStatus::closed(
+                    &room_id,
+                    &self.config.node_id,
+                    refresh_secs,
+                    estop,
+                )));
                 if memory != RoomMemory::default() {
                     self.memories.insert(room_id, memory);
                 }

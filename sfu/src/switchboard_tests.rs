@@ -893,3 +893,62 @@ fn each_session_reports_how_it_reaches_the_node() {
     assert_eq!(gauge("relay"), 0);
     assert_eq!(gauge("udp"), 2);
 }
+
+/// The room statuses the switchboard emitted since the last call.
+fn statuses(net: &mut Net) -> Vec<bedside_proto::node::RoomStatus> {
+    let mut out = Vec::new();
+    while let Some(ev) = net.board.poll_event() {
+        if let Event::Status(s) = ev {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn rooms_report_their_status_on_change_at_most_once_a_second_and_closed_at_the_end() {
+    let mut net = Net::new(SfuConfig {
+        node_id: "node-7".into(),
+        ..SfuConfig::default()
+    });
+    let robot = net.admit(1, robot()).unwrap();
+    let doc = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    let start = net.now;
+    net.run_until_ready();
+    net.run(120);
+    let seen = statuses(&mut net);
+    let last = seen.last().expect("a status");
+    assert_eq!(
+        (last.room.as_str(), last.node.as_str()),
+        ("room-1", "node-7")
+    );
+    assert!(last.robot_online);
+    assert_eq!(last.participants.len(), 2);
+    let elapsed = net.now.saturating_duration_since(start).as_secs_f64();
+    assert!(
+        (seen.len() as f64) <= elapsed.ceil() + 1.0,
+        "{} statuses in {elapsed:.1} s",
+        seen.len()
+    );
+
+    // Ended: the next status (within a second) no longer lists the doctor.
+    let id = net.clients[doc].id.to_string();
+    assert!(net.board.end_session(net.now, "room-1", &id, &mut net.io));
+    net.run(101);
+    let after = statuses(&mut net);
+    let last = after.last().expect("a status after the change");
+    assert_eq!(last.participants.len(), 1);
+    assert_eq!(last.participants[0].role, Role::Robot);
+
+    // Nothing changes: nothing is sent until the refresh (10 s).
+    net.run(300);
+    assert!(statuses(&mut net).is_empty(), "3 s of nothing");
+
+    // The robot leaves: the room empties and says so at once.
+    let rid = net.clients[robot].id;
+    net.board.leave(net.now, rid, &mut net.io);
+    let closed = statuses(&mut net);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(closed[0].closed && !closed[0].robot_online);
+    assert!(closed[0].participants.is_empty());
+}

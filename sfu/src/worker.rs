@@ -309,7 +309,12 @@ impl Worker {
             match ev {
                 Event::Audit(ev) => {
                     if let Some(hook) = &self.room_events {
-                        hook(ev);
+                        hook(ev.into());
+                    }
+                }
+                Event::Status(status) => {
+                    if let Some(hook) = &self.room_events {
+                        hook(bedside_proto::node::NodeReport::RoomStatus { status });
                     }
                 }
                 Event::SessionClosed { key, ufrag, .. } => {

@@ -10,6 +10,7 @@
 
 import { api, ApiError, explainError } from './api.js';
 import { h, replace, setText, formatDateTime, formatTime, formatHour, formatDuration, toast } from './dom.js';
+import { mountRobotStatus } from './robot_status.js';
 
 /** @typedef {import('./api.js').Robot} Robot */
 /** @typedef {import('./api.js').Booking} Booking */
@@ -646,6 +647,7 @@ export function mountHome(main) {
   renderDetails();
   replace(mineList, h('li', { class: 'muted' }, 'Loading…'));
   loadAll();
+  const live = mountRobotStatus(robotsList);
   // Join buttons open by themselves as time passes.
   const timer = setInterval(() => {
     renderMine();
@@ -655,6 +657,7 @@ export function mountHome(main) {
     destroy() {
       destroyed = true;
       clearInterval(timer);
+      live.destroy();
     },
   };
 }

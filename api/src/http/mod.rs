@@ -14,6 +14,7 @@ pub(crate) mod extract;
 mod meta;
 mod node;
 mod robots;
+mod rooms;
 mod setup;
 mod users;
 
@@ -41,6 +42,7 @@ fn openapi_router() -> OpenApiRouter<Api> {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(robots::routes())
+        .merge(rooms::routes())
         .merge(bookings::routes())
         .merge(audit::routes())
         .merge(setup::routes())

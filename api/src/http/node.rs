@@ -5,7 +5,7 @@
 //!   [`PING_EVERY`] so the node can tell a quiet stream from a dead one. A node that falls too
 //!   far behind, or an API shutting down, ends the stream; the node reconnects and starts over
 //!   from a fresh snapshot.
-//! - `POST /internal/node/reports`: a JSON array of `NodeReport`s (room events), answered 204
+//! - `POST /internal/node/reports`: a JSON array of `NodeReport`s (room events, room statuses), answered 204
 //!   once they are queued. Entries this API does not understand (a newer node) are skipped, not
 //!   refused, so one cannot block the rest.
 //!

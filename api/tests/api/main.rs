@@ -15,6 +15,7 @@ mod bookings;
 mod concurrency;
 mod errors;
 mod join;
+mod live;
 mod login;
 mod matrix;
 mod node_channel;
@@ -32,6 +33,7 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + concurrency::SCENARIOS
     + errors::SCENARIOS
     + join::SCENARIOS
+    + live::SCENARIOS
     + login::SCENARIOS
     + matrix::SCENARIOS
     + node_channel::SCENARIOS

@@ -32,7 +32,7 @@ const CALLERS: [&str; 7] = [
 
 struct Row {
     method: Method,
-    /// With placeholders {robot}, {robot2}, {booking}, {booking2}, {doctor2}, {student2}.
+    /// With placeholders {robot}, {robot2}, {booking}, {booking2}, {doctor2}, {student2}, {session}.
     path: &'static str,
     body: Option<Value>,
     expect: [u16; 7],
@@ -143,6 +143,10 @@ async fn authorization_matrix(backend: Backend) {
         row(M::GET,    "/api/robots/{robot}/roster",                   None,                    [200, 403, 403, 401, 401, 401, 200]),
         // No media node is connected here: the revoke is stored and answered all the same.
         row(M::POST,   "/api/robots/{robot}/lease/revoke",             None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/robots/live",                             None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::GET,    "/api/rooms",                                   None,                    [200, 403, 403, 401, 401, 401, 401]),
+        // No media node reports a room here: nothing live to end (live_status.rs ends one).
+        row(M::POST,   "/api/rooms/{robot}/participants/{session}/end", None,                   [404, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/bookings",                                Some(new_booking),       [403, 201, 403, 401, 401, 401, 401]),
         row(M::GET,    "/api/bookings",                                None,                    [200, 200, 200, 401, 401, 401, 401]),
         row(M::GET,    "/api/bookings/{booking}",                      None,                    [200, 200, 200, 401, 401, 401, 401]),
@@ -189,7 +193,8 @@ async fn authorization_matrix(backend: Backend) {
             .replace("{booking}", &id_of(&booking).to_string())
             .replace("{booking2}", &id_of(&booking2).to_string())
             .replace("{doctor2}", &doctor2.id.to_string())
-            .replace("{student2}", &student2.id.to_string());
+            .replace("{student2}", &student2.id.to_string())
+            .replace("{session}", "s1");
         for (caller, (header, expected)) in CALLERS.iter().zip(auth.iter().zip(r.expect)) {
             let (status, body) = app
                 .call(r.method.clone(), &path, header.as_deref(), r.body.as_ref())
