@@ -306,7 +306,7 @@ export class Session extends EventTarget {
     const deadline = performance.now() + ICE_RESTART_DEADLINE_MS;
     this.iceRestart = { why, since: Date.now() };
     this.setAlive(false, why);
-    this.setState('connected', `restarting the connection: ${why}`);
+    this.setState('connected', `trying a new network path (${why})`);
     try {
       await restartIce(pc, this.location, ICE_RESTART_DEADLINE_MS);
       if (id !== this.attemptId || this.closed) return;
