@@ -99,6 +99,23 @@ function bumpVersion(o) {
   return parts.join(' ');
 }
 
+/**
+ * ICE is up: the path works (for now).
+ * @param {RTCPeerConnection} pc
+ */
+export function iceUp(pc) {
+  return pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed';
+}
+
+/**
+ * The Network Information API, whose `change` says the network changed, where the browser has
+ * it (Chromium does, others do not).
+ * @returns {EventTarget|null}
+ */
+export function networkInformation() {
+  return /** @type {{connection?: EventTarget}} */ (navigator).connection || null;
+}
+
 /** Thrown when the server refused the restart or could not be reached. */
 export class IceRestartError extends Error {
   /**

@@ -39,7 +39,7 @@
 // (stats.js).
 
 import { parseServerEvent } from './events.js';
-import { restartIce } from './ice_restart.js';
+import { restartIce, iceUp, networkInformation } from './ice_restart.js';
 
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
 /** @typedef {import('./events.js').ClientEvent} ClientEvent */
@@ -313,7 +313,9 @@ export class Session extends EventTarget {
       // Back when ICE is up on the new path and, with the heartbeat, the server answered over it.
       const applied = performance.now();
       const back = () => iceUp(pc) && (!this.heartbeat || this.lastHeard > applied);
-      while (!back() && performance.now() < deadline && id === this.attemptId && !this.closed) await sleep(50);
+      while (!back() && performance.now() < deadline && id === this.attemptId && !this.closed) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       if (id !== this.attemptId || this.closed) return;
       if (!back()) throw new Error('no answer on the new path');
       this.iceRestart = null;
@@ -540,7 +542,7 @@ export class Session extends EventTarget {
         }
       } else if (s === 'closed' || (s === 'failed' && this.state !== 'connected')) {
         this.lost(`connection ${s}`);
-      } else if (s === 'failed' && pc.iceConnectionState !== 'failed') {
+      } else if (s === 'failed' && !this.iceRestart && pc.iceConnectionState !== 'failed') {
         // DTLS failed, not the path: a new path cannot help.
         this.lost('connection failed');
       }
@@ -631,22 +633,4 @@ export class Session extends EventTarget {
  */
 function isFatalStatus(status) {
   return status === 400 || status === 403 || status === 404 || status === 422;
-}
-
-/** @param {RTCPeerConnection} pc */
-function iceUp(pc) {
-  return pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed';
-}
-
-/** @param {number} ms */
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * The Network Information API, where the browser has it (Chromium does, others do not).
- * @returns {EventTarget|null}
- */
-function networkInformation() {
-  return /** @type {{connection?: EventTarget}} */ (navigator).connection || null;
 }

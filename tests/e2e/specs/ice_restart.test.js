@@ -162,11 +162,12 @@ function inside() {
     // The impairment is in effect: the browser's datagrams are dropped and the page notices.
     await until('the old path is dropped', () => nftCount('old-path-out') > 0 && nftCount('old-path-in') > 0, 5_000);
     await until('the page says the connection is lost', async () => !(await session(page)).alive, 5_000);
-    const during = await until('the page restarts ICE and says so', async () => {
+    const during = await until('the page reacts', async () => {
       const s = await session(page);
-      return s.restarting ? s : null;
+      return s.restarting || s.state !== 'connected' || s.generation !== 1 ? s : null;
     }, 10_000);
     t.diagnostic(`during: ${JSON.stringify(during)}`);
+    assert.ok(during.restarting && during.state === 'connected', 'the page mends the path in place (an ICE restart), not by rejoining');
     assert.match(during.connText, /^Reconnecting…/, 'the link panel says it is reconnecting');
 
     const back = await until('the link is back', async () => {
