@@ -361,13 +361,17 @@ fn ns_run(
         )
         .await;
         let room = room();
+        let log_path = std::env::temp_dir().join(format!("bedside-roam-{}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log_path).expect("agent log");
+        let agent_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let mut agent = agent_cmd
             .args(["robot", "--server", &sfu.base, "--room", &room])
             .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
             .args(["--local-ip", "auto", "--sink", "stdout"])
             .env("RUST_LOG", "info,str0m=warn")
+            .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+            .stderr(log_file)
             .kill_on_drop(true)
             .spawn()
             .expect("bedside robot starts");
@@ -382,6 +386,7 @@ fn ns_run(
         );
 
         // The roam: the old address goes, then the new network comes up.
+        let seen = viewer.events().len();
         let roamed = Instant::now();
         ip(&["addr", "del", "10.8.0.2/24", "dev", "vr"]);
         ip(&["addr", "add", "10.9.0.3/24", "dev", "vr"]);
@@ -395,7 +400,8 @@ fn ns_run(
                 .metric("bedside_ice_restarts_total")
                 == 1.0)
             .await,
-            "the agent restarted ICE"
+            "the agent restarted ICE; its log:\n{}",
+            agent_log()
         );
         let after = Instant::now();
         assert!(
@@ -418,7 +424,11 @@ fn ns_run(
             .max()
             .unwrap_or_default();
         eprintln!("longest pause in the viewer's video around the roam: {gap:?}");
-        assert!(gap < Duration::from_secs(1), "the video paused {gap:?}");
+        assert!(
+            gap < Duration::from_secs(1),
+            "the video paused {gap:?}; the agent's log:\n{}",
+            agent_log()
+        );
 
         // The same session: never ended, never replaced, nobody saw the robot leave or join.
         assert_eq!(sfu.metric("bedside_sessions{role=\"robot\"}"), 1.0);
@@ -426,9 +436,9 @@ fn ns_run(
             sfu.metric("bedside_session_failures_total{reason=\"silent\"}"),
             0.0
         );
-        let churn: Vec<String> = viewer
-            .events()
-            .into_iter()
+        let churn: Vec<String> = viewer.events()[seen..]
+            .iter()
+            .cloned()
             .filter(|e| {
                 let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
                 // Only the robot and this viewer are in the room.
@@ -436,9 +446,9 @@ fn ns_run(
             })
             .collect();
         assert!(churn.is_empty(), "the robot never left: {churn:?}");
-        let _ = agent.start_kill();
-        let out = agent.wait_with_output().await.expect("agent output");
-        let log = String::from_utf8_lossy(&out.stderr);
+        let _ = agent.kill().await;
+        let log = agent_log();
+        let _ = std::fs::remove_file(&log_path);
         assert!(
             log.contains("ICE restarted") && log.contains("10.9.0.3"),
             "the agent says it moved: {log}"

@@ -120,15 +120,14 @@ async fn session(
         Some(_) => two_way_lines(Endpoint::Whip, AUDIO_SLOTS, 1),
         None => two_way_lines(Endpoint::Whip, 0, 0),
     };
-    // Followed only when not pinned by --local-ip.
-    let route_to = match opts.local_ip {
-        Some(_) => None,
-        None => Some(server_addr(&opts.server).await?),
-    };
-    let local_ip = match (opts.local_ip, route_to) {
-        (Some(ip), _) => ip,
-        (None, Some(to)) => route_source(to).context("no route to the server")?,
-        (None, None) => unreachable!("a route target when the address is not pinned"),
+    // The routing table is followed only when --local-ip does not pin the address.
+    let (local_ip, route_to) = match opts.local_ip {
+        Some(ip) => (ip, None),
+        None => {
+            let to = server_addr(&opts.server).await?;
+            let ip = route_source(to).context("no route to the server")?;
+            (ip, Some(to))
+        }
     };
     let mut client = WebRtcClient::connect_via(
         &opts.server,
@@ -216,7 +215,10 @@ async fn publish_and_obey(
             match action {
                 RoamAction::Ping => {
                     pings += 1;
-                    client.send_event(&format!("{{\"type\":\"ping\",\"n\":{pings}}}"));
+                    let ping = bedside_proto::events::ClientEvent::Ping { n: pings };
+                    if let Ok(json) = serde_json::to_string(&ping) {
+                        client.send_event(&json);
+                    }
                 }
                 RoamAction::RestartIce { local_ip, why } => {
                     tracing::warn!(why = why.as_str(), %local_ip, "restarting ICE");
