@@ -361,7 +361,8 @@ fn ns_run(
         )
         .await;
         let room = room();
-        let log_path = std::env::temp_dir().join(format!("bedside-roam-{}.log", std::process::id()));
+        let log_path =
+            std::env::temp_dir().join(format!("bedside-roam-{}.log", std::process::id()));
         let log_file = std::fs::File::create(&log_path).expect("agent log");
         let agent_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let mut agent = agent_cmd
@@ -390,7 +391,15 @@ fn ns_run(
         let roamed = Instant::now();
         ip(&["addr", "del", "10.8.0.2/24", "dev", "vr"]);
         ip(&["addr", "add", "10.9.0.3/24", "dev", "vr"]);
-        ip(&["route", "add", &format!("{server_ip}/32"), "dev", "vr", "src", "10.9.0.3"]);
+        ip(&[
+            "route",
+            "add",
+            &format!("{server_ip}/32"),
+            "dev",
+            "vr",
+            "src",
+            "10.9.0.3",
+        ]);
         // In effect: the old address is gone, the route to the server leaves from the new one.
         assert!(!ip(&["-4", "addr", "show", "dev", "vr"]).contains("10.8.0.2"));
         assert!(ip(&["route", "get", server_ip]).contains("src 10.9.0.3"));
@@ -438,12 +447,12 @@ fn ns_run(
         );
         let churn: Vec<String> = viewer.events()[seen..]
             .iter()
-            .cloned()
             .filter(|e| {
                 let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
                 // Only the robot and this viewer are in the room.
                 v["type"] == "left" || v["type"] == "joined"
             })
+            .cloned()
             .collect();
         assert!(churn.is_empty(), "the robot never left: {churn:?}");
         let _ = agent.kill().await;

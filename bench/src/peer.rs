@@ -126,10 +126,17 @@ impl Peer {
         let server = answer
             .lines()
             .map(|l| l.trim_end_matches('\r'))
-            .filter(|l| l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains("tcptype passive"))
+            .filter(|l| {
+                l.starts_with("a=candidate:")
+                    && l.contains(" tcp ")
+                    && l.contains("tcptype passive")
+            })
             .find_map(|l| {
                 let parts: Vec<&str> = l.split(' ').collect();
-                Some(SocketAddr::new(parts.get(4)?.parse().ok()?, parts.get(5)?.parse().ok()?))
+                Some(SocketAddr::new(
+                    parts.get(4)?.parse().ok()?,
+                    parts.get(5)?.parse().ok()?,
+                ))
             })
             .ok_or_else(|| anyhow::anyhow!("the server offers no ICE-TCP candidate"))?;
         let stream = tokio::net::TcpStream::connect(server).await?;

@@ -325,7 +325,10 @@ async fn server_addr(server: &str) -> anyhow::Result<SocketAddr> {
     let url = reqwest::Url::parse(server).context("the server URL")?;
     let host = url.host_str().context("the server URL has no host")?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let mut addrs = tokio::net::lookup_host((host, port))
         .await
         .context("resolving the server")?;

@@ -74,11 +74,28 @@ impl NetNs {
 
     /// A veth pair between this namespace (`here`, with `here_cidr`) and `there` (`there_dev`
     /// with `there_cidr`), both ends up: a link between two hosts.
-    pub fn veth(&self, here: &str, here_cidr: &str, there: &NetNs, there_dev: &str, there_cidr: &str) {
+    pub fn veth(
+        &self,
+        here: &str,
+        here_cidr: &str,
+        there: &NetNs,
+        there_dev: &str,
+        there_cidr: &str,
+    ) {
         run(
             Command::new("ip").args([
-                "link", "add", here, "netns", &self.name, "type", "veth", "peer", "name",
-                there_dev, "netns", &there.name,
+                "link",
+                "add",
+                here,
+                "netns",
+                &self.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                there_dev,
+                "netns",
+                &there.name,
             ]),
             "ip link add veth",
         );
