@@ -230,9 +230,11 @@ struct RobotArgs {
     /// Where drive commands go: stdout, udp:HOST:PORT or unix:PATH.
     #[arg(long, default_value = "stdout")]
     sink: Sink,
-    /// Local address for media.
-    #[arg(long, default_value = "127.0.0.1")]
-    local_ip: IpAddr,
+    /// Local address for media: an IP address, or `auto`: the one the routing table picks
+    /// towards the server, followed as it changes (a roam onto another network restarts ICE
+    /// from the new address and keeps the session).
+    #[arg(long, env = "BEDSIDE_LOCAL_IP", default_value = "auto")]
+    local_ip: LocalIp,
     /// Give up after this many failed connection attempts in a row (0: keep trying).
     #[arg(long, default_value_t = 0)]
     max_attempts: u32,
@@ -247,6 +249,22 @@ struct RobotArgs {
     /// How to reach the media node: udp, or tcp (ICE-TCP) where the network blocks UDP.
     #[arg(long, env = "BEDSIDE_TRANSPORT", default_value = "udp")]
     transport: Transport,
+}
+
+/// `--local-ip`: an address, or `auto` (`None`).
+#[derive(Clone, Copy)]
+struct LocalIp(Option<IpAddr>);
+
+impl std::str::FromStr for LocalIp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(LocalIp(None));
+        }
+        s.parse()
+            .map(|ip| LocalIp(Some(ip)))
+            .map_err(|_| format!("an IP address or `auto`, not {s:?}"))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -318,7 +336,7 @@ async fn main() -> anyhow::Result<()> {
                 fixture: a.fixture,
                 deadman: Duration::from_millis(a.deadman_ms),
                 sink: a.sink,
-                local_ip: a.local_ip,
+                local_ip: a.local_ip.0,
                 max_attempts: a.max_attempts,
                 transport: match a.transport {
                     Transport::Udp => bedside_sfu::client::TransportKind::Udp,

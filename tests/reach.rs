@@ -315,3 +315,153 @@ async fn the_ice_tcp_listener_closes_strangers() {
     assert_eq!(dropped("tcp_too_many_pending"), 1.0);
     viewer.stop().await;
 }
+
+/// A robot roams onto another network mid-session: the real agent, in a network namespace of
+/// its own linked to the server's like a second host, loses its address and gets a new one on
+/// another subnet (break before make, as a Wi-Fi roam does). With `--local-ip auto` it follows
+/// the routing table, restarts ICE from the new address by `PATCH`, and keeps its session: the
+/// server never ends it, no viewer sees the robot leave or join, and the viewer's video pauses
+/// for less than a second.
+#[test]
+fn the_robot_agent_keeps_its_session_when_its_address_changes() {
+    const SERVER_IP: &str = "10.8.0.1";
+    let server_ns = netns::NetNs::new("roam-s");
+    let robot_ns = netns::NetNs::new("roam-r");
+    server_ns.veth("vs", "10.8.0.1/24", &robot_ns, "vr", "10.8.0.2/24");
+    // The robot's next network: reachable from the server once it is up.
+    server_ns.ip(&["route", "add", "10.9.0.0/24", "dev", "vs"]);
+    let agent_cmd = robot_ns.command(env!("CARGO_BIN_EXE_bedside"));
+    let robot = robot_ns.name.clone();
+    ns_run(&server_ns, robot, agent_cmd, SERVER_IP);
+}
+
+fn ns_run(
+    server_ns: &netns::NetNs,
+    robot_ns: String,
+    mut agent_cmd: tokio::process::Command,
+    server_ip: &'static str,
+) {
+    let ip = move |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &robot_ns])
+            .args(args)
+            .output()
+            .expect("ip runs");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    server_ns.run(move || async move {
+        let server: std::net::IpAddr = server_ip.parse().unwrap();
+        let sfu = TestSfu::start_at(
+            bedside_sfu::SfuConfig {
+                bind_ip: server,
+                ..bedside_sfu::SfuConfig::default()
+            },
+            server,
+        )
+        .await;
+        let room = room();
+        let log_path =
+            std::env::temp_dir().join(format!("bedside-roam-{}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log_path).expect("agent log");
+        let agent_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let mut agent = agent_cmd
+            .args(["robot", "--server", &sfu.base, "--room", &room])
+            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+            .args(["--local-ip", "auto", "--sink", "stdout"])
+            .env("RUST_LOG", "info,str0m=warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bedside robot starts");
+        let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
+        assert!(
+            wait_until(Duration::from_secs(10), || viewer.video().len() > 50).await,
+            "the agent's video reaches the viewer from its first address"
+        );
+        assert!(
+            ip(&["route", "get", server_ip]).contains("src 10.8.0.2"),
+            "the agent starts on 10.8.0.2"
+        );
+
+        // The roam: the old address goes, then the new network comes up.
+        let seen = viewer.events().len();
+        let roamed = Instant::now();
+        ip(&["addr", "del", "10.8.0.2/24", "dev", "vr"]);
+        ip(&["addr", "add", "10.9.0.3/24", "dev", "vr"]);
+        ip(&[
+            "route",
+            "add",
+            &format!("{server_ip}/32"),
+            "dev",
+            "vr",
+            "src",
+            "10.9.0.3",
+        ]);
+        // In effect: the old address is gone, the route to the server leaves from the new one.
+        assert!(!ip(&["-4", "addr", "show", "dev", "vr"]).contains("10.8.0.2"));
+        assert!(ip(&["route", "get", server_ip]).contains("src 10.9.0.3"));
+
+        assert!(
+            wait_until(Duration::from_secs(3), || sfu
+                .metric("bedside_ice_restarts_total")
+                == 1.0)
+            .await,
+            "the agent restarted ICE; its log:\n{}",
+            agent_log()
+        );
+        let after = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(2), || viewer
+                .count_between(after, Instant::now())
+                > 20)
+            .await,
+            "video flows again"
+        );
+        // The longest pause in the viewer's video around the roam.
+        let video = viewer.video();
+        let around: Vec<Instant> = video
+            .iter()
+            .map(|p| p.at)
+            .filter(|t| *t + Duration::from_millis(500) >= roamed)
+            .collect();
+        let gap = around
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .unwrap_or_default();
+        eprintln!("longest pause in the viewer's video around the roam: {gap:?}");
+        assert!(
+            gap < Duration::from_secs(1),
+            "the video paused {gap:?}; the agent's log:\n{}",
+            agent_log()
+        );
+
+        // The same session: never ended, never replaced, nobody saw the robot leave or join.
+        assert_eq!(sfu.metric("bedside_sessions{role=\"robot\"}"), 1.0);
+        assert_eq!(
+            sfu.metric("bedside_session_failures_total{reason=\"silent\"}"),
+            0.0
+        );
+        let churn: Vec<String> = viewer.events()[seen..]
+            .iter()
+            .filter(|e| {
+                let v: serde_json::Value = serde_json::from_str(e).unwrap_or_default();
+                // Only the robot and this viewer are in the room.
+                v["type"] == "left" || v["type"] == "joined"
+            })
+            .cloned()
+            .collect();
+        assert!(churn.is_empty(), "the robot never left: {churn:?}");
+        let _ = agent.kill().await;
+        let log = agent_log();
+        let _ = std::fs::remove_file(&log_path);
+        assert!(
+            log.contains("ICE restarted") && log.contains("10.9.0.3"),
+            "the agent says it moved: {log}"
+        );
+        viewer.stop().await;
+    });
+}

@@ -60,6 +60,9 @@ pub async fn start(
         ip.to_string(),
         "--udp-port".into(),
         udp_port.to_string(),
+        // ICE-TCP on the same number (a TCP port): the `bedside-tcp` runs' viewers use it.
+        "--ice-tcp-port".into(),
+        udp_port.to_string(),
         "--workers".into(),
         "1".into(),
         "--max-viewers-per-worker".into(),
@@ -177,6 +180,9 @@ impl Bedside {
             bail!("{path} answered {status}: {body}");
         }
         peer.accept_answer(pending, &body)?;
+        if peer.ice_tcp {
+            peer.connect_tcp(&body).await?;
+        }
         Ok(Session { id })
     }
 

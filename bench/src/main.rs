@@ -165,6 +165,10 @@ struct RunArgs {
     /// microphone, `--consultants` more doctors talk, the observers hear them (audio slots).
     #[arg(long)]
     two_way: bool,
+    /// Also run Bedside with every viewer on ICE-TCP at each point (`bedside-tcp`): the
+    /// viewers of a hospital network that blocks UDP, beside the UDP run in the same sitting.
+    #[arg(long)]
+    ice_tcp: bool,
     /// Consultants (talking doctors besides the driver) in the two-way room.
     #[arg(long, default_value_t = 2)]
     consultants: u32,
@@ -427,6 +431,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     if a.two_way {
         kinds.push(Kind::BedsideTwoWay);
+    }
+    if a.ice_tcp {
+        kinds.push(Kind::BedsideTcp);
     }
     if a.janus {
         kinds.push(Kind::Janus);

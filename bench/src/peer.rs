@@ -1,4 +1,5 @@
-//! One str0m peer connection over its own UDP socket, tuned for a load generator.
+//! One str0m peer connection over its own UDP socket (or an ICE-TCP connection), tuned for a
+//! load generator.
 //!
 //! The same peer serves every role (robot, controller, viewer) against both servers (Bedside
 //! over WHIP/WHEP, Janus over its HTTP API); the role's state implements [`Handler`]. Compared
@@ -6,6 +7,11 @@
 //! timestamps, hands each str0m event the receive time of the datagram that caused it, keeps one
 //! timer per peer instead of a new one per wake-up, and can accept an offer (Janus offers to its
 //! subscribers) as well as make one.
+//!
+//! Over ICE-TCP (a viewer whose network blocks UDP, `--ice-tcp`) the peer offers an active TCP
+//! candidate and, once answered, connects to the server's passive one (RFC 6544, RFC 4571
+//! framing). A TCP read has no kernel receive timestamp per packet, so such a packet's time is
+//! the moment the generator read it: a TCP figure includes the generator's own wake-up.
 //!
 //! Not here: signalling (see `bedside.rs`, `janus.rs`), or what a role does with its events.
 
@@ -17,8 +23,8 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Event, Input, Output, Rtc};
+use str0m::net::{Protocol, Receive, TcpType};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::watch;
 
 use crate::udp::{self, Datagram, RecvBatch};
@@ -58,6 +64,18 @@ pub struct Peer {
     pub events_channel: Option<ChannelId>,
     /// Every m-line offered, in order, with its kind and our direction.
     pub lines: Vec<(Mid, MediaKind, Direction)>,
+    /// ICE-TCP instead of UDP: `None` until [`connect_tcp`](Self::connect_tcp) (UDP peers never).
+    tcp: Option<TcpLink>,
+    /// This peer offered an ICE-TCP candidate.
+    pub ice_tcp: bool,
+}
+
+/// An ICE-TCP connection to the server's passive candidate, RFC 4571 framed both ways.
+struct TcpLink {
+    stream: tokio::net::TcpStream,
+    server: SocketAddr,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
 }
 
 /// Receive buffer per peer socket: 1 MiB holds ~900 full-size packets (3 s of a 2.5 Mbps stream).
@@ -82,7 +100,54 @@ impl Peer {
             control: None,
             events_channel: None,
             lines: Vec::new(),
+            tcp: None,
+            ice_tcp: false,
         })
+    }
+
+    /// A peer that reaches the server over ICE-TCP: an active TCP candidate (its port nominal,
+    /// RFC 6544), connected by [`connect_tcp`](Self::connect_tcp) once the answer is in.
+    pub fn new_tcp(ip: IpAddr) -> anyhow::Result<Peer> {
+        let mut p = Peer::new(ip)?;
+        let local = SocketAddr::new(ip, 9);
+        let cand = Candidate::builder()
+            .tcp()
+            .host(local)
+            .tcptype(TcpType::Active)
+            .build()?;
+        p.rtc = bedside_sfu::client::client_rtc_with(cand, Instant::now())?;
+        p.local = local;
+        p.ice_tcp = true;
+        Ok(p)
+    }
+
+    /// Connect to the passive ICE-TCP candidate in the server's `answer`.
+    pub async fn connect_tcp(&mut self, answer: &str) -> anyhow::Result<()> {
+        let server = answer
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| {
+                l.starts_with("a=candidate:")
+                    && l.contains(" tcp ")
+                    && l.contains("tcptype passive")
+            })
+            .find_map(|l| {
+                let parts: Vec<&str> = l.split(' ').collect();
+                Some(SocketAddr::new(
+                    parts.get(4)?.parse().ok()?,
+                    parts.get(5)?.parse().ok()?,
+                ))
+            })
+            .ok_or_else(|| anyhow::anyhow!("the server offers no ICE-TCP candidate"))?;
+        let stream = tokio::net::TcpStream::connect(server).await?;
+        stream.set_nodelay(true)?;
+        self.tcp = Some(TcpLink {
+            stream,
+            server,
+            inbuf: Vec::with_capacity(1 << 16),
+            outbuf: Vec::new(),
+        });
+        Ok(())
     }
 
     /// An offer with video and audio in `dir` and, if asked, Bedside's two data channels.
@@ -150,8 +215,7 @@ impl Peer {
                 Ok(Output::Timeout(t)) => break self.flush_events(h, rx_ns, t),
                 Ok(Output::Transmit(t)) => {
                     h.transmit(&t.contents);
-                    // UDP on loopback either takes it now or it is lost like on the wire.
-                    let _ = self.sock.try_send_to(&t.contents, t.destination);
+                    self.send(&t.contents, t.destination, t.proto);
                 }
                 Ok(Output::Event(e)) => self.events.push(e),
                 Err(_) => {
@@ -159,6 +223,89 @@ impl Peer {
                 }
             }
         }
+    }
+
+    fn send(&mut self, data: &[u8], to: SocketAddr, proto: Protocol) {
+        match (&mut self.tcp, proto) {
+            (Some(link), Protocol::Tcp) => {
+                if let Ok(len) = u16::try_from(data.len()) {
+                    link.outbuf.extend_from_slice(&len.to_be_bytes());
+                    link.outbuf.extend_from_slice(data);
+                    link.flush();
+                }
+            }
+            // UDP on loopback either takes it now or it is lost like on the wire.
+            (None, _) if !self.ice_tcp => {
+                let _ = self.sock.try_send_to(data, to);
+            }
+            _ => {}
+        }
+    }
+
+    /// Read what the ICE-TCP connection has, one RFC 4571 frame at a time into str0m.
+    fn read_tcp(&mut self, h: &mut impl Handler) -> std::io::Result<usize> {
+        let Some(link) = self.tcp.as_mut() else {
+            return Ok(0);
+        };
+        let mut frames = 0;
+        loop {
+            let at = link.inbuf.len();
+            link.inbuf.resize(at + (1 << 16), 0);
+            match link.stream.try_read(&mut link.inbuf[at..]) {
+                Ok(0) => {
+                    link.inbuf.truncate(at);
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
+                Ok(n) => link.inbuf.truncate(at + n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    link.inbuf.truncate(at);
+                    break;
+                }
+                Err(e) => {
+                    link.inbuf.truncate(at);
+                    return Err(e);
+                }
+            }
+        }
+        let rx_ns = udp::now_ns();
+        let (server, local) = (link.server, self.local);
+        let buf = std::mem::take(&mut link.inbuf);
+        let mut off = 0;
+        while buf.len() - off >= 2 {
+            let len = u16::from_be_bytes([buf[off], buf[off + 1]]) as usize;
+            if buf.len() - off - 2 < len {
+                break;
+            }
+            let data = &buf[off + 2..off + 2 + len];
+            off += 2 + len;
+            frames += 1;
+            let d = Datagram {
+                data,
+                src: server,
+                rx_ns,
+            };
+            if !h.datagram(&d) {
+                continue;
+            }
+            if let Ok(r) = Receive::new(Protocol::Tcp, server, local, data) {
+                let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
+            }
+            loop {
+                match self.rtc.poll_output() {
+                    Ok(Output::Timeout(_)) | Err(_) => break,
+                    Ok(Output::Transmit(t)) => {
+                        h.transmit(&t.contents);
+                        self.send(&t.contents, t.destination, t.proto);
+                    }
+                    Ok(Output::Event(e)) => h.event(&mut self.rtc, e, rx_ns),
+                }
+            }
+        }
+        if let Some(link) = self.tcp.as_mut() {
+            link.inbuf = buf;
+            link.inbuf.drain(..off);
+        }
+        Ok(frames)
     }
 
     fn flush_events(&mut self, h: &mut impl Handler, rx_ns: u64, t: Instant) -> Instant {
@@ -195,7 +342,7 @@ impl Peer {
                         Ok(Output::Timeout(_)) | Err(_) => break,
                         Ok(Output::Transmit(t)) => {
                             h.transmit(&t.contents);
-                            let _ = self.sock.try_send_to(&t.contents, t.destination);
+                            self.send(&t.contents, t.destination, t.proto);
                         }
                         Ok(Output::Event(e)) => h.event(&mut self.rtc, e, rx_ns),
                     }
@@ -222,6 +369,18 @@ impl Peer {
         if *stop.borrow() {
             return Woke::Stop;
         }
+        let tcp_readable = async {
+            match &self.tcp {
+                Some(link) => link.stream.readable().await,
+                None => std::future::pending().await,
+            }
+        };
+        let tcp_writable = async {
+            match &self.tcp {
+                Some(link) if !link.outbuf.is_empty() => link.stream.writable().await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = stop.changed() => Woke::Stop,
@@ -231,9 +390,38 @@ impl Peer {
                 }
                 Woke::Io
             }
+            r = tcp_readable => {
+                if r.is_err() || self.read_tcp(h).is_err() {
+                    // The server closed the connection: the session is over.
+                    self.tcp = None;
+                    return Woke::Stop;
+                }
+                Woke::Io
+            }
+            _ = tcp_writable => {
+                if let Some(link) = self.tcp.as_mut() {
+                    link.flush();
+                }
+                Woke::Io
+            }
             _ = &mut self.sleep => {
                 let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
                 Woke::Timer
+            }
+        }
+    }
+}
+
+impl TcpLink {
+    /// Write what the socket takes now; keep the rest for when it is writable.
+    fn flush(&mut self) {
+        while !self.outbuf.is_empty() {
+            match self.stream.try_write(&self.outbuf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.outbuf.drain(..n);
+                }
+                Err(_) => return,
             }
         }
     }

@@ -509,6 +509,7 @@ pub async fn viewer(
     permit: Joined,
     joined: Arc<AtomicU64>,
     two_way: bool,
+    ice_tcp: bool,
     mut stop: watch::Receiver<bool>,
 ) -> ViewerResult {
     let mut res = ViewerResult {
@@ -516,7 +517,12 @@ pub async fn viewer(
         ..Default::default()
     };
     let mut permit = Some(permit);
-    let mut peer = match Peer::new(ip) {
+    let made = if ice_tcp {
+        Peer::new_tcp(ip)
+    } else {
+        Peer::new(ip)
+    };
+    let mut peer = match made {
         Ok(p) => p,
         Err(e) => {
             res.error = Some(e.to_string());

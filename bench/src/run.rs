@@ -34,6 +34,8 @@ pub enum Kind {
     Bedside,
     /// Bedside with a two-way room (see `two_way.rs`).
     BedsideTwoWay,
+    /// Bedside with every viewer on ICE-TCP (a network that blocks UDP); the robot on UDP.
+    BedsideTcp,
     Janus,
 }
 
@@ -42,6 +44,7 @@ impl Kind {
         match self {
             Kind::Bedside => "bedside",
             Kind::BedsideTwoWay => "bedside-2way",
+            Kind::BedsideTcp => "bedside-tcp",
             Kind::Janus => "janus",
         }
     }
@@ -192,7 +195,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
     // Server.
     let (mut server, target, poller): (Server, Target, Option<tokio::task::JoinHandle<()>>) =
         match kind {
-            Kind::Bedside | Kind::BedsideTwoWay => {
+            Kind::Bedside | Kind::BedsideTwoWay | Kind::BedsideTcp => {
                 // Room for the N viewers and the probe joins: the bench measures forwarding,
                 // not the cap (which answers 503 past its default of 500 watchers).
                 let max_viewers = n + s.probe_joins + 16;
@@ -408,6 +411,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             permit,
             joined.clone(),
             kind == Kind::BedsideTwoWay,
+            kind == Kind::BedsideTcp,
             stop_rx.clone(),
         )));
     }
@@ -506,6 +510,7 @@ async fn run_inner(s: &Settings, kind: Kind, n: usize, r: &mut RunResult) -> any
             permit,
             done.clone(),
             kind == Kind::BedsideTwoWay,
+            kind == Kind::BedsideTcp,
             stop_rx.clone(),
         ));
         let deadline = Instant::now() + Duration::from_secs(10);

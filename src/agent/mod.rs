@@ -4,16 +4,19 @@
 //! a `.ivf`/`.h264` file) and Opus over WHIP, receives control frames on the `control` channel,
 //! runs the [`watchdog`] and writes the resulting drive commands as JSON lines to a sink (stdout,
 //! a UDP address or a Unix datagram socket) for a motor controller. It follows the room's e-stop
-//! and reports telemetry every second. When the connection drops (Wi-Fi roam) it reconnects with
+//! and reports telemetry every second. When its path goes silent or its address changes (a Wi-Fi
+//! roam) it restarts ICE and keeps its session ([`roam`]); when that fails it reconnects with
 //! back-off and the SFU splices the new stream into the viewers' old one.
 //!
-//! Not here: the watchdog rules (see [`watchdog`]) or WebRTC (see `bedside_sfu::client`).
+//! Not here: the watchdog rules (see [`watchdog`]), when to mend a path (see [`roam`]) or WebRTC
+//! (see `bedside_sfu::client`).
 
+pub mod roam;
 pub mod screen;
 pub mod sink;
 pub mod watchdog;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use bedside_sfu::client::media::{packetize, FixtureCodec, FrameSource, OPUS_SILE
 use bedside_sfu::client::{two_way_lines, ClientEvent, Endpoint, TransportKind, WebRtcClient};
 use str0m::format::Codec;
 
+use self::roam::{Roam, RoamAction, RoamConfig};
 use self::screen::{Screen, ScreenOptions, AUDIO_SLOTS};
 use self::sink::Sink;
 use self::watchdog::{Drive, DriveReason, Watchdog};
@@ -38,7 +42,9 @@ pub struct AgentOptions {
     pub fixture: Option<PathBuf>,
     pub deadman: Duration,
     pub sink: Sink,
-    pub local_ip: IpAddr,
+    /// The address of the robot's ICE candidate; `None`: the one the routing table picks
+    /// towards the server, followed as it changes (a roam onto another network).
+    pub local_ip: Option<IpAddr>,
     /// Give up after this many failed connection attempts in a row (0 = never).
     pub max_attempts: u32,
     /// Receive the driving doctor's camera and the doctors' voices and hand them to the
@@ -114,12 +120,21 @@ async fn session(
         Some(_) => two_way_lines(Endpoint::Whip, AUDIO_SLOTS, 1),
         None => two_way_lines(Endpoint::Whip, 0, 0),
     };
+    // The routing table is followed only when --local-ip does not pin the address.
+    let (local_ip, route_to) = match opts.local_ip {
+        Some(ip) => (ip, None),
+        None => {
+            let to = server_addr(&opts.server).await?;
+            let ip = route_source(to).context("no route to the server")?;
+            (ip, Some(to))
+        }
+    };
     let mut client = WebRtcClient::connect_via(
         &opts.server,
         Endpoint::Whip,
         &opts.room,
         &token,
-        opts.local_ip,
+        local_ip,
         &lines,
         opts.transport,
     )
@@ -129,7 +144,13 @@ async fn session(
         Some(s) => Some(Screen::new(s, client.lines(), &client.codecs())?),
         None => None,
     };
-    tracing::info!(session = %client.session_id, "publishing");
+    tracing::info!(session = %client.session_id, %local_ip, "publishing");
+    let roam = Roam::new(
+        Instant::now(),
+        local_ip,
+        opts.transport == TransportKind::Udp,
+        RoamConfig::default(),
+    );
 
     let mut source = match &opts.fixture {
         Some(p) => FrameSource::load(p).map_err(anyhow::Error::msg)?,
@@ -155,6 +176,7 @@ async fn session(
         watchdog,
         screen.as_mut(),
         seq_base,
+        (roam, route_to),
     )
     .await;
     // However the connection ended (the server said goodbye, the socket failed, a bug), losing
@@ -163,7 +185,9 @@ async fn session(
     ended
 }
 
-/// The session's loop: media out, control frames and events in, until the connection ends.
+/// The session's loop: media out, control frames and events in, the path watched and mended,
+/// until the connection ends.
+#[allow(clippy::too_many_arguments)]
 async fn publish_and_obey(
     opts: &AgentOptions,
     client: &mut WebRtcClient,
@@ -172,13 +196,46 @@ async fn publish_and_obey(
     watchdog: &mut Watchdog,
     mut screen: Option<&mut Screen>,
     seq_base: &mut u64,
+    (mut roam, route_to): (Roam, Option<SocketAddr>),
 ) -> anyhow::Result<()> {
     let (mut vseq, mut aseq) = (*seq_base, *seq_base);
     let (mut vts, mut ats) = (0u32, 0u32);
     let start = Instant::now();
     let (mut next_video, mut next_audio, mut next_telemetry) = (start, start, start);
+    let mut next_route = start;
+    let mut pings = 0u64;
     loop {
         let now = Instant::now();
+        if let Some(to) = route_to.filter(|_| now >= next_route) {
+            // A syscall, no packet: cheap enough to ask four times a second.
+            roam.route(route_source(to));
+            next_route = now + ROUTE_EVERY;
+        }
+        while let Some(action) = roam.poll(now) {
+            match action {
+                RoamAction::Ping => {
+                    pings += 1;
+                    let ping = bedside_proto::events::ClientEvent::Ping { n: pings };
+                    if let Ok(json) = serde_json::to_string(&ping) {
+                        client.send_event(&json);
+                    }
+                }
+                RoamAction::RestartIce { local_ip, why } => {
+                    tracing::warn!(why = why.as_str(), %local_ip, "restarting ICE");
+                    client
+                        .restart_ice(local_ip)
+                        .await
+                        .with_context(|| format!("ICE restart ({})", why.as_str()))?;
+                    roam.restarted(Instant::now(), local_ip);
+                    tracing::info!(session = %client.session_id, %local_ip, "ICE restarted");
+                }
+                RoamAction::Reconnect { why } => {
+                    tracing::warn!(why = why.as_str(), "giving the session up");
+                    *seq_base = vseq.max(aseq) + 1000;
+                    return Ok(());
+                }
+            }
+        }
         if now >= next_video {
             if let Some(frame) = source.next_frame().cloned() {
                 let packets = packetize(source.codec, &frame);
@@ -215,11 +272,20 @@ async fn publish_and_obey(
         if let Some(d) = watchdog.poll(now) {
             opts.sink.emit(&d);
         }
-        let mut until = next_video.min(next_audio).min(next_telemetry);
+        let mut until = next_video
+            .min(next_audio)
+            .min(next_telemetry)
+            .min(roam.next_deadline());
+        if route_to.is_some() {
+            until = until.min(next_route);
+        }
         if let Some(d) = watchdog.next_deadline() {
             until = until.min(d);
         }
         while let Some(ev) = client.next_event(until).await? {
+            if !matches!(ev, ClientEvent::Disconnected) {
+                roam.heard(Instant::now());
+            }
             match ev {
                 ClientEvent::KeyframeRequest => source.restart_at_keyframe(),
                 ClientEvent::Rtp(p) => {
@@ -242,14 +308,44 @@ async fn publish_and_obey(
                         opts.sink.emit(&d);
                     }
                 }
-                ClientEvent::Disconnected => {
-                    *seq_base = vseq.max(aseq) + 1000;
-                    return Ok(());
-                }
+                // Mended (or given up) by the roaming policy at the top of the loop.
+                ClientEvent::Disconnected => roam.ice_disconnected(),
                 _ => {}
             }
         }
     }
+}
+
+/// How often the routing table is asked which address leads to the server.
+const ROUTE_EVERY: Duration = Duration::from_millis(250);
+
+/// The server's address, for asking the routing table (the media node is behind the same
+/// host as its signalling URL).
+async fn server_addr(server: &str) -> anyhow::Result<SocketAddr> {
+    let url = reqwest::Url::parse(server).context("the server URL")?;
+    let host = url.host_str().context("the server URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .context("resolving the server")?;
+    addrs.next().context("the server's name has no address")
+}
+
+/// The source address the routing table picks towards `to` now; `None` without a route.
+/// `connect` on a UDP socket sends nothing.
+fn route_source(to: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(to).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
 }
 
 /// Losing the server means losing the driver: stop, whatever the watchdog thinks.

@@ -42,11 +42,17 @@ impl TestSfu {
     }
 
     pub async fn start_with(config: SfuConfig) -> TestSfu {
+        Self::start_at(config, LOCALHOST).await
+    }
+
+    /// [`start_with`](Self::start_with), its signalling on `http_ip` (for peers in another
+    /// network namespace).
+    pub async fn start_at(config: SfuConfig, http_ip: IpAddr) -> TestSfu {
         let keys = KeyPair::generate().expect("key pair");
         let sfu = Sfu::start(config, keys.verifier(), Metrics::new(), None)
             .await
             .expect("sfu starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((http_ip, 0))
             .await
             .expect("bind http");
         let http = listener.local_addr().expect("addr");

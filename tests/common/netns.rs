@@ -1,7 +1,8 @@
 //! A network namespace of the test's own, for tests that block or impair traffic with
 //! nftables without touching the machine's network.
 //!
-//! [`NetNs::new`] creates a namespace with only `lo` up; [`NetNs::nft`] loads rules into it;
+//! [`NetNs::new`] creates a namespace with only `lo` up; [`NetNs::veth`] links two of them like
+//! two hosts on one wire, [`NetNs::ip`] sets addresses and routes; [`NetNs::nft`] loads rules into it;
 //! [`NetNs::run`] runs a future on a runtime whose threads live in it (the test's SFU, its
 //! peers, its sockets), and [`NetNs::command`] starts a process in it. Every address on
 //! `127.0.0.0/8` is on `lo`, so a test gives each party its own (`127.0.0.2` for a robot, say)
@@ -52,6 +53,57 @@ impl NetNs {
             "ip link set lo up",
         );
         ns
+    }
+
+    /// Run `ip ARGS` in the namespace (addresses, routes); panics with its error output.
+    pub fn ip(&self, args: &[&str]) {
+        let mut c = Command::new("ip");
+        c.args(["-n", &self.name]).args(args);
+        run(&mut c, &format!("ip {}", args.join(" ")));
+    }
+
+    /// What `ip ARGS` in the namespace prints.
+    pub fn ip_output(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A veth pair between this namespace (`here`, with `here_cidr`) and `there` (`there_dev`
+    /// with `there_cidr`), both ends up: a link between two hosts.
+    pub fn veth(
+        &self,
+        here: &str,
+        here_cidr: &str,
+        there: &NetNs,
+        there_dev: &str,
+        there_cidr: &str,
+    ) {
+        run(
+            Command::new("ip").args([
+                "link",
+                "add",
+                here,
+                "netns",
+                &self.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                there_dev,
+                "netns",
+                &there.name,
+            ]),
+            "ip link add veth",
+        );
+        for (ns, dev, cidr) in [(self, here, here_cidr), (there, there_dev, there_cidr)] {
+            ns.ip(&["addr", "add", cidr, "dev", dev]);
+            ns.ip(&["link", "set", dev, "up"]);
+            ns.ip(&["link", "set", "lo", "up"]);
+        }
     }
 
     /// Load an nftables script (`nft -f -`) into the namespace.

@@ -605,7 +605,7 @@ export function mountConsult(main, bookingId) {
     // Connection line.
     const lost = linkDown();
     connDot.className = `dot ${lost ? 'reconnecting' : session.state}`;
-    const connLine = session.state === 'connected' && !session.alive ? 'Connection lost: no answer from the server'
+    const connLine = session.state === 'connected' && !session.alive ? (session.iceRestart ? `Reconnecting… ${session.detail}` : 'Connection lost: no answer from the server')
       : {
         idle: 'Starting…',
         connecting: 'Connecting…',

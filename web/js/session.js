@@ -22,16 +22,24 @@
 // marks the link down (`alive` false, a `link` event) long before ICE notices (5-8 s), so the
 // page can say so at once; any message heard marks it up again; 4 s of silence ends the attempt
 // and reconnects. A hidden page's clamped timers send fewer pings, never false alarms: only an
-// unanswered ping counts. The SFU is ICE-lite
-// with host candidates, so no STUN/TURN servers and no waiting for ICE gathering. When the
-// connection fails, drops for more than a moment, or never comes up, the attempt is torn down
-// (DELETE on the session URL) and the next one starts after a growing, jittered delay. Errors that
-// retrying cannot fix (not allowed, booking over) end it with state `failed`.
+// unanswered ping counts. The SFU is ICE-lite with host candidates (and TURN relays from the API
+// where the network needs them), so no waiting for ICE gathering.
+//
+// A broken path is first mended in place, by an ICE restart (ice_restart.js): when ICE reports
+// `disconnected` for a moment or `failed`, when the heartbeat goes unanswered for 2 s, or when
+// the browser says the network changed (`online`, `navigator.connection` `change`). The session
+// keeps its id, its lease (same epoch), its data channels and its tracks; `state` stays
+// `connected`, with `alive` false and `iceRestart` set while it runs (the console says
+// "Reconnecting…"). Only when the server refuses the restart or the link is not back within 5 s
+// is the attempt torn down (DELETE on the session URL) and a new one started, after a growing,
+// jittered delay; so is a connection that never comes up. Errors that retrying cannot fix (not
+// allowed, booking over) end it with state `failed`.
 //
 // Not here: what the events mean (consult.js, robot.js), joystick frames (drive.js), statistics
 // (stats.js).
 
 import { parseServerEvent } from './events.js';
+import { restartIce, iceUp, networkInformation } from './ice_restart.js';
 
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
 /** @typedef {import('./events.js').ClientEvent} ClientEvent */
@@ -60,7 +68,8 @@ import { parseServerEvent } from './events.js';
  * @property {number} [audioSlots] receive lines for doctors' voices
  * @property {number} [videoSlots] receive lines for doctors' cameras
  * @property {number} [connectTimeoutMs] give an attempt this long to connect
- * @property {number} [disconnectGraceMs] tolerate `disconnected` this long before retrying
+ * @property {number} [disconnectGraceMs] tolerate ICE `disconnected` this long before
+ *   restarting ICE
  * @property {number} [heartbeatMs] send a `ping` this often (0: no heartbeat)
  */
 
@@ -68,8 +77,12 @@ import { parseServerEvent } from './events.js';
 const HEARTBEAT_TICK_MS = 100;
 /** Nothing heard for this long, with a ping unanswered: the link is down. */
 const LINK_STALE_MS = 1000;
-/** ... for this long: give the attempt up and reconnect. */
+/** ... for this long: restart ICE (the path may be gone before ICE notices). */
+const LINK_RESTART_MS = 2000;
+/** ... for this long: give the attempt up and reconnect (when no ICE restart is running). */
 const LINK_DEAD_MS = 4000;
+/** An ICE restart that has not brought the link back in this time: rejoin from scratch. */
+const ICE_RESTART_DEADLINE_MS = 5000;
 
 /** An error that retrying cannot fix. */
 export class FatalSessionError extends Error {
@@ -195,11 +208,19 @@ export class Session extends EventTarget {
     this.pings = new Map();
     /** @type {ReturnType<typeof setInterval>|null} */
     this.heartbeat = null;
+    /** @type {{why: string, since: number}|null} the ICE restart under way (since: Date.now() ms) */
+    this.iceRestart = null;
+    /** ICE restarts that brought the link back, over the session's life. */
+    this.iceRestarts = 0;
+    /** The browser says the network changed: mend the path at once. */
+    this.onNetworkChange = () => this.restartIceNow('the network changed');
   }
 
   /** Start connecting; reconnects by itself until `close()`. */
   start() {
     if (this.state !== 'idle') return;
+    window.addEventListener('online', this.onNetworkChange);
+    networkInformation()?.addEventListener('change', this.onNetworkChange);
     this.attempt();
   }
 
@@ -253,6 +274,7 @@ export class Session extends EventTarget {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.forgetNetwork();
     this.teardown();
     this.setState('closed', 'left the room');
   }
@@ -265,12 +287,54 @@ export class Session extends EventTarget {
   end(why) {
     if (this.closed) return;
     this.closed = true;
+    this.forgetNetwork();
     this.location = null;
     this.teardown();
     this.setState('ended', why);
   }
 
+  /**
+   * Mend the path of the live connection by an ICE restart (see the top of this file): same
+   * session, lease and tracks. Falls back to a full rejoin if the server refuses or the link is
+   * not back within ICE_RESTART_DEADLINE_MS. Does nothing unless connected, or while one runs.
+   * @param {string} why plain words, shown while it runs
+   */
+  async restartIceNow(why) {
+    const pc = this.pc;
+    if (this.closed || this.state !== 'connected' || !pc || !this.location || this.iceRestart) return;
+    const id = this.attemptId;
+    const deadline = performance.now() + ICE_RESTART_DEADLINE_MS;
+    this.iceRestart = { why, since: Date.now() };
+    this.setAlive(false, why);
+    this.setState('connected', `trying a new network path (${why})`);
+    try {
+      await restartIce(pc, this.location, ICE_RESTART_DEADLINE_MS);
+      if (id !== this.attemptId || this.closed) return;
+      // Back when ICE is up on the new path and, with the heartbeat, the server answered over it.
+      const applied = performance.now();
+      const back = () => iceUp(pc) && (!this.heartbeat || this.lastHeard > applied);
+      while (!back() && performance.now() < deadline && id === this.attemptId && !this.closed) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (id !== this.attemptId || this.closed) return;
+      if (!back()) throw new Error('no answer on the new path');
+      this.iceRestart = null;
+      this.iceRestarts += 1;
+      this.heard();
+      this.setState('connected', 'connected');
+    } catch (e) {
+      if (id !== this.attemptId || this.closed) return;
+      this.iceRestart = null;
+      this.lost(`ICE restart failed (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+
   // --- internals --------------------------------------------------------------------------------
+
+  forgetNetwork() {
+    window.removeEventListener('online', this.onNetworkChange);
+    networkInformation()?.removeEventListener('change', this.onNetworkChange);
+  }
 
   /**
    * The link is up (something heard) or down (a ping unanswered, or ICE interrupted).
@@ -307,11 +371,13 @@ export class Session extends EventTarget {
       const now = performance.now();
       if (this.unansweredSince !== null) {
         const waited = now - this.unansweredSince;
-        if (waited > LINK_DEAD_MS && now - this.lastHeard > LINK_DEAD_MS) {
+        const silent = now - this.lastHeard;
+        if (waited > LINK_DEAD_MS && silent > LINK_DEAD_MS && !this.iceRestart) {
           this.lost('no answer from the server');
           return;
         }
-        if (waited > LINK_STALE_MS * 0.75 && now - this.lastHeard > LINK_STALE_MS) this.setAlive(false, 'no answer from the server');
+        if (waited > LINK_STALE_MS * 0.75 && silent > LINK_STALE_MS) this.setAlive(false, 'no answer from the server');
+        if (waited > LINK_RESTART_MS * 0.75 && silent > LINK_RESTART_MS) this.restartIceNow('no answer from the server');
       }
       if (now - this.lastPingAt >= every && this.events && this.events.readyState === 'open') {
         this.pingN += 1;
@@ -448,6 +514,19 @@ export class Session extends EventTarget {
 
     /** @type {ReturnType<typeof setTimeout>|null} */
     let graceTimer = null;
+    pc.oniceconnectionstatechange = () => {
+      if (id !== this.attemptId || this.closed || this.state !== 'connected') return;
+      const s = pc.iceConnectionState;
+      if (s === 'failed') {
+        this.restartIceNow('the network path failed');
+      } else if (s === 'disconnected' && !graceTimer) {
+        this.setAlive(false, 'connection interrupted');
+        graceTimer = setTimeout(() => {
+          graceTimer = null;
+          if (id === this.attemptId && !iceUp(pc)) this.restartIceNow('the network path was interrupted');
+        }, this.opts.disconnectGraceMs ?? 1000);
+      }
+    };
     pc.onconnectionstatechange = () => {
       if (id !== this.attemptId || this.closed) return;
       const s = pc.connectionState;
@@ -461,14 +540,13 @@ export class Session extends EventTarget {
           this.generation += 1;
           this.setState('connected', 'connected');
         }
-      } else if (s === 'failed' || s === 'closed') {
+      } else if (s === 'closed' || (s === 'failed' && this.state !== 'connected')) {
         this.lost(`connection ${s}`);
-      } else if (s === 'disconnected' && !graceTimer) {
-        this.setAlive(false, 'connection interrupted');
-        graceTimer = setTimeout(() => {
-          if (id === this.attemptId && pc.connectionState !== 'connected') this.lost('connection lost');
-        }, this.opts.disconnectGraceMs ?? 2000);
+      } else if (s === 'failed' && !this.iceRestart && pc.iceConnectionState !== 'failed') {
+        // DTLS failed, not the path: a new path cannot help.
+        this.lost('connection failed');
       }
+      // ICE's own troubles (disconnected, failed) are mended above, by an ICE restart.
     };
 
     const offer = await pc.createOffer();
@@ -524,6 +602,7 @@ export class Session extends EventTarget {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.stopHeartbeat();
+    this.iceRestart = null;
     if (this.location) {
       // keepalive: also works from `pagehide`, when the page is going away.
       fetch(this.location, { method: 'DELETE', keepalive: true }).catch(() => {});
@@ -532,6 +611,7 @@ export class Session extends EventTarget {
     if (this.pc) {
       this.pc.ontrack = null;
       this.pc.onconnectionstatechange = null;
+      this.pc.oniceconnectionstatechange = null;
       try {
         this.pc.close();
       } catch {

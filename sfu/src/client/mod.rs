@@ -439,6 +439,12 @@ impl WebRtcClient {
         }
         let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
         let local = socket.local_addr()?;
+        // Signal from the new address on a new connection: a pooled one may belong to the old
+        // network (an address that is gone), where a request would hang until TCP gives up.
+        let http = reqwest::Client::builder()
+            .local_address(local_ip)
+            .timeout(Duration::from_secs(5))
+            .build()?;
         let mut api = self.rtc.sdp_api();
         let creds = api.ice_restart(false);
         let (_offer, pending) = api
@@ -448,8 +454,7 @@ impl WebRtcClient {
             "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
             creds.ufrag, creds.pass
         );
-        let resp = self
-            .http
+        let resp = http
             .patch(&self.session_url)
             .header("content-type", "application/trickle-ice-sdpfrag")
             .body(frag)
@@ -477,6 +482,7 @@ impl WebRtcClient {
         self.answer_text = text;
         self.transport = Transport::Udp(socket);
         self.local = local;
+        self.http = http;
         Ok(())
     }
 

@@ -2,18 +2,22 @@
 // allows: an Allocate with long-term credentials (the nonce dance included) and a
 // CreatePermission towards a peer. For the tests that show coturn refuses expired and forged
 // credentials and relays only to the media nodes; the browser's own TURN client does the rest.
+// Also one ICE connectivity check (`iceCheck`): a STUN binding request with ICE's short-term
+// credentials, to show the media node answers a live ufrag and ignores one an ICE restart retired.
 //
 // Not here: relaying data (Send/Data indications, channels), TCP or TLS transports.
 
 import { createSocket } from 'node:dgram';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 
 const MAGIC = 0x2112a442;
 const ATTR = {
   USERNAME: 0x0006, MESSAGE_INTEGRITY: 0x0008, ERROR_CODE: 0x0009, XOR_PEER_ADDRESS: 0x0012,
   REALM: 0x0014, NONCE: 0x0015, XOR_RELAYED_ADDRESS: 0x0016, REQUESTED_TRANSPORT: 0x0019,
+  PRIORITY: 0x0024, FINGERPRINT: 0x8028, ICE_CONTROLLING: 0x802a,
 };
-const METHOD = { ALLOCATE: 0x0003, CREATE_PERMISSION: 0x0008 };
+const METHOD = { BINDING: 0x0001, ALLOCATE: 0x0003, CREATE_PERMISSION: 0x0008 };
 
 /**
  * @param {number} type
@@ -201,5 +205,53 @@ export class TurnClient {
   async createPermission(peerIp) {
     const peer = attr(ATTR.XOR_PEER_ADDRESS, xorAddress(peerIp, 9));
     return outcome(await this.exchange(request(METHOD.CREATE_PERMISSION, [peer, ...this.authAttrs()], this.key)));
+  }
+}
+
+/**
+ * One ICE connectivity check (RFC 8445 §7.2.2) from `localIp` to a media node, as the peer whose
+ * ICE username fragment is `peerUfrag` would send it: a binding request with USERNAME
+ * `{ufrag}:{peerUfrag}`, PRIORITY, ICE-CONTROLLING (no USE-CANDIDATE: it never moves
+ * a session's path), MESSAGE-INTEGRITY keyed by the ICE password and FINGERPRINT. True when a
+ * success answer arrives within a second and a half (a few retransmissions), false otherwise.
+ * @param {{server: string, port: number, localIp: string, ufrag: string, pwd: string, peerUfrag: string}} o
+ * @returns {Promise<boolean>}
+ */
+export async function iceCheck(o) {
+  const priority = Buffer.alloc(4);
+  priority.writeUInt32BE(1 << 24);
+  const { tx, bytes } = request(METHOD.BINDING, [
+    attr(ATTR.USERNAME, Buffer.from(`${o.ufrag}:${o.peerUfrag}`, 'utf8')),
+    attr(ATTR.PRIORITY, priority),
+    attr(ATTR.ICE_CONTROLLING, randomBytes(8)),
+  ], Buffer.from(o.pwd, 'utf8'));
+  // FINGERPRINT last: the length counts it, the CRC covers everything before it.
+  bytes.writeUInt16BE(bytes.readUInt16BE(2) + 8, 2);
+  const fp = Buffer.alloc(4);
+  fp.writeUInt32BE((crc32(bytes) ^ 0x5354554e) >>> 0);
+  const message = Buffer.concat([bytes, attr(ATTR.FINGERPRINT, fp)]);
+  const socket = createSocket('udp4');
+  await new Promise((res, rej) => {
+    socket.once('error', rej);
+    socket.bind(0, o.localIp, () => res(undefined));
+  });
+  try {
+    return await new Promise((res) => {
+      let tries = 0;
+      const timer = setInterval(() => {
+        if (tries++ >= 3) {
+          clearInterval(timer);
+          res(false);
+        } else socket.send(message, o.port, o.server);
+      }, 500);
+      socket.on('message', (b) => {
+        if (b.length < 20 || !b.subarray(8, 20).equals(tx)) return;
+        clearInterval(timer);
+        res(parse(b).cls === 'success');
+      });
+      socket.send(message, o.port, o.server);
+    });
+  } finally {
+    socket.close();
   }
 }

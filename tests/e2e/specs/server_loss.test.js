@@ -22,9 +22,10 @@ import {
 
 /**
  * A page's old session's DELETE that reaches the restarted process (which does not know it), or
- * loses the race against the SFU's own close, gets 404, as documented.
+ * loses the race against the SFU's own close, gets 404, as documented; so does its ICE restart
+ * (PATCH) when the restarted process is up before the page gives the old session up.
  */
-const OLD_SESSION = /: HTTP 404 DELETE \/sessions\/[^/]+$/;
+const OLD_SESSION = /: HTTP 404 (DELETE|PATCH) \/sessions\/[^/]+$/;
 const DROPPED = 'bedside_control_frames_dropped_total';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
