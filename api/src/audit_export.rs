@@ -60,7 +60,7 @@ pub(crate) async fn export(store: &Store, q: AuditQuery) -> Result<(String, bool
 fn fields(e: &AuditEntry) -> impl Iterator<Item = String> {
     [
         e.id.to_string(),
-        e.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        e.at.to_rfc3339_opts(SecondsFormat::Micros, true),
         e.kind.clone(),
         e.actor.clone().unwrap_or_default(),
         e.actor_name.clone().unwrap_or_default(),

@@ -173,10 +173,9 @@ pub struct RobotRetired {
 pub(crate) async fn in_service(store: &Store, id: Uuid) -> Result<Robot, ApiError> {
     match store.robot_by_id(id).await? {
         None => Err(ApiError::NotFound("robot")),
-        Some(r) if r.retired_at.is_some() => Err(ApiError::conflict(
-            "robot_retired",
-            "the robot is retired",
-        )),
+        Some(r) if r.retired_at.is_some() => {
+            Err(ApiError::conflict("robot_retired", "the robot is retired"))
+        }
         Some(r) => Ok(r),
     }
 }
@@ -189,8 +188,16 @@ pub(crate) async fn update(
     id: Uuid,
     change: RobotUpdate,
 ) -> Result<Robot, ApiError> {
-    let name = change.name.as_deref().map(|v| check_len("name", v, 1, 100)).transpose()?;
-    let ward = change.ward.as_deref().map(|v| check_len("ward", v, 1, 100)).transpose()?;
+    let name = change
+        .name
+        .as_deref()
+        .map(|v| check_len("name", v, 1, 100))
+        .transpose()?;
+    let ward = change
+        .ward
+        .as_deref()
+        .map(|v| check_len("ward", v, 1, 100))
+        .transpose()?;
     let description = change
         .description
         .as_deref()
@@ -253,7 +260,10 @@ pub(crate) async fn retire(
         return Err(ApiError::NotFound("robot"));
     };
     if robot.retired_at.is_some() || !store.retire_robot(id, now).await? {
-        let robot = store.robot_by_id(id).await?.ok_or(ApiError::NotFound("robot"))?;
+        let robot = store
+            .robot_by_id(id)
+            .await?
+            .ok_or(ApiError::NotFound("robot"))?;
         return Ok(RobotRetired {
             robot,
             cancelled_bookings: Vec::new(),
@@ -326,7 +336,10 @@ pub(crate) async fn retire(
         )
         .await?;
     tracing::info!(robot = %id, bookings = cancelled.len(), "robot retired");
-    let robot = store.robot_by_id(id).await?.ok_or(ApiError::NotFound("robot"))?;
+    let robot = store
+        .robot_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound("robot"))?;
     Ok(RobotRetired {
         robot,
         cancelled_bookings: cancelled,

@@ -324,7 +324,10 @@ pub(crate) async fn create_by_admin(
     let new = NewUser {
         username: req.username,
         display_name: req.display_name,
-        password: req.password.or_else(|| generated.clone()).unwrap_or_default(),
+        password: req
+            .password
+            .or_else(|| generated.clone())
+            .unwrap_or_default(),
         role: req.role,
     };
     let user = create(store, hasher, now, Some(actor.user.id), new).await?;
@@ -433,11 +436,7 @@ pub(crate) async fn reset_password(
 }
 
 /// Tell the media nodes to refuse every token of user `id` issued until now.
-async fn deny_subject(
-    cx: &Authority<'_>,
-    id: Uuid,
-    reason: RevokeReason,
-) -> Result<(), ApiError> {
+async fn deny_subject(cx: &Authority<'_>, id: Uuid, reason: RevokeReason) -> Result<(), ApiError> {
     // A join token lives until its booking's end: at most the grace before a slot plus the
     // longest slot after it was issued.
     let longest = chrono::Duration::from_std(cx.config.join_grace + cx.config.max_booking)
@@ -477,8 +476,9 @@ mod tests {
         assert_eq!(a.len(), 23, "{a}");
         let groups: Vec<&str> = a.split('-').collect();
         assert_eq!(groups.len(), 4, "{a}");
-        assert!(groups.iter().all(|g| g.len() == 5
-            && g.bytes().all(|c| PASSWORD_ALPHABET.contains(&c))));
+        assert!(groups
+            .iter()
+            .all(|g| g.len() == 5 && g.bytes().all(|c| PASSWORD_ALPHABET.contains(&c))));
         assert!(password::validate(&a).is_ok());
     }
 

@@ -83,7 +83,9 @@ async fn export_audit(
     );
     headers.insert(
         CACHE_CONTROL,
-        "no-store".parse().map_err(|_| ApiError::internal("header"))?,
+        "no-store"
+            .parse()
+            .map_err(|_| ApiError::internal("header"))?,
     );
     if truncated {
         headers.insert(

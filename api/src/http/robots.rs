@@ -18,8 +18,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::lease_admin::{self, LeaseRevoked};
 use crate::model::Robot;
 use crate::robots::{
-    self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, RobotCreated,
-    RobotQuery, RobotRetired, RobotUpdate, Retirement,
+    self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, Retirement,
+    RobotCreated, RobotQuery, RobotRetired, RobotUpdate,
 };
 use crate::roster::{self, RosterEntry};
 

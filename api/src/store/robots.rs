@@ -103,8 +103,8 @@ impl Store {
 
     /// The credential digest of a robot in service; `None` for an unknown or retired robot.
     pub async fn robot_credential_hash(&self, id: Uuid) -> Result<Option<String>, ApiError> {
-        let s = sql("SELECT credential_hash FROM robots WHERE id = $1 AND retired_at IS NULL")
-            .bind(id);
+        let s =
+            sql("SELECT credential_hash FROM robots WHERE id = $1 AND retired_at IS NULL").bind(id);
         self.fetch_optional(s, |row| row.text("credential_hash"))
             .await
     }

@@ -19,6 +19,7 @@ mod login;
 mod matrix;
 mod node_channel;
 mod revocation;
+mod robots_admin;
 mod roster;
 mod setup;
 mod startup;
@@ -36,6 +37,7 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + matrix::SCENARIOS
     + node_channel::SCENARIOS
     + revocation::SCENARIOS
+    + robots_admin::SCENARIOS
     + roster::SCENARIOS
     + setup::SCENARIOS
     + startup::SCENARIOS
