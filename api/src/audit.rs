@@ -6,6 +6,7 @@
 //! store has no update or delete for them, and the schema refuses both. Not here: the entry types
 //! (`model`), application logs (`tracing`), metrics.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -38,6 +39,11 @@ pub mod kinds {
     pub const TOKEN_PUBLISH: &str = "token.publish";
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_ENABLED: &str = "user.enabled";
+    pub const USER_UPDATED: &str = "user.updated";
+    pub const USER_PASSWORD_RESET: &str = "user.password_reset";
+    pub const ROBOT_UPDATED: &str = "robot.updated";
+    pub const ROBOT_RETIRED: &str = "robot.retired";
+    pub const AUDIT_EXPORTED: &str = "audit.exported";
     pub const SETUP_COMPLETED: &str = "setup.completed";
     pub const ROOM_PREFIX: &str = "room.";
 }
@@ -73,20 +79,26 @@ pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
     pub next_before: Option<i64>,
+    /// Entries matching the filter, on all pages.
+    pub total: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Exact kind, e.g. `login.failed` or `room.estop`.
+    /// Exact kind, e.g. `login.failed` or `room.estop`; or a family ending in `.*`, e.g.
+    /// `room.*` or `user.*`.
     pub kind: Option<String>,
-    /// Opaque actor id.
+    /// Opaque actor id (a user's or a robot's).
     pub actor: Option<String>,
-    /// Room (robot id).
+    /// Room: the robot id. Also accepted as `robot`.
+    #[serde(alias = "robot")]
     pub room: Option<String>,
-    /// Entries at or after this instant (RFC 3339).
+    /// Entries at or after this instant (RFC 3339). Also accepted as `from`.
+    #[serde(alias = "from")]
     pub since: Option<DateTime<Utc>>,
-    /// Entries before this instant (RFC 3339).
+    /// Entries before this instant (RFC 3339). Also accepted as `to`.
+    #[serde(alias = "to")]
     pub until: Option<DateTime<Utc>>,
     /// Page size, 1-1000 (default 100).
     pub limit: Option<u32>,
@@ -266,12 +278,8 @@ async fn write(store: &Store, e: &NewAuditEntry) {
     }
 }
 
-/// One page of the log, newest first, filtered by `q`.
-pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation("limit must be 1-1000"));
-    }
+/// The store's filter for `q` (without its cursor and limit), or why `q` is wrong.
+pub(crate) fn filter_of(q: &AuditQuery, limit: u32) -> Result<AuditFilter, ApiError> {
     let (since, until) = (
         instants::query("since", q.since)?,
         instants::query("until", q.until)?,
@@ -281,17 +289,96 @@ pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiE
             return Err(ApiError::validation("since must not be after until"));
         }
     }
-    let entries = store
-        .list_audit(&AuditFilter {
-            kind: q.kind,
-            actor: q.actor,
-            room: q.room,
-            since,
-            until,
-            before: q.before,
-            limit,
-        })
-        .await?;
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let (kind, kind_prefix) = match given(&q.kind) {
+        Some(k) => match k.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('.') => (None, Some(prefix.to_string())),
+            _ => (Some(k.to_string()), None),
+        },
+        None => (None, None),
+    };
+    for (name, value) in [
+        ("kind", kind.as_deref().or(kind_prefix.as_deref())),
+        ("actor", given(&q.actor)),
+        ("room", given(&q.room)),
+    ] {
+        if value.is_some_and(|v| v.len() > 128) {
+            return Err(ApiError::validation(format!(
+                "{name} must be at most 128 characters"
+            )));
+        }
+    }
+    Ok(AuditFilter {
+        kind,
+        kind_prefix,
+        actor: given(&q.actor).map(str::to_string),
+        room: given(&q.room).map(str::to_string),
+        since,
+        until,
+        before: q.before,
+        limit,
+    })
+}
+
+/// Fill in who the actors and robots of `entries` are now (names are read, never stored).
+pub(crate) async fn name_entries(
+    store: &Store,
+    entries: &mut [AuditEntry],
+) -> Result<(), ApiError> {
+    let ids = |f: fn(&AuditEntry) -> Option<&String>| -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = entries
+            .iter()
+            .filter_map(|e| f(e).and_then(|v| Uuid::parse_str(v).ok()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let actors = ids(|e| e.actor.as_ref());
+    let mut robot_ids = ids(|e| e.room.as_ref());
+    // A robot acts too (its publish tokens).
+    robot_ids.extend(actors.iter().copied());
+    robot_ids.sort_unstable();
+    robot_ids.dedup();
+    let users: HashMap<String, (String, &'static str)> = store
+        .user_names(&actors)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.to_string(), (u.display_name, u.role.as_str())))
+        .collect();
+    let robots: HashMap<String, String> = store
+        .robot_names(&robot_ids)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect();
+    for e in entries.iter_mut() {
+        if let Some(actor) = &e.actor {
+            if let Some((name, role)) = users.get(actor) {
+                e.actor_name = Some(name.clone());
+                e.actor_kind = Some((*role).to_string());
+            } else if let Some(name) = robots.get(actor) {
+                e.actor_name = Some(name.clone());
+                e.actor_kind = Some("robot".to_string());
+            }
+        }
+        e.robot_name = e.room.as_ref().and_then(|r| robots.get(r)).cloned();
+    }
+    Ok(())
+}
+
+/// One page of the log, newest first, filtered by `q`, with names, and the total.
+pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit must be 1-1000"));
+    }
+    let filter = filter_of(&q, limit)?;
+    let mut entries = store.list_audit(&filter).await?;
+    let total = store.count_audit(&filter).await?;
+    name_entries(store, &mut entries).await?;
     let next_before = if entries.len() == limit as usize {
         entries.last().map(|e| e.id)
     } else {
@@ -300,5 +387,6 @@ pub(crate) async fn list(store: &Store, q: AuditQuery) -> Result<AuditPage, ApiE
     Ok(AuditPage {
         entries,
         next_before,
+        total,
     })
 }

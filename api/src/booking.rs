@@ -149,9 +149,8 @@ pub(crate) async fn create(
     let (starts_at, ends_at) = requested_slot(&new, now)?;
     let (starts_at, ends_at) = validate_slot(starts_at, ends_at, now, max_len)?;
     let note = validate_note(new.note)?;
-    if store.robot_by_id(new.robot_id).await?.is_none() {
-        return Err(ApiError::NotFound("robot"));
-    }
+    // Retired robots are not booked (409 `robot_retired`).
+    crate::robots::in_service(store, new.robot_id).await?;
     let booking = Booking {
         id: Uuid::new_v4(),
         robot_id: new.robot_id,

@@ -19,6 +19,7 @@
 
 mod api;
 mod audit;
+mod audit_export;
 mod auth;
 mod booking;
 mod clock;

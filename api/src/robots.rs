@@ -1,5 +1,12 @@
 //! Robots: registering them, their credentials (random, shown once, stored as a digest,
-//! rotatable), the publish token a robot gets with its credential, and its busy slots.
+//! rotatable), editing and retiring them, the publish token a robot gets with its credential,
+//! and its busy slots.
+//!
+//! Retiring a robot keeps its row (bookings and the audit log name it) but takes it out of
+//! service at once: its credential stops working and its publish tokens are refused (the media
+//! nodes end its publisher), every booking of it not yet over is cancelled (their participants'
+//! tokens are refused and their sessions ended, as for any cancelled booking), no booking can
+//! be made, and it is no longer listed for booking.
 //!
 //! Rotating a credential also revokes the publish tokens the old one got (a deny entry on the
 //! robot's subject, cut at this second): a leaked credential's tokens can neither publish nor
@@ -18,7 +25,7 @@ use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::instants;
 use crate::keys::{sign, unix};
-use crate::model::{Actor, BookingFilter, BookingStatus, Robot};
+use crate::model::{Actor, BookingFilter, BookingStatus, Robot, UserRole};
 use crate::node_hub::NodeHub;
 use crate::secret::{self, ROBOT_PREFIX};
 use crate::store::Store;
@@ -102,6 +109,7 @@ pub(crate) async fn create(
         name: check_len("name", &new.name, 1, 100)?,
         ward: check_len("ward", &new.ward, 1, 100)?,
         description: check_len("description", &new.description, 0, 1000)?,
+        retired_at: None,
     };
     let credential = secret::generate(ROBOT_PREFIX)?;
     store
@@ -118,8 +126,224 @@ pub(crate) async fn create(
     Ok((robot, credential))
 }
 
-pub(crate) async fn list(store: &Store) -> Result<Vec<Robot>, ApiError> {
-    store.list_robots().await
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RobotQuery {
+    /// Admins: list retired robots too (with `retired_at`).
+    pub include_retired: Option<bool>,
+}
+
+/// Robots in service; admins may ask for the retired ones too.
+pub(crate) async fn list(
+    store: &Store,
+    actor: &Actor,
+    q: RobotQuery,
+) -> Result<Vec<Robot>, ApiError> {
+    let retired = q.include_retired.unwrap_or(false);
+    if retired && actor.user.role != UserRole::Admin {
+        return Err(ApiError::Forbidden("only admins may list retired robots"));
+    }
+    store.list_robots(retired).await
+}
+
+/// What an admin may change of a robot; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RobotUpdate {
+    /// 1-100 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// 1-100 characters.
+    #[serde(default)]
+    pub ward: Option<String>,
+    /// Up to 1000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// What retiring a robot did.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RobotRetired {
+    pub robot: Robot,
+    /// Bookings of it not yet over that were cancelled now (none if it was already retired).
+    pub cancelled_bookings: Vec<Uuid>,
+}
+
+/// A robot that exists and is in service, or why not (404, or 409 `robot_retired`).
+pub(crate) async fn in_service(store: &Store, id: Uuid) -> Result<Robot, ApiError> {
+    match store.robot_by_id(id).await? {
+        None => Err(ApiError::NotFound("robot")),
+        Some(r) if r.retired_at.is_some() => {
+            Err(ApiError::conflict("robot_retired", "the robot is retired"))
+        }
+        Some(r) => Ok(r),
+    }
+}
+
+/// An admin renames a robot or changes its ward or description.
+pub(crate) async fn update(
+    store: &Store,
+    audit: &AuditSink,
+    actor: &Actor,
+    id: Uuid,
+    change: RobotUpdate,
+) -> Result<Robot, ApiError> {
+    let name = change
+        .name
+        .as_deref()
+        .map(|v| check_len("name", v, 1, 100))
+        .transpose()?;
+    let ward = change
+        .ward
+        .as_deref()
+        .map(|v| check_len("ward", v, 1, 100))
+        .transpose()?;
+    let description = change
+        .description
+        .as_deref()
+        .map(|v| check_len("description", v, 0, 1000))
+        .transpose()?;
+    in_service(store, id).await?;
+    if !store
+        .update_robot(id, name.as_deref(), ward.as_deref(), description.as_deref())
+        .await?
+    {
+        // Retired (or gone) between the two statements.
+        in_service(store, id).await?;
+    }
+    let changed: Vec<&str> = [
+        ("name", name.is_some()),
+        ("ward", ward.is_some()),
+        ("description", description.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, given)| given.then_some(field))
+    .collect();
+    audit
+        .record(
+            kinds::ROBOT_UPDATED,
+            Some(actor.user.id),
+            Some(id),
+            serde_json::json!({ "fields": changed }),
+        )
+        .await?;
+    store
+        .robot_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound("robot"))
+}
+
+/// What retiring a robot needs besides the robot.
+pub(crate) struct Retirement<'a> {
+    pub store: &'a Store,
+    pub audit: &'a AuditSink,
+    pub hub: &'a NodeHub,
+    pub config: &'a ApiConfig,
+    pub now: DateTime<Utc>,
+}
+
+/// An admin retires robot `id` (see the module's documentation for what that ends). Retiring a
+/// retired robot changes nothing and answers the same.
+pub(crate) async fn retire(
+    cx: Retirement<'_>,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<RobotRetired, ApiError> {
+    let Retirement {
+        store,
+        audit,
+        hub,
+        config,
+        now,
+    } = cx;
+    let Some(robot) = store.robot_by_id(id).await? else {
+        return Err(ApiError::NotFound("robot"));
+    };
+    if robot.retired_at.is_some() || !store.retire_robot(id, now).await? {
+        let robot = store
+            .robot_by_id(id)
+            .await?
+            .ok_or(ApiError::NotFound("robot"))?;
+        return Ok(RobotRetired {
+            robot,
+            cancelled_bookings: Vec::new(),
+        });
+    }
+    // Its publisher first: the robot leaves the room before anyone is told the booking is off.
+    let ttl = chrono::Duration::from_std(config.publish_token_ttl)
+        .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
+    hub.deny(
+        DenyTarget::Subject {
+            sub: id.to_string(),
+        },
+        DenyScope::Access,
+        Some(now),
+        now + ttl,
+        RevokeReason::SessionEnded,
+    )
+    .await?;
+    // Every booking not yet over, until none is left: a booking whose robot check ran just
+    // before the retirement may be written while this runs. (One written after the last look
+    // is possible in theory; nobody can publish to its room any more.)
+    let mut cancelled = Vec::new();
+    loop {
+        let open = store
+            .list_bookings(&BookingFilter {
+                robot_id: Some(id),
+                participant: None,
+                from: Some(now),
+                to: None,
+                limit: 1000,
+            })
+            .await?;
+        let open: Vec<_> = open
+            .into_iter()
+            .filter(|b| b.status == BookingStatus::Confirmed && !cancelled.contains(&b.id))
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        for b in open {
+            if store.cancel_booking(b.id, now).await? {
+                hub.deny(
+                    DenyTarget::Booking {
+                        booking: b.id.to_string(),
+                    },
+                    DenyScope::Access,
+                    None,
+                    b.ends_at,
+                    RevokeReason::BookingCancelled,
+                )
+                .await?;
+                audit
+                    .record(
+                        kinds::BOOKING_CANCELLED,
+                        Some(actor.user.id),
+                        Some(id),
+                        serde_json::json!({ "booking": b.id, "reason": "robot_retired" }),
+                    )
+                    .await?;
+            }
+            cancelled.push(b.id);
+        }
+    }
+    audit
+        .record(
+            kinds::ROBOT_RETIRED,
+            Some(actor.user.id),
+            Some(id),
+            serde_json::json!({ "cancelled_bookings": cancelled }),
+        )
+        .await?;
+    tracing::info!(robot = %id, bookings = cancelled.len(), "robot retired");
+    let robot = store
+        .robot_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound("robot"))?;
+    Ok(RobotRetired {
+        robot,
+        cancelled_bookings: cancelled,
+    })
 }
 
 /// A new credential for robot `id`; the old one and every publish token it got stop working.
@@ -132,12 +356,14 @@ pub(crate) async fn rotate_credential(
     actor: &Actor,
     id: Uuid,
 ) -> Result<String, ApiError> {
+    in_service(store, id).await?;
     let credential = secret::generate(ROBOT_PREFIX)?;
     if !store
         .set_robot_credential(id, &secret::digest(&credential))
         .await?
     {
-        return Err(ApiError::NotFound("robot"));
+        // Retired (or gone) since the check.
+        in_service(store, id).await?;
     }
     let ttl = chrono::Duration::from_std(config.publish_token_ttl)
         .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;

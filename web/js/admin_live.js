@@ -65,7 +65,7 @@ export function mountLiveRooms(container) {
   const list = h('div', { id: 'live-rooms', class: 'live-rooms' });
   replace(container,
     h('section', { class: 'panel live-page', 'aria-labelledby': 'live-title' },
-      h('h1', { id: 'live-title' }, 'Live rooms'),
+      h('h2', { id: 'live-title' }, 'Live rooms'),
       h('p', { class: 'hint' }, 'Every robot room a media node holds now, refreshed every few seconds. Revoking the lease stops the robot and takes control away from the current booking; ending a session disconnects one person, who is told an administrator ended it.'),
       status,
       list));

@@ -2,7 +2,7 @@
 // bookings, calendar) and the consult view, by the URL fragment:
 //   #/                 home
 //   #/consult/<id>     the consult view of booking <id>
-//   #/admin/live       the admins' Live rooms page (admin_live.js)
+//   #/admin/<section>  the admin console (admin.js): people, robots, live rooms, audit log
 // Not logged in: the login page, whatever the fragment (it is kept, so a shared link works after
 // logging in).
 //
@@ -13,7 +13,7 @@ import { $, h, replace } from './dom.js';
 import { mountEntry } from './setup.js';
 import { mountHome } from './calendar.js';
 import { mountConsult } from './consult.js';
-import { mountLiveRooms } from './admin_live.js';
+import { mountAdmin } from './admin.js';
 
 /**
  * A mounted page; `destroy` must release everything it started (sessions, timers, listeners).
@@ -31,7 +31,8 @@ function renderNav() {
     return;
   }
   replace(nav,
-    user.role === 'admin' ? h('a', { href: '#/admin/live', id: 'nav-live' }, 'Live rooms') : null,
+    user.role === 'admin' ? h('a', { href: '#/admin/people', id: 'nav-admin', class: 'nav-link' }, 'Admin') : null,
+    user.role === 'admin' ? h('a', { href: '#/admin/live', id: 'nav-live', class: 'nav-link' }, 'Live rooms') : null,
     h('span', { class: 'who', id: 'whoami' }, h('span', { class: 'name' }, user.display_name), ' ', h('span', { class: `badge ${user.role}` }, user.role)),
     h('button', {
       type: 'button',
@@ -60,8 +61,8 @@ function route() {
   const consult = /^\/consult\/([0-9a-fA-F-]{1,64})$/.exec(hash);
   if (consult) {
     current = mountConsult(main, consult[1]);
-  } else if (hash === '/admin/live' && api.user.role === 'admin') {
-    current = mountLiveRooms(main);
+  } else if (/^\/admin(\/|\?|$)/.test(hash)) {
+    current = mountAdmin(main, hash);
   } else {
     current = mountHome(main);
   }

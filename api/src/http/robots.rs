@@ -1,5 +1,5 @@
-//! HTTP handlers for robots: list, register, rotate a credential, get a publish token, busy
-//! slots, the roster for the robot's screen, and an admin's lease revoke.
+//! HTTP handlers for robots: list, register, edit, retire, rotate a credential, get a publish
+//! token, busy slots, the roster for the robot's screen, and an admin's lease revoke.
 //!
 //! Thin: extract, call the domain (`crate::robots`), shape the response. Not here: the rules.
 
@@ -18,13 +18,16 @@ use crate::error::{ApiError, ErrorBody};
 use crate::lease_admin::{self, LeaseRevoked};
 use crate::model::Robot;
 use crate::robots::{
-    self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, RobotCreated,
+    self, BusyQuery, BusySlot, CredentialResponse, NewRobot, PublishTokenResponse, Retirement,
+    RobotCreated, RobotQuery, RobotRetired, RobotUpdate,
 };
 use crate::roster::{self, RosterEntry};
 
 pub(super) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes(routes!(list_robots, create_robot))
+        .routes(routes!(update_robot))
+        .routes(routes!(retire_robot))
         .routes(routes!(rotate_credential))
         .routes(routes!(publish_token))
         .routes(routes!(busy))
@@ -78,17 +81,64 @@ async fn roster(
         .map(Json)
 }
 
-/// All robots (any logged-in user).
-#[utoipa::path(get, path = "/api/robots", tag = "robots", security(("bearer" = [])),
+/// Robots in service (any logged-in user); admins may ask for the retired ones too.
+#[utoipa::path(get, path = "/api/robots", tag = "robots", security(("bearer" = [])), params(RobotQuery),
     responses(
         (status = 200, description = "Robots", body = [Robot]),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "Retired robots asked for by a non-admin", body = ErrorBody),
     ))]
 async fn list_robots(
     State(api): State<Api>,
-    CurrentUser(_caller): CurrentUser,
+    CurrentUser(caller): CurrentUser,
+    QueryParams(q): QueryParams<RobotQuery>,
 ) -> Result<Json<Vec<Robot>>, ApiError> {
-    robots::list(api.store()).await.map(Json)
+    robots::list(api.store(), &caller, q).await.map(Json)
+}
+
+/// Rename a robot or change its ward or description (admins).
+#[utoipa::path(patch, path = "/api/robots/{id}", tag = "robots", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")), request_body = RobotUpdate,
+    responses(
+        (status = 200, description = "The robot as it is now", body = Robot),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The robot is retired (`robot_retired`)", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+async fn update_robot(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    PathParams(id): PathParams<Uuid>,
+    JsonBody(change): JsonBody<RobotUpdate>,
+) -> Result<Json<Robot>, ApiError> {
+    robots::update(api.store(), api.audit(), &actor, id, change)
+        .await
+        .map(Json)
+}
+
+/// Retire a robot (admins): its credential and publish tokens stop working (the media nodes end
+/// its publisher), every booking of it not yet over is cancelled (their participants' sessions
+/// end), and it can no longer be booked or seen by non-admins. Kept for the audit log.
+/// Retiring it again changes nothing.
+#[utoipa::path(post, path = "/api/robots/{id}/retire", tag = "robots", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Robot id")),
+    responses(
+        (status = 200, description = "Retired", body = RobotRetired),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+async fn retire_robot(
+    State(api): State<Api>,
+    AdminUser(actor): AdminUser,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<Json<RobotRetired>, ApiError> {
+    let cx = Retirement {
+        store: api.store(),
+        audit: api.audit(),
+        hub: api.hub(),
+        config: api.config(),
+        now: api.now(),
+    };
+    robots::retire(cx, &actor, id).await.map(Json)
 }
 
 /// Register a robot (admins). The credential in the answer is shown only once.
@@ -117,6 +167,7 @@ async fn create_robot(
     responses(
         (status = 200, description = "New credential, shown once", body = CredentialResponse),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The robot is retired (`robot_retired`)", body = ErrorBody),
     ))]
 async fn rotate_credential(
     State(api): State<Api>,

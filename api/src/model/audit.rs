@@ -19,6 +19,16 @@ pub struct AuditEntry {
     pub room: Option<String>,
     #[schema(value_type = Object)]
     pub detail: Value,
+    /// The actor's display name (a user) or name (a robot) as it is now, when the actor is one
+    /// of them; read beside the entry, never stored in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    /// `admin`, `doctor`, `student` or `robot`, when the actor is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_kind: Option<String>,
+    /// The name of the robot whose room the entry concerns, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robot_name: Option<String>,
 }
 
 /// An entry to append.
@@ -51,11 +61,15 @@ impl NewAuditEntry {
 
 #[derive(Debug, Clone)]
 pub struct AuditFilter {
+    /// Exactly this kind.
     pub kind: Option<String>,
+    /// Kinds starting with this (e.g. `room.`).
+    pub kind_prefix: Option<String>,
     pub actor: Option<String>,
     pub room: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only entries with a smaller id (the paging cursor); counting ignores it.
     pub before: Option<i64>,
     pub limit: u32,
 }

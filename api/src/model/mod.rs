@@ -19,4 +19,4 @@ pub use booking::{
 pub use login::Throttle;
 pub use robot::Robot;
 pub use session::{Actor, SessionRecord};
-pub use user::{User, UserRole};
+pub use user::{User, UserFilter, UserRole};

@@ -1,4 +1,5 @@
-//! A user and the three roles. Not here: username and password rules (`users`, `password`).
+//! A user, the three roles, and the filter users are listed by. Not here: username and password
+//! rules (`users`, `password`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -42,4 +43,18 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub role: UserRole,
+}
+
+/// Which users a listing wants, one page of them, ordered by display name.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    pub role: Option<UserRole>,
+    /// Lower-case text the display name or username contains.
+    pub text: Option<String>,
+    /// Only disabled (`Some(true)`) or only enabled (`Some(false)`) users.
+    pub disabled: Option<bool>,
+    /// Leave administrators out.
+    pub exclude_admins: bool,
+    pub limit: u32,
+    pub offset: u64,
 }

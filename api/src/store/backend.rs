@@ -160,6 +160,29 @@ pub(crate) fn conflict_slot(row: &dyn Columns) -> Result<ConflictSlot, ApiError>
     })
 }
 
+/// `$1, $2, …, $n`, for an `IN (…)` list of `n` values bound in order.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `text` as a LIKE pattern matching values that contain it (with `ESCAPE '\'`): its own `%`,
+/// `_` and `\` match only themselves.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// `e` as `conflict` if it is a unique violation (the same check on both databases).
 pub(crate) fn unique_violation_as(e: sqlx::Error, conflict: ApiError) -> ApiError {
     if e.as_database_error()

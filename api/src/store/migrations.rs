@@ -26,6 +26,11 @@ pub const SQLITE: Embedded = Embedded(&[
         "authority",
         include_str!("../../../migrations/sqlite/0002_authority.sql"),
     ),
+    (
+        3,
+        "admin_console",
+        include_str!("../../../migrations/sqlite/0003_admin_console.sql"),
+    ),
 ]);
 
 pub const POSTGRES: Embedded = Embedded(&[
@@ -38,6 +43,11 @@ pub const POSTGRES: Embedded = Embedded(&[
         2,
         "authority",
         include_str!("../../../migrations/postgres/0002_authority.sql"),
+    ),
+    (
+        3,
+        "admin_console",
+        include_str!("../../../migrations/postgres/0003_admin_console.sql"),
     ),
 ]);
 

@@ -1,15 +1,17 @@
 //! The audit log: what gets recorded, filters and paging, room events from the SFU, no personal
-//! data, and that the schema itself refuses to change or delete entries.
+//! data stored (names are read beside the entries), the CSV export (quoting, formula
+//! injection), and that the schema itself refuses to change or delete entries.
 
 use bedside_api::UserRole;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection as _;
 
-use crate::common::{bearer, expect, from_now, minutes, Backend, TestApp};
+use crate::common::{bearer, expect, from_now, minutes, parse_time, rfc3339, Backend, TestApp};
 
 backend_tests!(
     audit_records_filters_and_pages,
+    entries_name_their_people_and_robots_and_export_as_csv,
     audit_log_is_append_only,
     estops_are_never_dropped_and_the_queue_is_written_at_shutdown,
 );
@@ -132,8 +134,19 @@ async fn audit_records_filters_and_pages(backend: Backend) {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
 
-    // Opaque ids only: no usernames or display names anywhere in the log.
-    let text = all.to_string();
+    // Opaque ids only: no usernames or display names anywhere in the log. (The listing adds
+    // the names of actors and robots as they are now, read beside the entries: leave those out.)
+    let stored: Vec<Value> = entries(&all)
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            for named in ["actor_name", "actor_kind", "robot_name"] {
+                e.as_object_mut().unwrap().remove(named);
+            }
+            e
+        })
+        .collect();
+    let text = Value::Array(stored).to_string();
     for name in [
         &doctor.username,
         &student.username,
@@ -279,4 +292,263 @@ async fn estops_are_never_dropped_and_the_queue_is_written_at_shutdown(backend: 
         }
     }
     assert_eq!(written, LEASES - dropped, "all that was queued was written");
+}
+
+/// RFC 4180 records: quoted fields with doubled quotes, CRLF between records. Strict: a stray
+/// quote or a bare field is a test failure, since the export quotes every field.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut chars = text.chars().peekable();
+    while chars.peek().is_some() {
+        assert_eq!(chars.next(), Some('"'), "every field is quoted");
+        let mut field = String::new();
+        loop {
+            match chars.next().expect("a closing quote") {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => break,
+                c => field.push(c),
+            }
+        }
+        row.push(field);
+        match chars.next() {
+            Some(',') => {}
+            Some('\r') => {
+                assert_eq!(chars.next(), Some('\n'), "CRLF");
+                rows.push(std::mem::take(&mut row));
+            }
+            other => panic!("after a field: {other:?}"),
+        }
+    }
+    assert!(row.is_empty(), "the last record ends in CRLF");
+    rows
+}
+
+async fn entries_name_their_people_and_robots_and_export_as_csv(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.user(UserRole::Admin).await;
+    // Names a spreadsheet would run as formulas.
+    let evil_name = "=HYPERLINK(\"http://x\",\"y\")";
+    let doctor_user = app
+        .api
+        .create_user(
+            "evil-doc",
+            evil_name,
+            crate::common::PASSWORD,
+            UserRole::Doctor,
+        )
+        .await
+        .unwrap();
+    let doctor = expect(
+        StatusCode::OK,
+        app.login("evil-doc", crate::common::PASSWORD).await,
+    );
+    let doctor_token = doctor["access_token"].as_str().unwrap();
+    let (robot, _) = app
+        .api
+        .create_robot("@SUM(1)", "-Ward", "")
+        .await
+        .map(|(r, c)| (r.id, c))
+        .unwrap();
+    let (elsewhere, _) = app.robot().await;
+    app.book_ok(
+        doctor_token,
+        robot,
+        from_now(minutes(2)),
+        from_now(minutes(30)),
+    )
+    .await;
+    app.book_ok(
+        doctor_token,
+        elsewhere,
+        from_now(minutes(2)),
+        from_now(minutes(30)),
+    )
+    .await;
+    expect(
+        StatusCode::OK,
+        app.post(
+            &format!("/api/robots/{robot}/credential"),
+            &admin.token,
+            json!({}),
+        )
+        .await,
+    );
+    let awkward = json!({ "text": "a \"quoted\", two\r\nlines; +1" });
+    app.api
+        .audit_sink()
+        .write_room_event(
+            &robot.to_string(),
+            Some(&doctor_user.id.to_string()),
+            "note",
+            awkward.clone(),
+        )
+        .await
+        .unwrap();
+
+    // By robot (`robot` is `room`), with names and a total.
+    let page = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?robot={robot}"), &admin.token)
+            .await,
+    );
+    let in_room = entries(&page);
+    assert_eq!(
+        kinds(&page),
+        vec![
+            "room.note",
+            "robot.credential_rotated",
+            "booking.created",
+            "robot.created"
+        ]
+    );
+    assert_eq!(page["total"], 4);
+    assert!(
+        in_room.iter().all(|e| e["robot_name"] == "@SUM(1)"),
+        "{page}"
+    );
+    let booked = &in_room[2];
+    assert_eq!(
+        (
+            &booked["actor"],
+            &booked["actor_name"],
+            &booked["actor_kind"]
+        ),
+        (
+            &json!(doctor_user.id.to_string()),
+            &json!(evil_name),
+            &json!("doctor")
+        )
+    );
+    assert_eq!(
+        (&in_room[1]["actor_name"], &in_room[1]["actor_kind"]),
+        (&json!("Test admin"), &json!("admin"))
+    );
+    // A page's total counts every page.
+    let first = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?room={robot}&limit=1"), &admin.token)
+            .await,
+    );
+    assert_eq!((entries(&first).len(), &first["total"]), (1, &json!(4)));
+    // A family of kinds, and `from`/`to`.
+    let users = expect(
+        StatusCode::OK,
+        app.get("/api/audit?kind=user.*&limit=1000", &admin.token)
+            .await,
+    );
+    assert!(
+        kinds(&users).iter().all(|k| k.starts_with("user.")),
+        "{users}"
+    );
+    assert_eq!(users["total"], 2, "two users created");
+    let future = rfc3339(from_now(chrono::Duration::days(1)));
+    let none = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?from={future}"), &admin.token)
+            .await,
+    );
+    assert_eq!((entries(&none).len(), &none["total"]), (0, &json!(0)));
+    let all_to = expect(
+        StatusCode::OK,
+        app.get(&format!("/api/audit?to={future}&limit=1000"), &admin.token)
+            .await,
+    );
+    let everything = expect(
+        StatusCode::OK,
+        app.get("/api/audit?limit=1000", &admin.token).await,
+    );
+    assert_eq!(all_to["total"], everything["total"]);
+    assert_eq!(
+        everything["total"].as_u64().unwrap() as usize,
+        entries(&everything).len()
+    );
+    let by_actor = expect(
+        StatusCode::OK,
+        app.get(
+            &format!("/api/audit?actor={}&robot={robot}", doctor_user.id),
+            &admin.token,
+        )
+        .await,
+    );
+    assert_eq!(kinds(&by_actor), vec!["room.note", "booking.created"]);
+
+    // The same filter as CSV.
+    let resp = app
+        .http
+        .get(app.url(&format!("/api/audit.csv?robot={robot}")))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"bedside-audit-"),
+        "{disposition}"
+    );
+    assert!(resp.headers().get("x-bedside-truncated").is_none());
+    let rows = parse_csv(&resp.text().await.unwrap());
+    assert_eq!(
+        rows[0],
+        [
+            "id",
+            "at",
+            "kind",
+            "actor_id",
+            "actor_name",
+            "actor_kind",
+            "robot_id",
+            "robot_name",
+            "detail"
+        ]
+    );
+    let rows = &rows[1..];
+    assert_eq!(rows.len(), in_room.len(), "one row per entry");
+    for (row, e) in rows.iter().zip(in_room) {
+        assert_eq!(row[0], e["id"].to_string());
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(&row[1]).unwrap(),
+            parse_time(&e["at"])
+        );
+        assert_eq!(row[2], e["kind"].as_str().unwrap());
+        assert_eq!(row[6], robot.to_string());
+        // Defused: a leading ' and the rest as it was.
+        assert_eq!(row[7], "'@SUM(1)");
+        let detail: Value = serde_json::from_str(&row[8]).unwrap();
+        assert_eq!(detail, e["detail"]);
+    }
+    assert_eq!(rows[0][4], format!("'{evil_name}"));
+    assert_eq!(rows[0][5], "doctor");
+    assert_eq!(rows[0][3], doctor_user.id.to_string());
+    let detail: Value = serde_json::from_str(&rows[0][8]).unwrap();
+    assert_eq!(detail, awkward, "quotes, commas and line breaks survive");
+    assert_eq!(rows[2][4], format!("'{evil_name}"));
+    assert_eq!(rows[1][4], "Test admin");
+
+    // Exporting is itself recorded; a bad filter is a JSON error.
+    let exported = app.audit_kind(&admin.token, "audit.exported").await;
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0]["actor"], admin.id.to_string());
+    assert_eq!(exported[0]["detail"]["room"], robot.to_string());
+    let (status, body) = app
+        .get(
+            &format!("/api/audit.csv?from={future}&to=2020-01-01T00:00:00Z"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("validation_failed")
+        )
+    );
 }

@@ -20,6 +20,7 @@ mod login;
 mod matrix;
 mod node_channel;
 mod revocation;
+mod robots_admin;
 mod roster;
 mod setup;
 mod startup;
@@ -38,6 +39,7 @@ pub const SCENARIOS: usize = audit::SCENARIOS
     + matrix::SCENARIOS
     + node_channel::SCENARIOS
     + revocation::SCENARIOS
+    + robots_admin::SCENARIOS
     + roster::SCENARIOS
     + setup::SCENARIOS
     + startup::SCENARIOS

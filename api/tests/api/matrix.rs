@@ -32,7 +32,8 @@ const CALLERS: [&str; 7] = [
 
 struct Row {
     method: Method,
-    /// With placeholders {robot}, {robot2}, {booking}, {booking2}, {doctor2}, {student2}, {session}.
+    /// With placeholders {robot}, {robot2}, {robot3}, {booking}, {booking2}, {doctor2},
+    /// {student2}, {session}.
     path: &'static str,
     body: Option<Value>,
     expect: [u16; 7],
@@ -77,6 +78,8 @@ async fn authorization_matrix(backend: Backend) {
     );
     let (robot, credential) = app.robot().await;
     let (robot2, _) = app.robot().await;
+    // Retired by the admin's row.
+    let (robot3, _) = app.robot().await;
 
     // `booking`: in its join window, the student invited as observer. `booking2`: to cancel.
     let booking = app
@@ -135,8 +138,15 @@ async fn authorization_matrix(backend: Backend) {
         row(M::POST,   "/api/users",                                   Some(new_user),          [201, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/users/{student2}/disable",                None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/users/{student2}/enable",                 None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/users?q=test&limit=5&offset=0",           None,                    [200, 200, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/users?disabled=true",                     None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::PATCH,  "/api/users/{student2}",                        Some(json!({"display_name": "Renamed"})), [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/users/{student2}/password",               None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::GET,    "/api/robots",                                  None,                    [200, 200, 200, 401, 401, 401, 401]),
+        row(M::GET,    "/api/robots?include_retired=true",             None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/robots",                                  Some(new_robot),         [201, 403, 403, 401, 401, 401, 401]),
+        row(M::PATCH,  "/api/robots/{robot2}",                         Some(json!({"ward": "W2"})), [200, 403, 403, 401, 401, 401, 401]),
+        row(M::POST,   "/api/robots/{robot3}/retire",                  None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/robots/{robot2}/credential",              None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/robots/{robot}/publish-token",            None,                    [401, 401, 401, 401, 401, 401, 200]),
         row(M::GET,    "/api/robots/{robot}/busy",                     None,                    [200, 200, 200, 401, 401, 401, 401]),
@@ -155,6 +165,8 @@ async fn authorization_matrix(backend: Backend) {
         row(M::POST,   "/api/bookings/{booking}/join",                 None,                    [403, 200, 200, 401, 401, 401, 401]),
         row(M::POST,   "/api/bookings/{booking2}/cancel",              None,                    [200, 200, 403, 401, 401, 401, 401]),
         row(M::GET,    "/api/audit",                                   None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/audit?kind=user.*&robot={robot}",         None,                    [200, 403, 403, 401, 401, 401, 401]),
+        row(M::GET,    "/api/audit.csv",                               None,                    [200, 403, 403, 401, 401, 401, 401]),
         row(M::POST,   "/api/auth/logout",                             None,                    [204, 204, 204, 401, 401, 401, 401]),
     ];
 
@@ -190,6 +202,7 @@ async fn authorization_matrix(backend: Backend) {
             .path
             .replace("{robot}", &robot.to_string())
             .replace("{robot2}", &robot2.to_string())
+            .replace("{robot3}", &robot3.to_string())
             .replace("{booking}", &id_of(&booking).to_string())
             .replace("{booking2}", &id_of(&booking2).to_string())
             .replace("{doctor2}", &doctor2.id.to_string())
