@@ -158,7 +158,7 @@ pub(crate) async fn robots(
     grace: chrono::Duration,
     caller: &Actor,
 ) -> Result<Vec<LiveStatus>, ApiError> {
-    let robots = store.list_robots().await?;
+    let robots = store.list_robots(false).await?;
     let rooms: HashMap<String, LiveRoom> = live
         .all(now)
         .into_iter()
@@ -205,8 +205,9 @@ pub(crate) async fn rooms(
     let rooms = live.all(now);
     let bookings = current_bookings(store, now, grace).await?;
     let latched: Vec<String> = store.latches().await?.into_iter().map(|l| l.room).collect();
+    // Retired robots too: a room can outlive its robot's retirement by a report or two.
     let mut names: HashMap<String, String> = store
-        .list_robots()
+        .list_robots(true)
         .await?
         .into_iter()
         .map(|r| (r.id.to_string(), r.name))
