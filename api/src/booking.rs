@@ -22,7 +22,8 @@ use crate::audit::{kinds, AuditSink};
 use crate::error::ApiError;
 use crate::instants;
 use crate::model::{
-    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, UserRole,
+    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, NewAuditEntry,
+    UserRole,
 };
 use crate::node_hub::NodeHub;
 use crate::store::Store;
@@ -138,7 +139,6 @@ fn validate_note(note: Option<String>) -> Result<Option<String>, ApiError> {
 /// `max_booking` is the longest slot allowed.
 pub(crate) async fn create(
     store: &Store,
-    audit: &AuditSink,
     now: DateTime<Utc>,
     max_booking: Duration,
     actor: &Actor,
@@ -163,19 +163,20 @@ pub(crate) async fn create(
         invitations: Vec::new(),
         control_revoked_at: None,
     };
-    store.insert_booking(&booking, now).await?;
-    audit
-        .record(
-            kinds::BOOKING_CREATED,
-            Some(actor.user.id),
-            Some(booking.robot_id),
-            serde_json::json!({
-                "booking": booking.id,
-                "starts_at": booking.starts_at,
-                "ends_at": booking.ends_at,
-            }),
-        )
-        .await?;
+    // Written with the booking, in its transaction: a booking is never without its audit row,
+    // nor an audit row without its booking, whatever happens to the process in between.
+    let entry = NewAuditEntry::new(
+        now,
+        kinds::BOOKING_CREATED,
+        Some(actor.user.id.to_string()),
+        Some(booking.robot_id.to_string()),
+        serde_json::json!({
+            "booking": booking.id,
+            "starts_at": booking.starts_at,
+            "ends_at": booking.ends_at,
+        }),
+    );
+    store.insert_booking(&booking, now, &entry).await?;
     Ok(booking)
 }
 

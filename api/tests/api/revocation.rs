@@ -125,7 +125,10 @@ async fn removing_an_invitation_denies_that_participant(backend: Backend) {
         (DenyScope::Access, RevokeReason::InvitationRemoved)
     );
     let cut = deny.issued_until.expect("a time cut");
-    assert!((before..=after).contains(&cut), "{cut} in {before}..={after}");
+    assert!(
+        (before..=after).contains(&cut),
+        "{cut} in {before}..={after}"
+    );
     assert_eq!(
         deny.until,
         parse_time(&booking["ends_at"]).timestamp() as u64
