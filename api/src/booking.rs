@@ -50,9 +50,11 @@ pub struct NewBooking {
     /// The slot's length in minutes, counted from its start: the way to say how long a
     /// "start now" booking lasts. Give this or `ends_at`, not both.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub minutes: Option<u32>,
     /// Up to 500 characters. Do not put patient data here.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: Option<String>,
 }
 
@@ -75,6 +77,7 @@ pub struct BookingQuery {
     /// Only bookings starting before this instant.
     pub to: Option<DateTime<Utc>>,
     /// At most this many (1-1000, default 200), ordered by start.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
