@@ -2,7 +2,8 @@
 //! schemathesis run (`tests/contract/run.sh`, docs/reliability.md) that are fixed:
 //!
 //! - every operation documents the 400 that its extractors give for a malformed path id, query
-//!   string or body, and the API does answer 400 with an `ErrorBody` for each of them;
+//!   string or body (and the 422 for JSON of the wrong shape where it takes a body), and the API
+//!   does answer so with an `ErrorBody`;
 //! - the bookings listing's `limit` declares the range it enforces (1-1000), a booking's
 //!   `minutes` its minimum and `note` its length, so a schema-valid request is not refused.
 //!
@@ -39,6 +40,12 @@ async fn every_operation_documents_and_answers_400_for_malformed_input() {
             op["responses"].get("400").is_some(),
             "{method} {path} does not document 400"
         );
+        if op.get("requestBody").is_some() {
+            assert!(
+                op["responses"].get("422").is_some(),
+                "{method} {path} takes a body and does not document 422"
+            );
+        }
         // A path id that is not a UUID: the API's answer must be one the document lists.
         if path.contains('{') && path != "/api/setup" {
             let bad: String = path
@@ -67,6 +74,11 @@ async fn every_operation_documents_and_answers_400_for_malformed_input() {
     // A query string that does not parse: 400, documented.
     let (status, answer) = app.get("/api/bookings?from=yesterday", &admin.token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    // JSON of the wrong shape for a body: 422, documented (schemathesis: `[null]` to login).
+    let (status, answer) = app
+        .call(Method::POST, "/api/auth/login", None, Some(&json!([null])))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,8 +62,8 @@ pub(crate) fn complete(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi
 }
 
 /// Every operation may answer 400 `bad_request`: a path id that is not a UUID, a query string or
-/// a JSON body that does not parse into the operation's types is refused by the extractors
-/// before any handler runs. Documented once here rather than on each handler (schemathesis
+/// a body that is not JSON is refused by the extractors before any handler runs; an operation
+/// with a body may answer 422 for JSON of the wrong shape. Documented once here rather than on each handler (schemathesis
 /// found it undocumented on every operation; `tests/contract/run.sh`).
 struct MalformedRequests;
 
@@ -74,6 +74,17 @@ impl Modify for MalformedRequests {
                 "Malformed request: a path parameter, query string or body that does not parse \
                  (`bad_request`)",
             )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        // JSON of the wrong shape for the body's type is `validation_failed`, like the
+        // domain's own checks.
+        let wrong_body = ResponseBuilder::new()
+            .description("A JSON body of the wrong shape or values (`validation_failed`)")
             .content(
                 "application/json",
                 ContentBuilder::new()
@@ -94,6 +105,12 @@ impl Modify for MalformedRequests {
                     .responses
                     .entry("400".to_string())
                     .or_insert_with(|| bad_request.clone().into());
+                if op.request_body.is_some() {
+                    op.responses
+                        .responses
+                        .entry("422".to_string())
+                        .or_insert_with(|| wrong_body.clone().into());
+                }
             }
         }
     }
