@@ -19,14 +19,18 @@ for t in $(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' fuzz/Cargo.toml | grep -v beds
   work=$(mktemp -d)
   # Seeds are copied: libFuzzer adds to the first corpus directory, never to the repository.
   cp -r "fuzz/seeds/$t/." "$work/" 2>/dev/null || true
-  mkdir -p "fuzz/artifacts/$t"
+  found=$(mktemp -d)
   cargo fuzz run --fuzz-dir fuzz -s "$san" "$t" "$work" -- -max_total_time="$secs" \
-    -timeout=10 -rss_limit_mb=4096 -artifact_prefix="fuzz/artifacts/$t/" 2>&1 \
+    -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$found/" 2>&1 \
     | grep -E 'DONE|^Done|SUMMARY|panicked' || true
   rm -rf "$work"
-  if [ -n "$(ls -A "fuzz/artifacts/$t")" ]; then
+  # Only this run's findings count (fuzz/artifacts may hold a campaign's old ones).
+  if [ -n "$(ls -A "$found")" ]; then
+    mkdir -p "fuzz/artifacts/$t"
+    cp "$found"/* "fuzz/artifacts/$t/"
     echo "fuzz smoke: $t crashed, input in fuzz/artifacts/$t/" >&2
     exit 1
   fi
+  rm -rf "$found"
 done
 echo "fuzz smoke: every target ran ${secs} s without a crash; total $(( $(date +%s) - start )) s"
