@@ -293,7 +293,10 @@ impl Telemetry {
     /// becomes infinity, which the SFU would pass on as `null` (found by fuzzing:
     /// `fuzz/fuzz_targets/client_event.rs`), so the range is checked, not assumed.
     fn check(&self) -> Result<(), String> {
-        for (name, v) in [("battery", self.battery), ("link_quality", self.link_quality)] {
+        for (name, v) in [
+            ("battery", self.battery),
+            ("link_quality", self.link_quality),
+        ] {
             if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 return Err(format!("invalid event: telemetry {name} must be 0.0-1.0"));
             }
