@@ -49,7 +49,6 @@ curl -fsS -H "authorization: Bearer $root" -H 'content-type: application/json' \
   -d '{"name":"Contract robot","ward":"W1"}' "$base/api/robots" >/dev/null
 
 status=0
-root=$PWD
 for role in admin doctor student anonymous; do
   auth=()
   case $role in
