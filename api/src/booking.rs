@@ -22,7 +22,8 @@ use crate::audit::{kinds, AuditSink};
 use crate::error::ApiError;
 use crate::instants;
 use crate::model::{
-    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, UserRole,
+    Actor, Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, NewAuditEntry,
+    UserRole,
 };
 use crate::node_hub::NodeHub;
 use crate::store::Store;
@@ -49,9 +50,11 @@ pub struct NewBooking {
     /// The slot's length in minutes, counted from its start: the way to say how long a
     /// "start now" booking lasts. Give this or `ends_at`, not both.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub minutes: Option<u32>,
     /// Up to 500 characters. Do not put patient data here.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: Option<String>,
 }
 
@@ -74,6 +77,7 @@ pub struct BookingQuery {
     /// Only bookings starting before this instant.
     pub to: Option<DateTime<Utc>>,
     /// At most this many (1-1000, default 200), ordered by start.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -138,7 +142,6 @@ fn validate_note(note: Option<String>) -> Result<Option<String>, ApiError> {
 /// `max_booking` is the longest slot allowed.
 pub(crate) async fn create(
     store: &Store,
-    audit: &AuditSink,
     now: DateTime<Utc>,
     max_booking: Duration,
     actor: &Actor,
@@ -162,19 +165,20 @@ pub(crate) async fn create(
         invitations: Vec::new(),
         control_revoked_at: None,
     };
-    store.insert_booking(&booking, now).await?;
-    audit
-        .record(
-            kinds::BOOKING_CREATED,
-            Some(actor.user.id),
-            Some(booking.robot_id),
-            serde_json::json!({
-                "booking": booking.id,
-                "starts_at": booking.starts_at,
-                "ends_at": booking.ends_at,
-            }),
-        )
-        .await?;
+    // Written with the booking, in its transaction: a booking is never without its audit row,
+    // nor an audit row without its booking, whatever happens to the process in between.
+    let entry = NewAuditEntry::new(
+        now,
+        kinds::BOOKING_CREATED,
+        Some(actor.user.id.to_string()),
+        Some(booking.robot_id.to_string()),
+        serde_json::json!({
+            "booking": booking.id,
+            "starts_at": booking.starts_at,
+            "ends_at": booking.ends_at,
+        }),
+    );
+    store.insert_booking(&booking, now, &entry).await?;
     Ok(booking)
 }
 

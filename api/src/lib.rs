@@ -25,6 +25,7 @@ mod booking;
 mod clock;
 mod config;
 mod error;
+mod failpoint;
 mod http;
 mod instants;
 mod join;

@@ -3,7 +3,11 @@
 //!
 //! Not here: any path list to keep in sync by hand.
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::Ref;
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -48,5 +52,67 @@ impl Modify for SecuritySchemes {
                 "`Robot <credential>`, the credential shown when the robot was registered",
             ))),
         );
+    }
+}
+
+/// Finish the document once every route's path is in it (`http` calls this after collecting
+/// them; a `modifiers(...)` entry above runs before any path exists).
+pub(crate) fn complete(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    MalformedRequests.modify(&mut openapi);
+    openapi
+}
+
+/// Every operation may answer 400 `bad_request`: a path id that is not a UUID, a query string or
+/// a body that is not JSON is refused by the extractors before any handler runs; an operation
+/// with a body may answer 422 for JSON of the wrong shape. Documented once here rather than on each handler (schemathesis
+/// found it undocumented on every operation; `tests/contract/run.sh`).
+struct MalformedRequests;
+
+impl Modify for MalformedRequests {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let bad_request = ResponseBuilder::new()
+            .description(
+                "Malformed request: a path parameter, query string or body that does not parse \
+                 (`bad_request`)",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        // JSON of the wrong shape for the body's type is `validation_failed`, like the
+        // domain's own checks.
+        let wrong_body = ResponseBuilder::new()
+            .description("A JSON body of the wrong shape or values (`validation_failed`)")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations: [&mut Option<Operation>; 5] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("400".to_string())
+                    .or_insert_with(|| bad_request.clone().into());
+                if op.request_body.is_some() {
+                    op.responses
+                        .responses
+                        .entry("422".to_string())
+                        .or_insert_with(|| wrong_body.clone().into());
+                }
+            }
+        }
     }
 }

@@ -23,6 +23,7 @@ mod procs;
 mod report;
 mod roles;
 mod run;
+mod soak;
 mod track;
 mod two_way;
 mod udp;
@@ -72,6 +73,30 @@ enum Command {
         gso: Vec<usize>,
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+        #[arg(long, default_value_os_t = default_out())]
+        out: PathBuf,
+    },
+    /// Churn soak: viewers join and leave continuously in several rooms while a driver drives;
+    /// then fds, sessions and RSS against their baselines (see `soak.rs`, docs/reliability.md).
+    Soak {
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 4)]
+        rooms: usize,
+        #[arg(long, default_value_t = 300)]
+        viewers: usize,
+        /// A viewer stays between half of this and all of it before it leaves and rejoins.
+        #[arg(long, default_value_t = 20.0)]
+        stay_seconds: f64,
+        /// How long the server may take to reclaim the last sessions after everyone left.
+        #[arg(long, default_value_t = 60.0)]
+        drain_seconds: f64,
+        #[arg(long, default_value_os_t = default_bedside())]
+        bedside_bin: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        server_cpu: usize,
+        #[arg(long, default_value_t = 41000)]
+        udp_port: u16,
         #[arg(long, default_value_os_t = default_out())]
         out: PathBuf,
     },
@@ -267,6 +292,36 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(a) => run(a),
+        Command::Soak {
+            seconds,
+            rooms,
+            viewers,
+            stay_seconds,
+            drain_seconds,
+            bedside_bin,
+            server_cpu,
+            udp_port,
+            out,
+        } => {
+            let r = soak::soak(soak::SoakSettings {
+                bedside_bin,
+                out,
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                udp_port,
+                seconds,
+                rooms,
+                viewers,
+                stay_seconds,
+                drain_seconds,
+                server_cpu,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            let back = r.fds_end <= r.fds_baseline && r.sessions_end <= r.sessions_baseline;
+            if !back || !r.server_alive || r.panics > 0 {
+                bail!("the soak failed: not back at baseline, server down, or panics");
+            }
+            Ok(())
+        }
         Command::UdpFloor {
             sockets,
             rate,

@@ -279,7 +279,29 @@ impl ClientEvent {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(format!("event larger than {MAX_EVENT_BYTES} bytes"));
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid event: {e}"))
+        let event: ClientEvent =
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid event: {e}"))?;
+        if let ClientEvent::Telemetry(t) = &event {
+            t.check()?;
+        }
+        Ok(event)
+    }
+}
+
+impl Telemetry {
+    /// Battery and link quality are shares, 0.0-1.0. A JSON number too large for an `f32`
+    /// becomes infinity, which the SFU would pass on as `null` (found by fuzzing:
+    /// `fuzz/fuzz_targets/client_event.rs`), so the range is checked, not assumed.
+    fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("battery", self.battery),
+            ("link_quality", self.link_quality),
+        ] {
+            if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                return Err(format!("invalid event: telemetry {name} must be 0.0-1.0"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -325,5 +347,16 @@ mod tests {
         assert!(ClientEvent::parse(b"{").is_err());
         assert!(ClientEvent::parse(br#"{"type":"fly"}"#).is_err());
         assert!(ClientEvent::parse(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
+        // Found by fuzzing: a battery beyond f32's range parsed as infinity.
+        let huge = format!(r#"{{"type":"telemetry","battery":{}0.8}}"#, "7".repeat(120));
+        assert!(ClientEvent::parse(huge.as_bytes()).is_err());
+        for bad in ["-0.1", "1.5", "1e39"] {
+            let json = format!(r#"{{"type":"telemetry","link_quality":{bad}}}"#);
+            assert!(ClientEvent::parse(json.as_bytes()).is_err(), "{bad}");
+        }
+        for ok in ["0", "0.5", "1.0"] {
+            let json = format!(r#"{{"type":"telemetry","battery":{ok},"link_quality":{ok}}}"#);
+            assert!(ClientEvent::parse(json.as_bytes()).is_ok(), "{ok}");
+        }
     }
 }

@@ -42,15 +42,7 @@ async fn create_booking(
     JsonBody(new): JsonBody<NewBooking>,
 ) -> Result<(StatusCode, Json<Booking>), ApiError> {
     let max_booking = api.config().max_booking;
-    let booking = booking::create(
-        api.store(),
-        api.audit(),
-        api.now(),
-        max_booking,
-        &actor,
-        new,
-    )
-    .await?;
+    let booking = booking::create(api.store(), api.now(), max_booking, &actor, new).await?;
     Ok((StatusCode::CREATED, Json(booking)))
 }
 

@@ -67,12 +67,12 @@ impl Api {
 
 /// The OpenAPI description of every route in [`router`].
 fn openapi() -> utoipa::openapi::OpenApi {
-    openapi_router().into_openapi()
+    crate::openapi::complete(openapi_router().into_openapi())
 }
 
 fn router(api: Api) -> Router {
     let (routes, document) = openapi_router().split_for_parts();
-    let document = serde_json::to_value(document).unwrap_or_default();
+    let document = serde_json::to_value(crate::openapi::complete(document)).unwrap_or_default();
     routes
         // Unknown paths under /api answer in JSON too; no global fallback, so the binary can
         // merge this router with the SFU's and the web client's.

@@ -21,17 +21,20 @@ fn entry(row: &dyn Columns) -> Result<AuditEntry, ApiError> {
     })
 }
 
-impl Store {
-    pub async fn append_audit(&self, e: &NewAuditEntry) -> Result<(), ApiError> {
-        let s = sql(
-            "INSERT INTO audit_log (at, kind, actor, room, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
+/// The INSERT of one entry, also run inside other writes' transactions (a booking and its
+/// `booking.created` row are one transaction: `bookings.rs`).
+pub(super) fn append_statement(e: &NewAuditEntry) -> Statement<'static> {
+    sql("INSERT INTO audit_log (at, kind, actor, room, detail) VALUES ($1, $2, $3, $4, $5)")
         .bind(e.at)
         .bind(e.kind.as_str())
         .bind(e.actor.as_deref())
         .bind(e.room.as_deref())
-        .bind(&e.detail);
-        self.execute(s).await?;
+        .bind(&e.detail)
+}
+
+impl Store {
+    pub async fn append_audit(&self, e: &NewAuditEntry) -> Result<(), ApiError> {
+        self.execute(append_statement(e)).await?;
         Ok(())
     }
 

@@ -136,13 +136,15 @@ pub(crate) trait Backend {
         read: Read<T>,
     ) -> impl Future<Output = Result<Vec<T>, ApiError>> + Send;
 
-    /// Run `insert` (the booking `b`) unless a live booking of the same robot overlaps it, in
-    /// which case the answer is [`ApiError::BookingConflict`] naming that booking. Callers run
+    /// Run `insert` (the booking `b`) and then `audit` (its audit row) in one transaction,
+    /// unless a live booking of the same robot overlaps it, in which case the answer is
+    /// [`ApiError::BookingConflict`] naming that booking and nothing is written. Callers run
     /// it in a task of its own, so it may hold a transaction across awaits.
     fn insert_without_overlap(
         &self,
         b: &Booking,
         insert: Statement<'static>,
+        audit: Statement<'static>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 
     /// Bring the schema up to date.

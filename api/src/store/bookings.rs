@@ -7,10 +7,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit_log::append_statement;
 use super::backend::{sql, unique_violation_as, Backend, Columns};
 use super::handle::Store;
 use crate::error::ApiError;
-use crate::model::{Booking, BookingFilter, BookingStatus, Invitation, InvitationRole};
+use crate::model::{
+    Booking, BookingFilter, BookingStatus, Invitation, InvitationRole, NewAuditEntry,
+};
 
 /// Bookings picked by `chosen` (a SELECT of whole `bookings` rows), each row joined with one of
 /// its invitations, ordered by start and then as the invitations were made.
@@ -61,8 +64,15 @@ fn group(rows: Vec<(Booking, Option<Invitation>)>) -> Vec<Booking> {
 }
 
 impl Store {
-    /// An overlap with a live booking of the same robot is `BookingConflict`.
-    pub async fn insert_booking(&self, b: &Booking, at: DateTime<Utc>) -> Result<(), ApiError> {
+    /// Insert booking `b` and its audit entry `audit` in one transaction: both are stored or
+    /// neither (a crash between the two INSERTs leaves nothing; `tests/crash.rs`). An overlap
+    /// with a live booking of the same robot is `BookingConflict`.
+    pub async fn insert_booking(
+        &self,
+        b: &Booking,
+        at: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<(), ApiError> {
         let insert = sql(
             "INSERT INTO bookings (id, robot_id, doctor_id, starts_at, ends_at, status, \
              note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -75,12 +85,13 @@ impl Store {
         .bind(b.status.as_str())
         .bind(b.note.as_deref())
         .bind(at);
+        let audit = append_statement(audit);
         let store = self.clone();
         let b = b.clone();
         // Its own task, so a client that hangs up cannot cancel the request inside the backend's
         // transaction and leave a pooled connection holding SQLite's write lock or the robot's
         // row lock.
-        tokio::spawn(async move { store.insert_without_overlap(&b, insert).await })
+        tokio::spawn(async move { store.insert_without_overlap(&b, insert, audit).await })
             .await
             .map_err(|e| ApiError::internal(format!("booking task failed: {e}")))?
     }

@@ -37,6 +37,7 @@ impl Store {
             }
         };
         store.migrate().await?;
+        crate::failpoint::arm_from_env();
         tracing::info!(backend = store.backend_name(), "database ready");
         Ok(store)
     }
@@ -82,10 +83,11 @@ impl Backend for Store {
         &self,
         b: &Booking,
         insert: Statement<'static>,
+        audit: Statement<'static>,
     ) -> Result<(), ApiError> {
         match self {
-            Store::Sqlite(db) => db.insert_without_overlap(b, insert).await,
-            Store::Postgres(db) => db.insert_without_overlap(b, insert).await,
+            Store::Sqlite(db) => db.insert_without_overlap(b, insert, audit).await,
+            Store::Postgres(db) => db.insert_without_overlap(b, insert, audit).await,
         }
     }
 

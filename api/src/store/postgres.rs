@@ -24,6 +24,7 @@ use super::backend::{conflict_slot, sql, Backend, Columns, Param, Read, Statemen
 use super::migrations;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::failpoint;
 use crate::model::Booking;
 
 /// SQLSTATE exclusion_violation.
@@ -81,8 +82,9 @@ impl Backend for PgStore {
         &self,
         b: &Booking,
         insert: Statement<'static>,
+        audit: Statement<'static>,
     ) -> Result<(), ApiError> {
-        insert_booking_queued(&self.pool, b, insert).await
+        insert_booking_queued(&self.pool, b, insert, audit).await
     }
 
     async fn migrate(&self) -> Result<(), ApiError> {
@@ -99,11 +101,13 @@ impl Backend for PgStore {
     }
 }
 
-/// Lock the robot's row, look for an overlapping live booking, insert if there is none.
+/// Lock the robot's row, look for an overlapping live booking, insert the booking and its
+/// audit row if there is none.
 async fn insert_booking_queued(
     pool: &PgPool,
     b: &Booking,
     insert: Statement<'static>,
+    audit: Statement<'static>,
 ) -> Result<(), ApiError> {
     let mut tx = pool.begin().await?;
     // NO KEY UPDATE: queues bookings of this robot on each other but not on the foreign-key
@@ -136,6 +140,8 @@ async fn insert_booking_queued(
             e.into()
         }
     })?;
+    failpoint::hit(failpoint::AFTER_BOOKING_INSERT);
+    query(audit).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use super::backend::{conflict_slot, sql, Backend, Columns, Param, Read, Statemen
 use super::migrations;
 use crate::config::{ApiConfig, SQLITE_FILE_NAME};
 use crate::error::ApiError;
+use crate::failpoint;
 use crate::model::Booking;
 
 /// How long a connection waits for SQLite's write lock before giving up. Long, because booking
@@ -101,8 +102,9 @@ impl Backend for SqliteStore {
         &self,
         b: &Booking,
         insert: Statement<'static>,
+        audit: Statement<'static>,
     ) -> Result<(), ApiError> {
-        insert_booking_atomically(&self.pool, b, insert).await
+        insert_booking_atomically(&self.pool, b, insert, audit).await
     }
 
     async fn migrate(&self) -> Result<(), ApiError> {
@@ -115,11 +117,13 @@ impl Backend for SqliteStore {
     }
 }
 
-/// Check for an overlapping live booking and insert, holding SQLite's write lock throughout.
+/// Check for an overlapping live booking and insert it and its audit row, holding SQLite's
+/// write lock throughout.
 async fn insert_booking_atomically(
     pool: &SqlitePool,
     b: &Booking,
     insert: Statement<'static>,
+    audit: Statement<'static>,
 ) -> Result<(), ApiError> {
     // A plain (deferred) BEGIN would let two transactions both read "free" and then race for
     // the lock on INSERT, the loser failing with SQLITE_BUSY. IMMEDIATE queues them instead.
@@ -147,6 +151,8 @@ async fn insert_booking_atomically(
             e.into()
         }
     })?;
+    failpoint::hit(failpoint::AFTER_BOOKING_INSERT);
+    query(audit).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }
