@@ -85,12 +85,14 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
 
         // The blackhole is in effect: while D1 keeps driving, nothing reaches the robot.
         blackhole(&ns_name, sfu_port, true);
-        while motors.next(&mut cursor, Instant::now() + Duration::from_millis(50))
+        while motors
+            .next(&mut cursor, Instant::now() + Duration::from_millis(50))
             .await
             .is_some()
         {}
         assert!(
-            motors.next(&mut cursor, Instant::now() + Duration::from_millis(400))
+            motors
+                .next(&mut cursor, Instant::now() + Duration::from_millis(400))
                 .await
                 .is_none(),
             "with the blackhole on, D1's frames no longer reach the robot"

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bedside_proto::{Claims, KeyPair, Role, TokenSigner};
 /// The one reader of the nodes' Prometheus text (shared with the tests).
 pub use bedside_sfu::metrics_text::sum as metric_sum;
-use bedside_proto::{Claims, KeyPair, Role, TokenSigner};
 use str0m::media::{Direction, MediaKind};
 
 use crate::peer::Peer;

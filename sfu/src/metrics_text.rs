@@ -45,7 +45,11 @@ mod tests {
     fn one_sample_by_its_exact_labels() {
         assert_eq!(sample(TEXT, "bedside_sessions{role=\"doctor\"}"), Some(2.0));
         assert_eq!(sample(TEXT, "bedside_sessions{role=\"robot\"}"), None);
-        assert_eq!(sample(TEXT, "bedside_sessions"), None, "labels are part of the key");
+        assert_eq!(
+            sample(TEXT, "bedside_sessions"),
+            None,
+            "labels are part of the key"
+        );
     }
 
     #[test]

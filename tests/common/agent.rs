@@ -28,8 +28,10 @@ pub fn robot_agent(
     room: &str,
     token: &str,
 ) -> tokio::process::Command {
-    cmd.args(["robot", "--server", server, "--room", room, "--token", token])
-        .kill_on_drop(true);
+    cmd.args([
+        "robot", "--server", server, "--room", room, "--token", token,
+    ])
+    .kill_on_drop(true);
     cmd
 }
 
@@ -57,9 +59,9 @@ impl Motors {
             while let Ok(n) = sink.recv(&mut buf).await {
                 // A line the agent wrote that is not JSON is kept (as text) so that an
                 // assertion about the command stream sees it rather than a gap.
-                let command = serde_json::from_slice(&buf[..n]).unwrap_or_else(|_| {
-                    serde_json::json!({ "unparsable": String::from_utf8_lossy(&buf[..n]) })
-                });
+                let command = serde_json::from_slice(&buf[..n]).unwrap_or_else(
+                    |_| serde_json::json!({ "unparsable": String::from_utf8_lossy(&buf[..n]) }),
+                );
                 out.lock().unwrap().push((Instant::now(), command));
             }
         });
