@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bedside_proto::Role;
+use common::agent::robot_agent;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,13 +137,10 @@ fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
         assert!(udp.is_err(), "direct UDP from the robot's address fails");
 
         let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut agent = agent_cmd;
-        let mut agent = agent
-            .args(["robot", "--server", &sfu.base, "--room", &room])
-            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+        let token = sfu.token(&room, Role::Robot, "robot");
+        let mut agent = robot_agent(agent_cmd, &sfu.base, &room, &token)
             .args(["--sink", &format!("udp:{}", sink.local_addr().unwrap())])
             .args(["--local-ip", ROBOT_IP, "--transport", "tcp"])
-            .kill_on_drop(true)
             .spawn()
             .expect("bedside robot starts");
         let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
@@ -338,7 +336,7 @@ fn the_robot_agent_keeps_its_session_when_its_address_changes() {
 fn ns_run(
     server_ns: &netns::NetNs,
     robot_ns: String,
-    mut agent_cmd: tokio::process::Command,
+    agent_cmd: tokio::process::Command,
     server_ip: &'static str,
 ) {
     let ip = move |args: &[&str]| {
@@ -365,15 +363,13 @@ fn ns_run(
             std::env::temp_dir().join(format!("bedside-roam-{}.log", std::process::id()));
         let log_file = std::fs::File::create(&log_path).expect("agent log");
         let agent_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        let mut agent = agent_cmd
-            .args(["robot", "--server", &sfu.base, "--room", &room])
-            .args(["--token", &sfu.token(&room, Role::Robot, "robot")])
+        let token = sfu.token(&room, Role::Robot, "robot");
+        let mut agent = robot_agent(agent_cmd, &sfu.base, &room, &token)
             .args(["--local-ip", "auto", "--sink", "stdout"])
             .env("RUST_LOG", "info,str0m=warn")
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
             .stderr(log_file)
-            .kill_on_drop(true)
             .spawn()
             .expect("bedside robot starts");
         let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;

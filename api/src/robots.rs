@@ -59,6 +59,8 @@ pub struct CredentialResponse {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PublishTokenResponse {
     pub room: String,
+    /// The robot's name, for the robot's own screen (it should never show its id).
+    pub robot_name: String,
     pub whip_url: String,
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -416,6 +418,11 @@ pub(crate) async fn publish_token(
     credential: &str,
 ) -> Result<PublishTokenResponse, ApiError> {
     check_credential(store, id, credential).await?;
+    let robot_name = store
+        .robot_by_id(id)
+        .await?
+        .map(|r| r.name)
+        .ok_or(ApiError::NotFound("robot"))?;
     let ttl = chrono::Duration::from_std(config.publish_token_ttl)
         .map_err(|_| ApiError::Config("publish_token_ttl is too large".into()))?;
     let expires_at = now + ttl;
@@ -447,6 +454,7 @@ pub(crate) async fn publish_token(
         .map(|t| t.ice_servers(&claims.jti, expires_at))
         .unwrap_or_default();
     Ok(PublishTokenResponse {
+        robot_name,
         whip_url: config.whip_url(&room),
         room,
         token,

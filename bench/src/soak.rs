@@ -239,7 +239,8 @@ async fn run(s: SoakSettings) -> anyhow::Result<SoakResult> {
                     http.clone(),
                     permit,
                     joined,
-                    false,
+                    false, // one-way viewers
+                    false, // over UDP
                     stop_rx,
                 ));
                 rounds += 1;

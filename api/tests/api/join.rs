@@ -207,6 +207,10 @@ async fn publish_tokens_and_rotation(backend: Backend) {
     let (status, p) = publish(credential.clone()).await;
     assert_eq!(status, StatusCode::OK, "{p}");
     assert_eq!(p["room"], robot);
+    assert_eq!(
+        p["robot_name"], created["robot"]["name"],
+        "the robot's screen names it"
+    );
     assert_eq!(p["whip_url"], format!("{PUBLIC_URL}/whip/{robot}"));
     // The SFU's view: the JWKS document, not the key pair.
     let jwks = expect(
