@@ -410,7 +410,7 @@ async fn robot_agent_stops_when_its_server_dies() {
         .args(["serve", "--data-dir"])
         .arg(data.path())
         .args(["--http", &format!("127.0.0.1:{port}"), "--udp-port", "0"])
-        .args(["--workers", "1"])
+        .args(["--workers", "1", "--ice-tcp-port", "0"])
         .env("BEDSIDE_JWT_PRIVATE_KEY_PEM", keys.to_pem())
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)

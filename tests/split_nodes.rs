@@ -50,6 +50,8 @@ async fn spawn(dir: &Path, name: &str, args: &[&str], ready: &str) -> (Proc, Str
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("BEDSIDE_JWT_PRIVATE_KEY_PEM")
+        // Any free port for ICE-TCP: the default (50000) may be held by another test's node.
+        .env("BEDSIDE_ICE_TCP_PORT", "0")
         .env("BEDSIDE_NODE_SECRET", SECRET)
         .env("BEDSIDE_ADMIN_USERNAME", ADMIN)
         .env("BEDSIDE_ADMIN_PASSWORD", PASSWORD)

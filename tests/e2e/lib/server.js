@@ -176,6 +176,10 @@ export class Server {
         ...process.env,
         ...(this.withAdmin ? { BEDSIDE_ADMIN_USERNAME: ADMIN_USERNAME, BEDSIDE_ADMIN_PASSWORD: ADMIN_PASSWORD } : {}),
         RUST_LOG: process.env.RUST_LOG || 'info,str0m=warn,sqlx=warn',
+        // ICE-TCP on the same number as this server's UDP port (free: it was picked for this
+        // server), not the default 50000, which a process outside this run may hold. A spec's
+        // own `--ice-tcp-port` / `--no-ice-tcp` still wins over this.
+        BEDSIDE_ICE_TCP_PORT: String(this.udpPort),
       },
       stdio: ['ignore', log, log],
     });
