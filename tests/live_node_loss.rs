@@ -5,89 +5,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bedside_api::testing::{expect, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
+use common::cluster::{base_of, spawn, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const SECRET: &str = "live-test-node-secret";
-const ADMIN: &str = "root";
-
-/// A child process of the `bedside` binary, killed when dropped; its log is printed if the test
-/// failed.
-struct Proc {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!("--- {} (last lines)", self.log.display());
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// Start `bedside <args>` and wait for the stdout line that starts with `ready`; the rest of
-/// that line.
-async fn spawn(dir: &Path, name: &str, args: &[&str], ready: &str) -> (Proc, String) {
-    let log = dir.join(format!("{name}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("BEDSIDE_JWT_PRIVATE_KEY_PEM")
-        // Any free port for ICE-TCP: the default (50000) may be held by another test's node.
-        .env("BEDSIDE_ICE_TCP_PORT", "0")
-        .env("BEDSIDE_NODE_SECRET", SECRET)
-        .env("BEDSIDE_NODE_ID", "node-x")
-        .env("BEDSIDE_STATUS_REFRESH_SECS", "1")
-        .env("BEDSIDE_ADMIN_USERNAME", ADMIN)
-        .env("BEDSIDE_ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "info,str0m=warn,sqlx=warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bedside runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let found = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix(ready) {
-                return Some(rest.to_string());
-            }
-        }
-        None
-    })
-    .await;
-    let proc = Proc { child, log };
-    let Ok(Some(rest)) = found else {
-        drop(proc);
-        panic!("{name} did not start");
-    };
-    // Keep reading stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proc, rest)
-}
-
-/// `http://127.0.0.1:1234/ ...` -> `http://127.0.0.1:1234`.
-fn base_of(rest: &str) -> String {
-    let url = rest.split_whitespace().next().expect("a URL");
-    url.trim_end_matches(['/', '.']).to_string()
-}
 
 async fn call(
     base: &str,
@@ -138,6 +63,7 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
             data.to_str().unwrap(),
         ],
         "Bedside is running. Open ",
+        &[],
     )
     .await;
     let api = base_of(&rest);
@@ -158,6 +84,10 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
             &api,
         ],
         "Bedside media node on ",
+        &[
+            ("BEDSIDE_NODE_ID", "node-x"),
+            ("BEDSIDE_STATUS_REFRESH_SECS", "1"),
+        ],
     )
     .await;
     let sfu = base_of(&rest);

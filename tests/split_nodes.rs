@@ -6,87 +6,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bedside_api::testing::{expect, minutes, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
+use common::cluster::{base_of, spawn, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const SECRET: &str = "split-test-node-secret";
-const ADMIN: &str = "root";
-
-/// A child process of the `bedside` binary, killed when dropped; its log is printed if the test
-/// failed.
-struct Proc {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!("--- {} (last lines)", self.log.display());
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// Start `bedside <args>` and wait for the stdout line that starts with `ready`; the rest of
-/// that line.
-async fn spawn(dir: &Path, name: &str, args: &[&str], ready: &str) -> (Proc, String) {
-    let log = dir.join(format!("{name}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("BEDSIDE_JWT_PRIVATE_KEY_PEM")
-        // Any free port for ICE-TCP: the default (50000) may be held by another test's node.
-        .env("BEDSIDE_ICE_TCP_PORT", "0")
-        .env("BEDSIDE_NODE_SECRET", SECRET)
-        .env("BEDSIDE_ADMIN_USERNAME", ADMIN)
-        .env("BEDSIDE_ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "info,str0m=warn,sqlx=warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bedside runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let found = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix(ready) {
-                return Some(rest.to_string());
-            }
-        }
-        None
-    })
-    .await;
-    let proc = Proc { child, log };
-    let Ok(Some(rest)) = found else {
-        drop(proc);
-        panic!("{name} did not start");
-    };
-    // Keep reading stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proc, rest)
-}
-
-/// `http://127.0.0.1:1234/ ...` -> `http://127.0.0.1:1234`.
-fn base_of(rest: &str) -> String {
-    let url = rest.split_whitespace().next().expect("a URL");
-    url.trim_end_matches(['/', '.']).to_string()
-}
 
 struct Api {
     base: String,
@@ -163,6 +90,7 @@ async fn api_and_media_node_as_two_processes() {
             data.to_str().unwrap(),
         ],
         "Bedside is running. Open ",
+        &[],
     )
     .await;
     let api = Api {
@@ -186,6 +114,7 @@ async fn api_and_media_node_as_two_processes() {
             &api.base,
         ],
         "Bedside media node on ",
+        &[],
     )
     .await;
     let sfu_base = base_of(&rest);

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod cluster;
 pub mod netns;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
