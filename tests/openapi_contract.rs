@@ -5,7 +5,9 @@
 //!   string or body (and the 422 for JSON of the wrong shape where it takes a body), and the API
 //!   does answer so with an `ErrorBody`;
 //! - the bookings listing's `limit` declares the range it enforces (1-1000), a booking's
-//!   `minutes` its minimum and `note` its length, so a schema-valid request is not refused.
+//!   `minutes` its minimum and `note` its length, so a schema-valid request is not refused;
+//! - likewise the audit log's `limit`, a password's minimum length and a robot's name, ward and
+//!   description (lengths, and a pattern for "no control characters, not blank").
 //!
 //! Real parts: the API with SQLite, served on loopback, called over HTTP.
 
@@ -106,4 +108,84 @@ async fn booking_limits_are_in_the_schema() {
     let new_booking = &doc["components"]["schemas"]["NewBooking"]["properties"];
     assert_eq!(new_booking["minutes"]["minimum"], 1, "{new_booking}");
     assert_eq!(new_booking["note"]["maxLength"], 500, "{new_booking}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_password_and_robot_limits_are_in_the_schema() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let admin = app.user(UserRole::Admin).await;
+    let (_, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+
+    let params = doc["paths"]["/api/audit"]["get"]["parameters"]
+        .as_array()
+        .expect("audit parameters")
+        .clone();
+    let limit = params
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit parameter");
+    assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
+    assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
+    for (n, want) in [(0, 422), (1, 200), (1000, 200), (1001, 422)] {
+        let (status, body) = app.get(&format!("/api/audit?limit={n}"), &admin.token).await;
+        assert_eq!(status.as_u16(), want, "audit limit={n}: {body}");
+    }
+
+    let schemas = &doc["components"]["schemas"];
+    for s in ["CreateUser", "FirstAdmin"] {
+        assert_eq!(
+            schemas[s]["properties"]["password"]["minLength"], 10,
+            "{s}: {}",
+            schemas[s]
+        );
+    }
+    for (pw, want) in [("nine-char", 422), ("ten-chars!", 201)] {
+        let body = json!({"username": format!("u{}", pw.len()), "display_name": "Dr Len",
+                          "password": pw, "role": "doctor"});
+        let (status, answer) = app
+            .call(Method::POST, "/api/users", Some(&format!("Bearer {}", admin.token)), Some(&body))
+            .await;
+        assert_eq!(status.as_u16(), want, "password {pw:?}: {answer}");
+    }
+
+    // The robot's text fields: the schema's rules, and the API answering by them on both sides.
+    for s in ["NewRobot", "RobotUpdate"] {
+        let props = &schemas[s]["properties"];
+        for f in ["name", "ward"] {
+            assert_eq!(props[f]["minLength"], 1, "{s}.{f}");
+            assert_eq!(props[f]["maxLength"], 100, "{s}.{f}");
+            assert!(props[f]["pattern"].is_string(), "{s}.{f}: {}", props[f]);
+        }
+        assert_eq!(props["description"]["maxLength"], 1000, "{s}.description");
+    }
+    let name_rule = regex::Regex::new(
+        schemas["NewRobot"]["properties"]["name"]["pattern"]
+            .as_str()
+            .expect("pattern"),
+    )
+    .expect("the pattern is a regular expression");
+    let long = "r".repeat(100);
+    let too_long = "r".repeat(101);
+    let cases: [(&str, u16); 7] = [
+        ("Bay 4 robot", 201),
+        (&long, 201),
+        (&too_long, 422),
+        ("", 422),
+        ("   ", 422),
+        ("bay\u{1}4", 422),
+        ("\tbay", 422),
+    ];
+    for (i, (name, want)) in cases.iter().enumerate() {
+        // The schema and the API agree on every case.
+        assert_eq!(
+            name_rule.is_match(name) && (1..=100).contains(&name.chars().count()),
+            *want == 201,
+            "schema on {name:?}"
+        );
+        let body = json!({"name": name, "ward": format!("Ward {i}")});
+        let (status, answer) = app
+            .call(Method::POST, "/api/robots", Some(&format!("Bearer {}", admin.token)), Some(&body))
+            .await;
+        assert_eq!(status.as_u16(), *want, "robot name {name:?}: {answer}");
+    }
 }

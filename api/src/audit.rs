@@ -101,6 +101,7 @@ pub struct AuditQuery {
     #[serde(alias = "to")]
     pub until: Option<DateTime<Utc>>,
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only entries with an id below this (the previous page's `next_before`).
     pub before: Option<i64>,

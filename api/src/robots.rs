@@ -33,12 +33,15 @@ use crate::turn::IceServer;
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewRobot {
-    /// 1-100 characters.
+    /// 1-100 characters (after trimming), no control characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub name: String,
-    /// 1-100 characters.
+    /// 1-100 characters (after trimming), no control characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub ward: String,
-    /// Up to 1000 characters.
+    /// Up to 1000 characters; no control characters but line breaks.
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub description: String,
 }
 
@@ -87,11 +90,14 @@ pub struct BusyQuery {
 }
 
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    // The raw value is held to the length and character rules too, so that the schema's
+    // `maxLength` and `pattern` (see `NewRobot`) say exactly what is refused.
     let v = value.trim();
     let n = v.chars().count();
-    if n < min || n > max || v.chars().any(|c| c.is_control() && c != '\n') {
+    let raw_n = value.chars().count();
+    if n < min || raw_n > max || value.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ApiError::validation(format!(
-            "{field} must be {min}-{max} characters"
+            "{field} must be {min}-{max} characters without control characters"
         )));
     }
     Ok(v.to_string())
@@ -152,14 +158,17 @@ pub(crate) async fn list(
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RobotUpdate {
-    /// 1-100 characters.
+    /// 1-100 characters (after trimming), no control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub name: Option<String>,
-    /// 1-100 characters.
+    /// 1-100 characters (after trimming), no control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub ward: Option<String>,
-    /// Up to 1000 characters.
+    /// Up to 1000 characters; no control characters but line breaks.
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub description: Option<String>,
 }
 

@@ -63,7 +63,8 @@ pub struct FirstAdmin {
     pub code: String,
     pub username: String,
     pub display_name: String,
-    /// At least 10 characters.
+    /// At least 10 characters (at most 256 bytes).
+    #[schema(min_length = 10)]
     pub password: String,
 }
 

@@ -50,7 +50,8 @@ pub struct NewUser {
     pub username: String,
     /// 1-100 characters.
     pub display_name: String,
-    /// At least 10 characters.
+    /// At least 10 characters (at most 256 bytes).
+    #[schema(min_length = 10)]
     pub password: String,
     pub role: UserRole,
 }
@@ -248,8 +249,10 @@ pub struct CreateUser {
     pub username: String,
     /// 1-100 characters.
     pub display_name: String,
-    /// At least 10 characters; absent: a generated one, returned once as `password`.
+    /// At least 10 characters (at most 256 bytes); absent: a generated one, returned once as
+    /// `password`.
     #[serde(default)]
+    #[schema(min_length = 10)]
     pub password: Option<String>,
     pub role: UserRole,
 }
