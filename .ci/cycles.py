@@ -25,6 +25,11 @@ sys.setrecursionlimit(10000)
 for v in list(edges):
     if v not in index: visit(v)
 nodes = set(edges) | {w for ws in edges.values() for w in ws}
+# A graph with no "uses" edge means cargo-modules printed something this script cannot read
+# (a new output format, an error page): that must fail, not pass as "no cycle".
+if not edges:
+    print(f"{crate}: no 'uses' edge read from cargo-modules' output; cannot check", file=sys.stderr)
+    sys.exit(1)
 if sccs:
     for comp in sccs:
         print(f"{crate}: import cycle among {len(comp)} modules:")

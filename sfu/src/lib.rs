@@ -78,9 +78,12 @@
 //! flush the switchboard can ask [`Io::read_now`](io::Io::read_now) for what arrived meanwhile
 //! (a joystick frame must not wait for the 500th viewer).
 //!
-//! The worker's loop, in order of precedence (`tokio::select!` with `biased`):
+//! The worker's loop, one `tokio::select!` over these inputs, deliberately **not** `biased`:
+//! under a flood of offers the socket still gets its turns, and under a flood of media the
+//! commands get theirs (a biased loop starved one or the other):
 //!
-//! 1. **A command** from signalling (join, leave, revoke lease): carried out at once.
+//! 1. **Commands** from signalling (join, leave, revoke lease): up to `COMMANDS_PER_TURN` (16)
+//!    at a time, the rest on the next turn.
 //! 2. **Deferred media**, read in the middle of the last pass, goes before anything newer
 //!    ([`handle_deferred`](switchboard::Switchboard::handle_deferred)).
 //! 3. **A readable socket**: one `recvmmsg` (up to 32 buffers, GRO split back into datagrams)

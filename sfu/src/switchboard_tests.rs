@@ -718,11 +718,19 @@ fn removal_leaves_no_entry_in_any_map() {
     let viewer = net.admit(2, member(Role::Observer, "s", false)).unwrap();
     net.run_until_ready();
     assert_eq!(net.board.sessions.sizes(), (2, 2, 2, 0));
+    assert!(
+        !net.board.pacers.is_empty(),
+        "the room's status pacer exists while it lives"
+    );
     for i in [viewer, robot] {
         let id = net.clients[i].id;
+        // Left with media routed but not yet flushed: the dirty list must forget it too.
+        net.board.dirty.push(id);
         net.board.leave(net.now, id, &mut net.io);
     }
     assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
+    assert!(net.board.dirty.is_empty(), "{:?}", net.board.dirty);
+    assert!(net.board.pacers.is_empty(), "the status pacer goes with the room");
     assert!(net.board.room("room-1").is_none(), "the empty room is gone");
     assert_eq!(net.board.watchers(), 0);
     let mut closed = Vec::new();
