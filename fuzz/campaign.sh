@@ -7,6 +7,9 @@
 #
 #   fuzz/campaign.sh [SECONDS_PER_TARGET] [TARGET[:SECONDS]...]   default 240 s, every target
 #
+# FUZZ_RUNS=N also stops each target after N executions (whichever comes first: the time box
+# or the count), e.g. FUZZ_RUNS=10000000 for the "10 million each" aim.
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); runs on stable Rust through
 # RUSTC_BOOTSTRAP=1 (libFuzzer needs -Z flags). FUZZ_SANITIZER=address|none (default address).
 set -euo pipefail
@@ -35,7 +38,9 @@ for item in "${targets[@]}"; do
   mkdir -p "$corpus" "fuzz/artifacts/$t"
   log=$(mktemp)
   set +e
-  nice -n 19 "$bins/$t" "$corpus" "fuzz/seeds/$t" \
+  runs_arg=()
+  [ -z "${FUZZ_RUNS:-}" ] || runs_arg=(-runs="$FUZZ_RUNS")
+  nice -n 19 "$bins/$t" "$corpus" "fuzz/seeds/$t" "${runs_arg[@]}" \
     -max_total_time="$secs_t" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1
   rc=$?
