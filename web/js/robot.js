@@ -20,8 +20,11 @@
 // across reconnects until the new room says what its state is. Its own e-stop (the *STOP*
 // button here) is reported in telemetry; only this page releases it.
 //
-// Who is who: the robot has no user token and the API offers it no names (yet), so people are
-// shown by what they are in the room ("The driving doctor"), from the `events`.
+// Who is who: the room's events name people by session id and opaque `sub` only; the robot
+// reads the names of its booking's people from the API with its credential (roster.js) and
+// shows a person by name and role ("Dr Dana Okafor is driving"). Without the names (a start by
+// publish token alone, or the roster unavailable) it shows what they are in the room ("The
+// driving doctor"), never an id.
 //
 // Not here: the watchdog rules (watchdog.js), WebRTC and reconnection (session.js).
 
@@ -31,6 +34,7 @@ import { Session, FatalSessionError } from './session.js';
 import { Watchdog, isStillDrive } from './watchdog.js';
 import { StatsSampler, describe } from './stats.js';
 import { applyPresence, describeError } from './events.js';
+import { Roster } from './roster.js';
 
 /** @typedef {import('./watchdog.js').Drive} Drive */
 /** @typedef {import('./events.js').ServerEvent} ServerEvent */
@@ -125,7 +129,7 @@ function showSetup(roomId, refused) {
         submit.disabled = false;
         return;
       }
-      start(id, fromCredential(id, cred));
+      start(id, fromCredential(id, cred), new Roster(id, cred));
     },
   },
   h('h1', { id: 'robot-setup-title' }, 'Start this robot'),
@@ -140,8 +144,9 @@ function showSetup(roomId, refused) {
 /**
  * @param {string} room
  * @param {() => Promise<{room: string, token: string}>} credentials
+ * @param {Roster|null} roster the people's names (null: none to be had, roles are shown)
  */
-async function start(room, credentials) {
+async function start(room, credentials, roster) {
   replace(main, h('p', { class: 'muted', id: 'robot-camera' }, 'Asking for the camera and microphone…'));
   /** @type {MediaStream} */
   let stream;
@@ -160,7 +165,7 @@ async function start(room, credentials) {
       h('button', { type: 'button', onclick: () => location.reload() }, 'Try again')));
     return;
   }
-  runRobot(stream, credentials);
+  runRobot(stream, credentials, roster);
 }
 
 /**
@@ -209,8 +214,9 @@ class DeadmanClock {
  * The live robot: publishing, watchdog, display.
  * @param {MediaStream} stream
  * @param {() => Promise<{room: string, token: string}>} credentials
+ * @param {Roster|null} roster
  */
-function runRobot(stream, credentials) {
+function runRobot(stream, credentials, roster) {
   const s = new Session({ endpoint: 'whip', stream, credentials, videoSlots: 1, audioSlots: AUDIO_SLOTS });
   session = s;
   const watchdog = new Watchdog();
@@ -373,7 +379,7 @@ function runRobot(stream, credentials) {
   // --- who is who -------------------------------------------------------------------------------
 
   /**
-   * What a participant is, in words (the robot learns no names).
+   * What a participant is, in words ("The driving doctor"): for when their name is not known.
    * @param {string|null} id
    */
   function label(id) {
@@ -385,12 +391,45 @@ function runRobot(stream, credentials) {
     return p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
   }
 
+  /**
+   * A participant's display name from the roster, if known (never their id).
+   * @param {string|null} id
+   * @returns {string|undefined}
+   */
+  function nameOf(id) {
+    const p = participants.find((x) => x.id === id);
+    return p && p.role !== 'robot' && roster ? roster.nameOf(p.sub) : undefined;
+  }
+
+  /**
+   * Who a participant is: their name if known, else what they are ("A consulting doctor").
+   * @param {string|null} id
+   */
+  function who(id) {
+    return nameOf(id) || label(id);
+  }
+
+  /**
+   * The presenter's caption: name and role ("Dr Dana Okafor (driving)", "Dr Chen Wei
+   * (consulting doctor, not driving)"), or the role alone without a name.
+   * @param {string} id
+   */
+  function presenterCaption(id) {
+    const p = participants.find((x) => x.id === id);
+    const role = id === holder ? 'driving'
+      : !p || p.role !== 'doctor' ? 'not driving'
+        : p.can_control ? 'booking’s doctor, not driving' : 'consulting doctor, not driving';
+    const name = nameOf(id);
+    if (name) return `${name} (${role})`;
+    return id === holder ? 'The driving doctor' : `${label(id)} (not driving)`;
+  }
+
   function renderDriver() {
     driver.dataset.holder = holder || '';
-    // In words (the session id stays in `data-holder` for machines).
+    // By name when known, else in words (the session id stays in `data-holder` for machines).
     const p = participants.find((x) => x.id === holder);
-    const who = !p ? 'A doctor' : p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
-    setText(driver, holder ? `${who} is driving` : 'Nobody is driving');
+    const role = !p ? 'A doctor' : p.can_control ? 'The booking’s doctor' : 'A consulting doctor';
+    setText(driver, holder ? `${nameOf(holder) || role} is driving` : 'Nobody is driving');
     const doctors = participants.filter((x) => x.role === 'doctor').length;
     const observers = participants.filter((x) => x.role === 'observer').length;
     driver.title = `${doctors} doctor(s), ${observers} observer(s) in the room`;
@@ -402,10 +441,11 @@ function runRobot(stream, credentials) {
     presenter.dataset.participant = id || '';
     noPresenter.hidden = !!id;
     presenterLabel.hidden = !id;
-    setText(presenterLabel, !id ? '' : id === holder ? 'The driving doctor' : `${label(id)} (not driving)`);
-    presenter.setAttribute('aria-label', id ? `Camera of ${label(id).toLowerCase()}` : 'No doctor’s camera');
-    const names = speaking.filter((x) => participants.some((p) => p.id === x)).map(label);
-    speakingLine.textContent = names.length ? `Speaking: ${names.join(', ')}` : '';
+    setText(presenterLabel, id ? presenterCaption(id) : '');
+    const name = id ? nameOf(id) : undefined;
+    presenter.setAttribute('aria-label', !id ? 'No doctor’s camera' : name ? `Camera of ${name}` : `Camera of ${label(id).toLowerCase()}`);
+    const names = speaking.filter((x) => participants.some((p) => p.id === x)).map(who);
+    setText(speakingLine, names.length ? `${listed(names)} ${names.length === 1 ? 'is' : 'are'} speaking` : '');
     speakingLine.hidden = !names.length;
     speakingLine.dataset.ids = speaking.join(' ');
   }
@@ -451,7 +491,11 @@ function runRobot(stream, credentials) {
     apply(watchdog.reconnected());
     awaitingRoomEstop = true;
     renderEstop();
+    // The booking on now may have changed while we were away: its people afresh.
+    if (roster) roster.refresh();
   });
+
+  if (roster) roster.addEventListener('change', () => renderDriver());
 
   s.addEventListener('control', (e) => {
     counts.received += 1;
@@ -490,6 +534,8 @@ function runRobot(stream, credentials) {
       case 'joined':
       case 'left':
         participants = applyPresence(participants, ev);
+        // Someone new: their name, if the roster does not have it yet.
+        if (roster) roster.want(participants.filter((p) => p.role !== 'robot').map((p) => p.sub));
         renderDriver();
         break;
       case 'slots':
@@ -593,8 +639,17 @@ function runRobot(stream, credentials) {
     get slots() { return slots; },
     get speaking() { return speaking; },
     get localEstop() { return localEstop; },
+    get roster() { return roster ? { state: roster.state, requests: roster.requests } : null; },
   };
   s.start();
+}
+
+/**
+ * Names as a sentence: "A", "A and B", "A, B and C".
+ * @param {string[]} names
+ */
+function listed(names) {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
 
 /** The page's heading: the robot's name when known. */
@@ -617,11 +672,12 @@ function showName(name) {
 const link = takeStartLink();
 if (link.name) showName(link.name);
 if (link.room && link.credential) {
-  start(link.room, fromCredential(link.room, link.credential));
+  start(link.room, fromCredential(link.room, link.credential), new Roster(link.room, link.credential));
 } else if (link.room && link.token) {
   // A publish token alone: good until it expires (then the page says so and stops retrying).
   const { room, token } = link;
-  start(room, async () => ({ room, token }));
+  // No credential, so no roster: people are shown by role.
+  start(room, async () => ({ room, token }), null);
 } else {
   showSetup(link.room, link.refused);
 }

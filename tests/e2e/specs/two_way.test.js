@@ -8,6 +8,10 @@
 // machine does not change the sizes. Who hears whom is an FFT (AnalyserNode) of each page's
 // received audio slots; who the robot shows is the decoded size of its presenter slot.
 //
+// The robot page names people from its booking's roster (asked with the robot's credential):
+// "Dr Dana Okafor is driving"; without the roster it says what they are ("The driving doctor"),
+// never an id.
+//
 // Each test brings the room into the state it needs (pages joined, who drives), so one failure
 // does not fail the ones after it.
 import { before, after } from 'node:test';
@@ -85,12 +89,36 @@ function participantId(page) {
   return page.evaluate(() => /** @type {string} */ (/** @type {any} */ (window).__bedside.session.participantId));
 }
 
-/** The robot page, started through its form (the credential stays in the page's memory). */
-async function robotPage() {
-  if ((await sessionState(pages.robot)) === 'connected') return pages.robot;
+/**
+ * Record what a page asks getUserMedia for (`window.__mediaConstraints`), before its scripts run:
+ * through the DevTools protocol, which the page's CSP does not govern.
+ * @param {import('playwright-core').Page} page
+ */
+async function recordMediaConstraints(page) {
+  await page.addInitScript(() => {
+    const w = /** @type {any} */ (window);
+    w.__mediaConstraints = [];
+    const md = navigator.mediaDevices;
+    const gum = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => {
+      w.__mediaConstraints.push(JSON.parse(JSON.stringify(c ?? null)));
+      return gum(c);
+    };
+  });
+}
+
+/**
+ * The robot page, started through its form (the credential stays in the page's memory).
+ * @param {{rosterFails?: boolean}} [opts] `rosterFails`: its roster requests fail (no network)
+ */
+async function robotPage(opts = {}) {
+  if (!opts.rosterFails && (await sessionState(pages.robot)) === 'connected') return pages.robot;
   if (pages.robot) await pages.robot.context().close();
+  delete pages.robot;
   const robot = await newPage(browser, { name: 'robot' });
   await countOffers(robot);
+  await recordMediaConstraints(robot);
+  if (opts.rosterFails) await robot.route('**/api/robots/*/roster', (r) => r.abort('failed'));
   let posts = 0;
   robot.on('request', (r) => { if (r.method() === 'POST' && new URL(r.url()).pathname.startsWith('/whip/')) posts += 1; });
   whipPosts.set(robot, () => posts);
@@ -129,9 +157,12 @@ async function person(name) {
   return page;
 }
 
-/** Everyone in the room, the doctors' microphones and cameras on, the driver holding the lease. */
-async function room() {
-  const robot = await robotPage();
+/**
+ * Everyone in the room, the doctors' microphones and cameras on, the driver holding the lease.
+ * @param {{rosterFails?: boolean}} [opts] a new robot page whose roster requests fail
+ */
+async function room(opts = {}) {
+  const robot = await robotPage(opts);
   const driver = await person('driver');
   const consultant = await person('consultant');
   const observer = await person('observer');
@@ -245,7 +276,15 @@ browserTest('the robot shows and hears the driver; the doctors hear each other, 
   // The robot page decodes the driver's camera, at the driver's size, on its presenter slot.
   const p = await presenterShows(robot, driverId, DOCTORS.driver.width);
   assert.equal(p.videoHeight, DOCTORS.driver.height);
-  assert.equal(await text(robot, '#presenter-label'), 'The driving doctor');
+  // By name and role, from the roster.
+  await until('the robot names the driver', async () => (await text(robot, '#driver')) === 'Dr Dana Okafor is driving'
+    && (await text(robot, '#presenter-label')) === 'Dr Dana Okafor (driving)');
+  assert.equal(await robot.getAttribute('#presenter-video', 'aria-label'), 'Camera of Dr Dana Okafor');
+  // The robot asked for its microphone with echo cancellation (the doctors' voices come out of
+  // its speaker), noise suppression and auto gain.
+  const robotAsked = await robot.evaluate(() => /** @type {any} */ (window).__mediaConstraints);
+  assert.equal(robotAsked.length, 1, `the robot page asks for its camera and microphone once: ${JSON.stringify(robotAsked)}`);
+  assert.deepEqual([robotAsked[0].audio.echoCancellation, robotAsked[0].audio.noiseSuppression, robotAsked[0].audio.autoGainControl], [true, true, true]);
 
   // Who hears whom, measured.
   await expectHearing(t, robot, 'the robot', { [TONES.driver]: true, [TONES.consultant]: true });
@@ -261,6 +300,15 @@ browserTest('the robot shows and hears the driver; the doctors hear each other, 
     });
   }
   await until('the driver sees who speaks by name', async () => /Speaking: .*Dr Chen Wei/.test(await text(driver, '#speaking')));
+  await until('the robot shows who speaks by name', async () => {
+    const line = await text(robot, '#speaking');
+    return line.includes('Dr Dana Okafor') && line.includes('Dr Chen Wei') && line.endsWith('are speaking');
+  });
+  // Names, never ids: no session id or user id on the robot's screen.
+  const onScreen = await robot.evaluate(() => /** @type {HTMLElement} */ (document.querySelector('#main')).innerText);
+  for (const id of [driverId, consultantId, world.users.dana.id, world.users.chen.id]) {
+    assert.ok(!new RegExp(`\\b${id}\\b`).test(onScreen), `the robot's screen shows no id (${id})`);
+  }
 
   // The doctors see each other small: the driver's video slot carries the consultant.
   await until('the driver sees the consultant\'s camera', async () => driver.evaluate((id) => {
@@ -333,7 +381,9 @@ browserTest('handing control over switches the robot\'s presenter within 1 s, wi
   await consultant.waitForSelector('#drive-status[data-state="you"]');
   const p = await presenterShows(robot, consultantId, DOCTORS.consultant.width);
   assert.equal(p.frameWidth, DOCTORS.consultant.width, 'the receiver\'s frameWidth is the consultant\'s');
-  assert.equal(await text(robot, '#presenter-label'), 'The driving doctor');
+  // The new holder by name (the roster already has every invitee).
+  await until('the robot names the new driver', async () => (await text(robot, '#driver')) === 'Dr Chen Wei is driving'
+    && (await text(robot, '#presenter-label')) === 'Dr Chen Wei (driving)');
   const same = await robot.evaluate(() => {
     const w = /** @type {any} */ (window);
     const s = w.__bedside.session;
@@ -384,6 +434,26 @@ browserTest('a doctor who blocks the microphone and camera still joins, receivin
     await until('the others see that lee sends nothing', async () => /no microphone or camera/.test(await text(pages.driver, `#people li[data-participant="${lee}"]`)));
   } finally {
     await page.context().close();
+  }
+  await sleep(200);
+});
+
+browserTest('without the roster the robot shows people by role, never by id', { timeout: 120_000, allow: [LATE_DELETE] }, async () => {
+  const { robot, driver } = await room({ rosterFails: true });
+  try {
+    const driverId = await participantId(driver);
+    await presenterShows(robot, driverId, DOCTORS.driver.width);
+    await until('the robot page has tried the roster', async () => robot.evaluate(() => {
+      const r = /** @type {any} */ (window).__bedside.roster;
+      return r && r.requests > 0 && r.state === 'failed';
+    }));
+    await until('the robot says what the driver is', async () => (await text(robot, '#driver')) === 'The booking’s doctor is driving'
+      && (await text(robot, '#presenter-label')) === 'The driving doctor');
+    assert.equal(await robot.getAttribute('#presenter-video', 'aria-label'), 'Camera of the driving doctor');
+  } finally {
+    // The next test starts a robot page that may read the roster.
+    await robot.context().close();
+    delete pages.robot;
   }
   await sleep(200);
 });
