@@ -46,7 +46,10 @@ struct Party {
     level: watch::Sender<i8>,
     outbox: tokio::sync::mpsc::UnboundedSender<String>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// Ends with the connection's error, if it failed (see [`Party::stop`]).
+    task: tokio::task::JoinHandle<Result<(), String>>,
+    /// The server's SDP answer.
+    answer: String,
 }
 
 /// A VP8 packet: descriptor with a 15-bit picture id, S=1, then the VP8 header byte (bit 0 clear:
@@ -82,6 +85,20 @@ async fn join(
     lines: &[(MediaKind, Direction)],
     mark: u8,
 ) -> Party {
+    join_at(sfu, endpoint, room, token, lines, mark, -20).await
+}
+
+/// [`join`], the microphone at `level` dBov from its first packet on (a level set after
+/// joining races the first packets, which a slot selector may already have acted on).
+async fn join_at(
+    sfu: &TestSfu,
+    endpoint: Endpoint,
+    room: &str,
+    token: &str,
+    lines: &[(MediaKind, Direction)],
+    mark: u8,
+    level: i8,
+) -> Party {
     let mut c = WebRtcClient::connect_with(&sfu.base, endpoint, room, token, LOCALHOST, lines)
         .await
         .expect("signalling");
@@ -89,7 +106,8 @@ async fn join(
         .await
         .expect("connects");
     let log = Arc::new(Log::default());
-    let (level, level_rx) = watch::channel(-20i8);
+    let (level, level_rx) = watch::channel(level);
+    let answer = c.answer_sdp().to_string();
     let (stop, stop_rx) = watch::channel(false);
     let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
     let session_id = c.session_id.clone();
@@ -148,7 +166,13 @@ async fn join(
                 next += Duration::from_millis(33);
             }
             let until = next.min(Instant::now() + Duration::from_millis(10));
-            while let Ok(Some(ev)) = c.next_event(until).await {
+            // An error is the connection failing, not a timeout: it ends the party and the
+            // test hears of it from `stop`.
+            while let Some(ev) = c
+                .next_event(until)
+                .await
+                .map_err(|e| format!("connection (mark {mark:#x}): {e}"))?
+            {
                 match ev {
                     ClientEvent::Rtp(p) => {
                         let Some(mid) = c.mid_of(&p) else { continue };
@@ -173,7 +197,9 @@ async fn join(
                 }
             }
         }
-        let _ = c.close().await;
+        c.close()
+            .await
+            .map_err(|e| format!("DELETE (mark {mark:#x}): {e}"))
     });
     Party {
         log,
@@ -183,6 +209,7 @@ async fn join(
         outbox,
         stop,
         task,
+        answer,
     }
 }
 
@@ -237,9 +264,39 @@ impl Party {
         None
     }
 
+    /// Our sending m-lines (for a student: the ones the server must refuse).
+    fn sending(&self) -> Vec<Mid> {
+        self.lines
+            .iter()
+            .filter(|(_, _, d)| *d == Direction::SendOnly)
+            .map(|(m, _, _)| *m)
+            .collect()
+    }
+
+    /// The direction attribute of `mid`'s m-section in the server's answer.
+    fn answered(&self, mid: Mid) -> Option<String> {
+        let want = format!("a=mid:{mid}");
+        self.answer
+            .split("m=")
+            .skip(1)
+            .find(|section| section.lines().any(|l| l.trim_end() == want))
+            .and_then(|section| {
+                section.lines().map(str::trim_end).find_map(|l| {
+                    ["a=sendonly", "a=recvonly", "a=sendrecv", "a=inactive"]
+                        .contains(&l)
+                        .then(|| l.to_string())
+                })
+            })
+    }
+
+    /// Stop publishing and leave; a connection that failed meanwhile fails the test.
     async fn stop(self) {
         let _ = self.stop.send(true);
-        self.task.await.expect("party task");
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("party failed: {e}"),
+            Err(e) => panic!("party task panicked: {e}"),
+        }
     }
 }
 
@@ -353,6 +410,19 @@ async fn the_robot_sees_the_driver_and_everyone_hears_the_doctors_but_not_themse
         assert!(p.log.got.lock().unwrap().iter().all(|g| g.from != STUDENT));
     }
     assert!(sfu.metric("bedside_datagrams_dropped_total{reason=\"observer_media\"}") > 0.0);
+    // ... and the answer refused its microphone and camera outright: the server will never
+    // receive on them (a plain WHEP player's browser then never even opens the devices).
+    let sending = student.sending();
+    assert_eq!(sending.len(), 2, "the student offered to send audio and video");
+    for mid in sending {
+        let dir = student.answered(mid);
+        assert_eq!(
+            dir.as_deref(),
+            Some("a=inactive"),
+            "the answer on the student's sending m-line {mid}: {}",
+            student.answer
+        );
+    }
 
     // Handoff: the robot's presenter becomes the new driver, on the same slot, without
     // renegotiation, numbered on as one stream.
@@ -474,6 +544,140 @@ async fn three_slots_carry_the_three_loudest_of_five_doctors() {
     }
 }
 
+/// One audio slot, two doctors: the slot does not flap on a short loud burst of the doctor
+/// without it, and moves to that doctor once it speaks on (louder by the margin, for longer than
+/// the switch delay) while the holder is silent. The thresholds are `speakers.rs`'s defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slot_ignores_a_short_burst_and_follows_a_sustained_voice() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    // The student listens on one slot; it joins first so the first doctor takes it at once.
+    let student = join(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &sfu.token(&room, Role::Observer, "s"),
+        &two_way_lines(Endpoint::Whep, 1, 0),
+        STUDENT,
+    )
+    .await;
+    let slot = student.recv(MediaKind::Audio)[1];
+    // D1 speaks at -35 dBov; D2 is quieter but above the speech floor (-50): both active.
+    let d1 = join_at(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &doctor_token(&sfu, &room, "doc-1", false),
+        &two_way_lines(Endpoint::Whep, 1, 0),
+        D1,
+        -35,
+    )
+    .await;
+    let d2 = join_at(
+        &sfu,
+        Endpoint::Whep,
+        &room,
+        &doctor_token(&sfu, &room, "doc-2", false),
+        &two_way_lines(Endpoint::Whep, 1, 0),
+        D2,
+        -45,
+    )
+    .await;
+    let slot_is = |who: &Party| {
+        let id = who.session_id.clone();
+        move |e: &serde_json::Value| e["type"] == "slots" && e["audio"][0] == id.as_str()
+    };
+    assert!(
+        student
+            .wait_event(Duration::from_secs(5), slot_is(&d1))
+            .await
+            .is_some(),
+        "the slot carries the first doctor"
+    );
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || student
+            .heard_on(slot, t)
+            .get(&D1)
+            .is_some_and(|n| *n >= 10))
+        .await,
+        "D1's voice flows on the slot"
+    );
+
+    // A 200 ms burst 35 dB louder than the holder: its smoothed level passes the holder's by
+    // more than the 6 dB margin for well under the 500 ms switch delay.
+    let burst = Instant::now();
+    d2.level.send(0).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d2.level.send(-45).unwrap();
+    // Watch the slot for 2 s: D2 must never be heard on it, nor the student told it moved.
+    let watched_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watched_until {
+        let heard = student.heard_on(slot, burst);
+        assert!(
+            !heard.contains_key(&D2),
+            "a 200 ms burst took the slot: {heard:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        student.heard_on(slot, burst).get(&D1).is_some_and(|n| *n > 30),
+        "D1 stayed on the slot throughout: {:?}",
+        student.heard_on(slot, burst)
+    );
+    let told = slot_is(&d2);
+    assert!(
+        !student.log.events.lock().unwrap().iter().any(told),
+        "the student was never told the slot moved"
+    );
+
+    // D1 falls silent, D2 speaks on: the slot moves, after the switch delay, within 1.5 s.
+    let change = Instant::now();
+    d1.level.send(-127).unwrap();
+    d2.level.send(-15).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || student
+            .heard_on(slot, change)
+            .contains_key(&D2))
+        .await,
+        "a sustained voice takes the slot"
+    );
+    let moved = student
+        .log
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|g| g.mid == slot && g.at >= change && g.from == D2)
+        .map(|g| g.at - change)
+        .unwrap();
+    assert!(
+        moved >= Duration::from_millis(500),
+        "not before the switch delay: {moved:?}"
+    );
+    assert!(moved <= Duration::from_millis(1500), "promptly: {moved:?}");
+    assert!(
+        student
+            .wait_event(Duration::from_secs(1), slot_is(&d2))
+            .await
+            .is_some(),
+        "the student is told the slot carries D2 now"
+    );
+    // From the switch on, the slot carries D2 only.
+    let after = change + moved + Duration::from_millis(100);
+    assert!(
+        wait_until(Duration::from_secs(3), || student
+            .heard_on(slot, after)
+            .get(&D2)
+            .is_some_and(|n| *n >= 10))
+        .await
+    );
+    assert_eq!(student.heard(&[slot], after), vec![D2]);
+    for p in [student, d2, d1] {
+        p.stop().await;
+    }
+}
+
 /// `bedside robot --media-out`: the driving doctor's camera reaches the robot's own screen as
 /// plain RTP with an SDP file, and a real decoder (ffmpeg) decodes frames from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,13 +740,17 @@ async fn the_robot_agent_hands_the_driver_to_a_real_decoder() {
                 ts = ts.wrapping_add(3000);
                 next += Duration::from_millis(33);
             }
-            while let Ok(Some(ev)) = c.next_event(next).await {
+            while let Some(ev) = c
+                .next_event(next)
+                .await
+                .map_err(|e| format!("doctor connection: {e}"))?
+            {
                 if let ClientEvent::KeyframeRequest = ev {
                     source.restart_at_keyframe();
                 }
             }
         }
-        let _ = c.close().await;
+        c.close().await.map_err(|e| format!("doctor DELETE: {e}"))
     });
 
     assert!(
@@ -583,6 +791,8 @@ async fn the_robot_agent_hands_the_driver_to_a_real_decoder() {
         "{log}"
     );
     let _ = stop.send(true);
-    doctor.await.unwrap();
+    if let Err(e) = doctor.await.expect("doctor task") {
+        panic!("the doctor failed: {e}");
+    }
     let _ = agent.kill().await;
 }

@@ -645,3 +645,249 @@ fn robot_video(
     *slots = SlotSet::with(after);
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    //! Plain calls, time advanced by hand: who the robot's presenter slot carries, and that the
+    //! slots never carry a receiver's own media nor the robot's.
+
+    use super::*;
+
+    const ROBOT: SessionId = SessionId(1);
+    const D1: SessionId = SessionId(2);
+    const D2: SessionId = SessionId(3);
+    const D3: SessionId = SessionId(4);
+
+    /// A robot: its camera and microphone, three doctors' voices and the presenter.
+    fn robot_layout() -> Layout {
+        Layout {
+            audio_slots: 3,
+            video_slots: 1,
+            sends_audio: true,
+            sends_video: true,
+            ..Layout::default()
+        }
+    }
+
+    /// A doctor: the robot, its own microphone and camera, three voices and one camera.
+    fn doctor_layout() -> Layout {
+        Layout {
+            robot_video: true,
+            robot_audio: true,
+            audio_slots: 3,
+            video_slots: 1,
+            sends_audio: true,
+            sends_video: true,
+        }
+    }
+
+    struct Room {
+        media: RoomMedia,
+        now: Instant,
+        seq: u64,
+    }
+
+    impl Room {
+        /// A robot publishing, and doctors D1, D2, D3 joined in that order.
+        fn consult() -> Room {
+            let now = Instant::now();
+            let mut media = RoomMedia::new(Duration::from_millis(500), Duration::from_secs(2));
+            media.add(ROBOT, Role::Robot, robot_layout(), now);
+            media.set_publisher(ROBOT);
+            for d in [D1, D2, D3] {
+                media.add(d, Role::Doctor, doctor_layout(), now);
+            }
+            Room { media, now, seq: 1 }
+        }
+
+        fn control(&mut self, holder: Option<SessionId>, may_drive: &[SessionId]) {
+            self.media.set_control(
+                Control {
+                    holder,
+                    may_drive: may_drive.to_vec(),
+                },
+                self.now,
+            );
+        }
+
+        /// What the robot's presenter slot carries now.
+        fn presenter(&self) -> Option<SessionId> {
+            self.media.receivers[&ROBOT].video.slots()[0]
+        }
+
+        /// One audio packet from `from` at `level` dBov; where it went.
+        fn audio(&mut self, from: SessionId, level: i8) -> Option<Vec<(SessionId, u8)>> {
+            self.seq += 1;
+            let pkt = RtpIn {
+                kind: TrackKind::Audio,
+                ssrc: 1000 + from.0 as u32,
+                seq: self.seq,
+                ts: self.seq as u32 * 960,
+                keyframe_start: false,
+                audio_level: Some(level),
+            };
+            match self.media.on_rtp(from, pkt, self.now).0 {
+                Some(Fanout::Slots { targets }) => Some(targets.to_vec()),
+                Some(Fanout::Robot { targets, .. }) => {
+                    panic!("{from:?}'s audio went out as the robot's to {targets:?}")
+                }
+                None => None,
+            }
+        }
+
+        /// `from` speaks for `ms` (a packet every 20 ms), time and the slot ticks running.
+        fn speak(&mut self, from: SessionId, ms: u64) {
+            for _ in 0..ms / 20 {
+                self.now += Duration::from_millis(20);
+                self.audio(from, -20);
+                self.media.poll(self.now);
+            }
+        }
+    }
+
+    #[test]
+    fn the_presenter_is_the_lease_holder() {
+        let mut r = Room::consult();
+        r.control(Some(D2), &[D1]);
+        assert_eq!(r.presenter(), Some(D2), "the driver, not the booking doctor");
+        r.control(Some(D3), &[D1]);
+        assert_eq!(r.presenter(), Some(D3), "a handoff moves the presenter");
+        let changed = r.media.take_changed();
+        assert!(
+            changed
+                .iter()
+                .any(|s| s.receiver == ROBOT && s.video == vec![Some(D3)]),
+            "the robot is told: {changed:?}"
+        );
+    }
+
+    #[test]
+    fn on_release_the_presenter_is_the_doctor_who_may_drive() {
+        let mut r = Room::consult();
+        // D3 spoke last: the booking's doctor still comes first.
+        r.speak(D3, 400);
+        r.control(Some(D2), &[D1]);
+        assert_eq!(r.presenter(), Some(D2));
+        r.control(None, &[D1]);
+        assert_eq!(r.presenter(), Some(D1));
+    }
+
+    #[test]
+    fn with_nobody_who_may_drive_the_presenter_is_the_last_doctor_who_spoke() {
+        let mut r = Room::consult();
+        r.control(None, &[]);
+        r.speak(D1, 400);
+        assert_eq!(r.presenter(), Some(D1));
+        r.speak(D2, 400);
+        assert_eq!(r.presenter(), Some(D2), "D2 spoke last");
+        // Quiet (below the floor) is not speaking.
+        for _ in 0..20 {
+            r.now += Duration::from_millis(20);
+            r.audio(D3, -90);
+            r.media.poll(r.now);
+        }
+        assert_eq!(r.presenter(), Some(D2), "D3's silence does not make it speak");
+        r.speak(D1, 400);
+        assert_eq!(r.presenter(), Some(D1));
+    }
+
+    #[test]
+    fn a_presenter_whose_camera_is_off_gives_way_to_the_next_candidate() {
+        let mut r = Room::consult();
+        r.speak(D3, 400);
+        r.control(Some(D2), &[D1]);
+        assert_eq!(r.presenter(), Some(D2));
+        // The driver's camera off: the booking's doctor.
+        r.media.set_muted(D2, false, true, r.now);
+        assert_eq!(r.presenter(), Some(D1));
+        // Its camera off too: the doctor who spoke last.
+        r.media.set_muted(D1, false, true, r.now);
+        assert_eq!(r.presenter(), Some(D3));
+        // Every camera off: the slot carries nobody.
+        r.media.set_muted(D3, false, true, r.now);
+        assert_eq!(r.presenter(), None);
+        // The driver's camera back on: the driver again.
+        r.media.set_muted(D2, false, false, r.now);
+        assert_eq!(r.presenter(), Some(D2));
+        // A muted microphone alone changes nothing.
+        r.media.set_muted(D2, true, false, r.now);
+        assert_eq!(r.presenter(), Some(D2));
+    }
+
+    #[test]
+    fn a_presenter_who_leaves_gives_way_to_the_next_candidate() {
+        let mut r = Room::consult();
+        r.control(Some(D2), &[D1]);
+        r.media.remove(D2, r.now);
+        assert_eq!(r.presenter(), Some(D1));
+        r.media.remove(D1, r.now);
+        assert_eq!(r.presenter(), Some(D3), "the one doctor left with a camera");
+    }
+
+    #[test]
+    fn the_robots_own_media_never_takes_a_slot() {
+        let mut r = Room::consult();
+        r.control(Some(D1), &[D1]);
+        r.speak(D2, 400);
+        // The robot's microphone goes out on the doctors' robot lines, never to itself and
+        // never on a slot, however loud.
+        for _ in 0..50 {
+            r.now += Duration::from_millis(20);
+            r.seq += 1;
+            let pkt = RtpIn {
+                kind: TrackKind::Audio,
+                ssrc: 7,
+                seq: r.seq,
+                ts: r.seq as u32 * 960,
+                keyframe_start: false,
+                audio_level: Some(0),
+            };
+            match r.media.on_rtp(ROBOT, pkt, r.now).0 {
+                Some(Fanout::Robot { targets, .. }) => {
+                    assert!(!targets.contains(&ROBOT), "{targets:?}");
+                    assert_eq!(targets.len(), 3, "every doctor: {targets:?}");
+                }
+                other => panic!("the robot's audio went {other:?}"),
+            }
+            r.media.poll(r.now);
+        }
+        assert!(!r.media.speaking(r.now).contains(&ROBOT));
+        for (id, rx) in &r.media.receivers {
+            for s in rx.audio.slots().iter().chain(rx.video.slots()) {
+                assert_ne!(*s, Some(ROBOT), "{id:?}'s slots: {rx:?}");
+            }
+        }
+        // A second robot session that is not the publisher sends nothing anywhere.
+        let other = SessionId(99);
+        r.media.add(other, Role::Robot, robot_layout(), r.now);
+        assert!(r.audio(other, 0).is_none());
+    }
+
+    #[test]
+    fn a_doctor_never_receives_its_own_voice_or_camera() {
+        let mut r = Room::consult();
+        r.control(Some(D1), &[D1]);
+        for d in [D1, D2, D3] {
+            r.speak(d, 200);
+        }
+        for d in [D1, D2, D3] {
+            let rx = &r.media.receivers[&d];
+            assert!(rx.audio.carries(d).is_none(), "{d:?} hears itself: {rx:?}");
+            assert!(rx.video.carries(d).is_none(), "{d:?} sees itself: {rx:?}");
+            // Three audio slots, two other doctors: each has one.
+            let others: Vec<SessionId> = [D1, D2, D3].into_iter().filter(|o| *o != d).collect();
+            for o in &others {
+                assert!(rx.audio.carries(*o).is_some(), "{d:?} hears {o:?}: {rx:?}");
+            }
+        }
+        for d in [D1, D2, D3] {
+            let targets = r.audio(d, -10).expect("a doctor's voice goes somewhere");
+            assert!(targets.iter().all(|(to, _)| *to != d), "{d:?}: {targets:?}");
+            assert!(targets.iter().any(|(to, _)| *to == ROBOT), "the robot hears {d:?}");
+            assert_eq!(targets.len(), 3, "the robot and two doctors: {targets:?}");
+        }
+        // The robot's screen shows the driver; the driver does not see itself there.
+        assert_eq!(r.presenter(), Some(D1));
+        assert!(r.media.receivers[&D1].video.carries(D1).is_none());
+    }
+}

@@ -8,13 +8,13 @@ use bedside_proto::{ControlFrame, Role};
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::Mid;
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event as RtcEvent, Input, Output as RtcOutput, Rtc};
 
 use super::*;
-use crate::client::{Endpoint, Offering};
+use crate::client::{two_way_lines, Endpoint, Offering};
 use crate::demux::PacketKind;
 use crate::peer::PeerSetup;
 
@@ -57,6 +57,8 @@ struct Client {
     open: usize,
     connected: bool,
     audio_mid: Option<Mid>,
+    /// Its m-lines in order, with its own directions.
+    lines: Vec<(Mid, MediaKind, Direction)>,
     /// The switchboard's ICE ufrag for this session (from the answer).
     server_ufrag: String,
     control_in: Vec<Vec<u8>>,
@@ -127,6 +129,29 @@ impl Net {
         } else {
             Endpoint::Whep
         };
+        let offering = Offering::new(addr(n), endpoint, self.now).expect("offer");
+        self.admit_offering(n, m, claims, offering)
+    }
+
+    /// Admit `m` offering these m-lines (a two-way participant: see `two_way_lines`).
+    fn admit_lines(
+        &mut self,
+        n: u8,
+        m: Member,
+        lines: &[(MediaKind, Direction)],
+    ) -> Result<usize, SfuError> {
+        let claims = claims_of(&m);
+        let offering = Offering::with_lines(addr(n), lines, self.now).expect("offer");
+        self.admit_offering(n, m, claims, offering)
+    }
+
+    fn admit_offering(
+        &mut self,
+        n: u8,
+        m: Member,
+        claims: Claims,
+        offering: Offering,
+    ) -> Result<usize, SfuError> {
         let Offering {
             mut rtc,
             offer,
@@ -134,8 +159,9 @@ impl Net {
             audio_mid,
             control,
             events,
+            lines,
             ..
-        } = Offering::new(addr(n), endpoint, self.now).expect("offer");
+        } = offering;
         let id = SessionId(self.next_id);
         self.next_id += 1;
         let cert = str0m::crypto::from_feature_flags()
@@ -178,6 +204,7 @@ impl Net {
             open: 0,
             connected: false,
             audio_mid,
+            lines,
             server_ufrag,
             control_in: Vec::new(),
             events_in: Vec::new(),
@@ -277,7 +304,25 @@ impl Net {
 
     /// The robot writes one Opus packet; returns its SRTP datagram (not yet delivered).
     fn robot_audio_datagram(&mut self, robot: usize, seq: u64) -> Vec<u8> {
-        let c = &mut self.clients[robot];
+        let mid = self.clients[robot].audio_mid.expect("audio mid");
+        self.audio_datagram_on(robot, mid, seq)
+    }
+
+    /// A two-way doctor's microphone writes one Opus packet; returns its SRTP datagram.
+    fn microphone_datagram(&mut self, doctor: usize, seq: u64) -> Vec<u8> {
+        let mid = self.clients[doctor]
+            .lines
+            .iter()
+            .find(|(_, k, d)| *k == MediaKind::Audio && *d == Direction::SendOnly)
+            .map(|(m, _, _)| *m)
+            .expect("a sending audio m-line");
+        self.audio_datagram_on(doctor, mid, seq)
+    }
+
+    /// Client `i` writes one Opus packet on its sending m-line `mid`; returns its SRTP
+    /// datagram (not yet delivered).
+    fn audio_datagram_on(&mut self, i: usize, mid: Mid, seq: u64) -> Vec<u8> {
+        let c = &mut self.clients[i];
         let pt = c
             .rtc
             .codec_config()
@@ -285,7 +330,6 @@ impl Net {
             .find(|p| p.spec().codec == Codec::Opus)
             .expect("opus")
             .pt();
-        let mid = c.audio_mid.expect("audio mid");
         let now = self.now;
         let mut api = c.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("audio stream");
@@ -458,6 +502,79 @@ fn control_frames_are_handled_before_media_of_the_same_batch() {
     let f = ControlFrame::decode(&got[0]).unwrap();
     assert_eq!((f.epoch, f.linear_x), (epoch, 1000));
     let _ = viewers;
+}
+
+/// The same with two-way media: the batch's media is the doctors' microphones (going out on the
+/// robot's and everyone's audio slots), and the driver's joystick frame still goes first.
+#[test]
+fn control_frames_are_handled_before_doctors_media_of_the_same_batch() {
+    let mut net = Net::new(SfuConfig::default());
+    let robot = net
+        .admit_lines(1, robot(), &two_way_lines(Endpoint::Whip, 3, 1))
+        .unwrap();
+    let doctor_lines = two_way_lines(Endpoint::Whep, 3, 1);
+    let driver = net
+        .admit_lines(2, member(Role::Doctor, "doc", true), &doctor_lines)
+        .unwrap();
+    let consultant = net
+        .admit_lines(3, member(Role::Doctor, "consultant", false), &doctor_lines)
+        .unwrap();
+    for n in 4..9 {
+        net.admit_lines(
+            n,
+            member(Role::Observer, &format!("student-{n}"), false),
+            &two_way_lines(Endpoint::Whep, 3, 0),
+        )
+        .unwrap();
+    }
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    let epoch = net.board.room("room-1").unwrap().lease_epoch();
+    assert_eq!(
+        net.board.room("room-1").unwrap().lease_holder(),
+        Some(net.clients[driver].id)
+    );
+    // Both doctors' voices reach the robot's slots (audio needs no keyframe).
+    for seq in 1..=10 {
+        for d in [driver, consultant] {
+            let warm = net.microphone_datagram(d, seq);
+            let from = net.clients[d].addr;
+            net.board.handle_datagram(net.now, from, &warm, &mut net.io);
+        }
+        net.board.flush(net.now, &mut net.io);
+        net.deliver();
+        net.run(2);
+    }
+    let before = net.clients[robot].rtp_in;
+    assert!(before >= 2, "the robot hears the doctors ({before} packets)");
+    net.clients[robot].control_in.clear();
+
+    // One batch: more of the doctors' voices than one slice of the fan-out (the driver talks
+    // while it drives), then the driver's joystick frame.
+    let mut batch: Vec<Arrived> = (11..(12 + MAX_PACKETS_PER_FLUSH as u64))
+        .flat_map(|seq| [(driver, seq), (consultant, seq)])
+        .map(|(d, seq)| Arrived {
+            src: net.clients[d].addr,
+            data: net.microphone_datagram(d, seq),
+        })
+        .collect::<Vec<_>>();
+    let frame = ControlFrame::drive(1, 0, 1000, 0, 0);
+    net.send_control(driver, &frame.encode());
+    let control = net.take_datagrams(driver);
+    assert!(!control.is_empty());
+    batch.extend(control.into_iter().map(|data| Arrived {
+        src: net.clients[driver].addr,
+        data,
+    }));
+    net.io.sent.clear();
+    net.board.handle_batch(net.now, &batch[..], &mut net.io);
+
+    // The frame reached the robot before any of the doctors' voices left for anyone else.
+    let got = net.control_received_before_media(robot);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let f = ControlFrame::decode(&got[0]).unwrap();
+    assert_eq!((f.epoch, f.linear_x), (epoch, 1000));
 }
 
 #[test]

@@ -493,6 +493,12 @@ impl WebRtcClient {
             .flatten()
     }
 
+    /// The server's SDP answer as it was applied (after an ICE restart, with the restart's
+    /// credentials spliced in): what a test reads to see what the server agreed to.
+    pub fn answer_sdp(&self) -> &str {
+        &self.answer_text
+    }
+
     /// Our m-lines in order: mid, kind, our direction.
     pub fn lines(&self) -> &[(Mid, MediaKind, Direction)] {
         &self.lines
