@@ -169,9 +169,7 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
     assert!(epoch > granted, "{ev}");
     let stopped = || {
         common::robot_frames(&robot).iter().any(|(t, f)| {
-            *t >= revoked
-                && f.kind == bedside_proto::FrameKind::Stop
-                && u64::from(f.epoch) == epoch
+            *t >= revoked && f.kind == bedside_proto::FrameKind::Stop && u64::from(f.epoch) == epoch
         })
     };
     assert!(

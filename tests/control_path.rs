@@ -600,16 +600,28 @@ async fn robot_agent_stops_at_once_when_its_server_dies_whatever_its_deadman() {
     server.process.start_kill().expect("kill -9");
     let killed = Instant::now();
     assert!(
-        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(&motors, 710)
-            .is_some())
+        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(
+            &motors, 710
+        )
+        .is_some())
         .await,
         "the agent stopped after its server died: {:?}",
         motors.all()
     );
     let (at, stop) = after_last_drive(&motors, 710).expect("waited for");
     assert_eq!(
-        (&stop["reason"], &stop["linear_x"], &stop["linear_y"], &stop["angular_z"]),
-        (&serde_json::json!("disconnected"), &0.into(), &0.into(), &0.into()),
+        (
+            &stop["reason"],
+            &stop["linear_x"],
+            &stop["linear_y"],
+            &stop["angular_z"]
+        ),
+        (
+            &serde_json::json!("disconnected"),
+            &0.into(),
+            &0.into(),
+            &0.into()
+        ),
         "{:?}",
         motors.all()
     );
@@ -659,8 +671,10 @@ async fn robot_agent_stops_at_once_when_the_server_ends_its_session() {
     );
     let ended = Instant::now();
     assert!(
-        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(&motors, 720)
-            .is_some())
+        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(
+            &motors, 720
+        )
+        .is_some())
         .await,
         "the agent stopped after its session ended: {:?}",
         motors.all()
@@ -673,7 +687,10 @@ async fn robot_agent_stops_at_once_when_the_server_ends_its_session() {
         motors.all()
     );
     let after = at.saturating_duration_since(ended);
-    assert!(after <= PROMPTLY, "stopped {after:?} after the session ended");
+    assert!(
+        after <= PROMPTLY,
+        "stopped {after:?} after the session ended"
+    );
     doctor.stop().await;
     let _ = agent.kill().await;
 }
@@ -705,7 +722,10 @@ async fn a_release_stops_the_robot() {
     let epoch = ev["epoch"].as_u64().expect("epoch");
     assert!(epoch > first);
     assert!(
-        wait_until(Duration::from_secs(3), || stops_since(&r.robot, epoch, released) > 0).await,
+        wait_until(Duration::from_secs(3), || stops_since(
+            &r.robot, epoch, released
+        ) > 0)
+        .await,
         "a stop frame for epoch {epoch} reached the robot: {:?}",
         robot_frames(&r.robot)
     );
@@ -754,12 +774,18 @@ async fn a_vanished_holder_stops_the_robot() {
     let epoch = ev["epoch"].as_u64().expect("epoch");
     assert!(epoch > first);
     assert!(
-        wait_until(Duration::from_secs(3), || stops_since(&robot, first, vanished) > 0).await,
+        wait_until(Duration::from_secs(3), || stops_since(
+            &robot, first, vanished
+        ) > 0)
+        .await,
         "the suspension stopped the robot (epoch {first}): {:?}",
         robot_frames(&robot)
     );
     assert!(
-        wait_until(Duration::from_secs(3), || stops_since(&robot, epoch, vanished) > 0).await,
+        wait_until(Duration::from_secs(3), || stops_since(
+            &robot, epoch, vanished
+        ) > 0)
+        .await,
         "a stop frame for epoch {epoch} reached the robot: {:?}",
         robot_frames(&robot)
     );
@@ -812,7 +838,9 @@ async fn a_member_is_shown_out_when_its_token_expires() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (student_had, doctor_had) = (student.video().len(), doctor.video().len());
     assert!(
-        wait_until(Duration::from_secs(3), || doctor.video().len() > doctor_had + 30).await,
+        wait_until(Duration::from_secs(3), || doctor.video().len()
+            > doctor_had + 30)
+        .await,
         "the doctor's video goes on"
     );
     assert_eq!(

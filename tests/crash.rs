@@ -493,18 +493,14 @@ async fn kill_during_concurrent_bookings(postgres: bool) {
         .await;
     let live_id = live["id"].as_str().expect("id").to_string();
     let agent_log = dir.path().join("agent.log");
-    let mut agent = robot_agent_with_credential(
-        agent_binary(),
-        &server.base,
-        &agent_robot,
-        &credential,
-    )
-    .args(["--sink", "stdout"])
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&agent_log).expect("agent log"))
-    .spawn()
-    .expect("bedside robot starts");
+    let mut agent =
+        robot_agent_with_credential(agent_binary(), &server.base, &agent_robot, &credential)
+            .args(["--sink", "stdout"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
+            .spawn()
+            .expect("bedside robot starts");
     assert!(
         receives_video(&http, &doctors[0].1, &live_id).await,
         "a doctor sees the agent before the kill"

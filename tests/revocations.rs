@@ -327,9 +327,7 @@ async fn a_revoked_holder_cannot_take_control_back_without_a_new_booking() {
     assert!(epoch > granted, "{ev}");
     let stopped = || {
         robot_frames(&robot_h).iter().any(|(t, f)| {
-            *t >= revoked
-                && f.kind == bedside_proto::FrameKind::Stop
-                && u64::from(f.epoch) == epoch
+            *t >= revoked && f.kind == bedside_proto::FrameKind::Stop && u64::from(f.epoch) == epoch
         })
     };
     assert!(

@@ -101,7 +101,10 @@ mod tests {
             None,
             "labels are part of the key"
         );
-        assert_eq!(sample(TEXT, "bedside_rtp_packets_out_total_extra"), Some(100.0));
+        assert_eq!(
+            sample(TEXT, "bedside_rtp_packets_out_total_extra"),
+            Some(100.0)
+        );
     }
 
     #[test]
@@ -118,7 +121,11 @@ mod tests {
             None,
             "every label must match, not a subset"
         );
-        assert_eq!(sample(TEXT, "bedside_sessions{role=doctor}"), None, "unreadable key");
+        assert_eq!(
+            sample(TEXT, "bedside_sessions{role=doctor}"),
+            None,
+            "unreadable key"
+        );
     }
 
     #[test]
