@@ -172,8 +172,8 @@ async fn a_panicking_worker_starts_over_and_keeps_the_latch() {
             == 1.0)
         .await
     );
-    assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 0.0);
-    assert_eq!(sfu.metric("bedside_rooms"), 0.0);
+    assert_eq!(sfu.sample("bedside_sessions{role=\"doctor\"}"), Some(0.0));
+    assert_eq!(sfu.sample("bedside_rooms"), Some(0.0));
     // The old sessions are gone (their peers are told nothing: they time out and reconnect).
     let _ = robot.finish().await;
     let _ = doctor.finish().await;

@@ -133,8 +133,10 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
     let token = join["token"].as_str().unwrap();
     let viewer = s.whep(&a, token).await.expect("accepted for its robot");
     let viewer = common::spawn_viewer_client_ready(viewer).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!viewer.video().is_empty(), "the doctor sees the robot");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !viewer.video().is_empty()).await,
+        "the doctor sees the robot"
+    );
 
     // An administrator takes control away: the room hears it.
     s.api
@@ -142,14 +144,7 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
         .await
         .unwrap();
     let admin = s.token("admin").await;
-    viewer.send_event(r#"{"type":"request_lease"}"#);
-    let me = viewer.session_id.clone();
-    viewer
-        .wait_event(Duration::from_secs(2), |e| {
-            e["type"] == "lease" && e["holder"] == me.as_str()
-        })
-        .await
-        .expect("the doctor drives");
+    let granted = common::take_lease(&viewer).await;
     let (status, body) = s
         .post(&format!("/api/robots/{a}/lease/revoke"), &doctor, json!({}))
         .await;
@@ -162,12 +157,26 @@ async fn booking_tokens_open_exactly_their_room_in_their_slot() {
         .post(&format!("/api/robots/{a}/lease/revoke"), &admin, json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    viewer
+    let revoked = std::time::Instant::now();
+    let ev = viewer
         .wait_event(Duration::from_secs(2), |e| {
             e["type"] == "lease" && e["reason"] == "revoked" && e["holder"].is_null()
         })
         .await
         .expect("lease revoked by the admin");
+    // ...and the robot was told to stop, in the lease's new epoch.
+    let epoch = ev["epoch"].as_u64().expect("epoch");
+    assert!(epoch > granted, "{ev}");
+    let stopped = || {
+        common::robot_frames(&robot).iter().any(|(t, f)| {
+            *t >= revoked && f.kind == bedside_proto::FrameKind::Stop && u64::from(f.epoch) == epoch
+        })
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(3), stopped).await,
+        "a stop frame for epoch {epoch} reached the robot: {:?}",
+        common::robot_frames(&robot)
+    );
     let (status, body) = s
         .post(&format!("/api/robots/{b}/lease/revoke"), &admin, json!({}))
         .await;

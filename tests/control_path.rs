@@ -58,12 +58,12 @@ impl Room {
         self.robot.stop().await;
     }
 
+    /// Control frames dropped for any reason.
     fn dropped_total(&self) -> f64 {
-        let text = self.sfu.sfu.metrics().render();
-        text.lines()
-            .filter(|l| l.starts_with("bedside_control_frames_dropped_total{"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
+        metric_sum(
+            &self.sfu.sfu.metrics().render(),
+            "bedside_control_frames_dropped_total",
+        )
     }
 }
 
@@ -111,13 +111,10 @@ async fn only_the_holder_drives() {
             }
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
+        Instant::now()
     };
     let flood_started = Instant::now();
-    tokio::join!(flood, drive(&r.doctor, 1234, 1, 50));
-    assert!(
-        flood_started.elapsed() >= Duration::from_millis(25 * 60),
-        "the holder drove while the flood ran"
-    );
+    let (flood_ended, ()) = tokio::join!(flood, drive(&r.doctor, 1234, 1, 50));
     // Wait for the holder's frames and the drops to be counted (the flood's tail is in flight).
     wait_until(Duration::from_secs(5), || {
         robot_frames(&r.robot)
@@ -139,6 +136,20 @@ async fn only_the_holder_drives() {
     assert!(
         from_holder >= 48,
         "holder's frames arrived: {from_holder}/50"
+    );
+    // ...and they arrived while the flood ran, not after it had drained: the flood did not
+    // hold the holder's frames back. (Both loops pace themselves by sleeping, so on a slow
+    // machine the drive may outlast the flood a little: most, not all.)
+    let during: Vec<Duration> = frames
+        .iter()
+        .filter(|(_, f)| sent_by(1234)(f))
+        .map(|(t, _)| t.saturating_duration_since(flood_started))
+        .collect();
+    let flood_lasted = flood_ended - flood_started;
+    let inside = during.iter().filter(|d| **d <= flood_lasted).count();
+    assert!(
+        inside >= 40,
+        "{inside} of the holder's frames arrived during the {flood_lasted:?} flood: {during:?}"
     );
     let dropped = r.dropped_total() - dropped_before;
     assert!(
@@ -226,7 +237,21 @@ async fn handoff_stops_the_robot_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
     let r = room_with_everyone().await;
-    take_lease(&r.doctor).await;
+    let epoch = take_lease(&r.doctor).await as u32;
+    // The grant's own stop (and its two repeats, 30 and 60 ms later) reach the robot first, so
+    // that a stop arriving after the press below is the e-stop's.
+    let stops_for = |epoch: u32| {
+        robot_frames(&r.robot)
+            .iter()
+            .filter(|(_, f)| f.kind == FrameKind::Stop && f.epoch == epoch)
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || stops_for(epoch).len() >= 3).await,
+        "the grant stopped the robot (three times): {:?}",
+        stops_for(epoch)
+    );
     // Observers may not press it.
     r.observers[0].send_event(r#"{"type":"estop"}"#);
     assert!(r.observers[0]
@@ -235,6 +260,7 @@ async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
         .await
         .is_some());
 
+    let pressed = Instant::now();
     r.consultants[1].send_event(r#"{"type":"estop"}"#);
     let by = r.consultants[1].session_id.clone();
     assert!(r
@@ -244,6 +270,15 @@ async fn estop_from_a_consultant_latches_until_the_holder_clears_it() {
             && e["by"] == by.as_str())
         .await
         .is_some());
+    // The latch stops the robot at once, in the epoch of the lease it interrupts.
+    assert!(
+        wait_until(Duration::from_secs(2), || stops_for(epoch)
+            .iter()
+            .any(|t| *t > pressed))
+        .await,
+        "a stop frame for epoch {epoch} reached the robot after the e-stop: {:?}",
+        robot_frames(&r.robot)
+    );
     drive(&r.doctor, 3333, 1, 10).await;
     // A consultant cannot clear it.
     r.consultants[1].send_event(r#"{"type":"estop_clear"}"#);
@@ -394,69 +429,101 @@ async fn the_lease_ends_with_the_booking() {
     robot.stop().await;
 }
 
+/// A `bedside serve` process (API, SFU and web in one) on a free port, for tests that kill it.
+struct Served {
+    process: tokio::process::Child,
+    base: String,
+    keys: bedside_proto::KeyPair,
+    _data: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let keys = bedside_proto::KeyPair::generate().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
+            .args(["serve", "--data-dir"])
+            .arg(data.path())
+            .args(["--http", &format!("127.0.0.1:{port}"), "--udp-port", "0"])
+            .args(["--workers", "1", "--ice-tcp-port", "0"])
+            .env("BEDSIDE_JWT_PRIVATE_KEY_PEM", keys.to_pem())
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bedside serve starts");
+        let http = reqwest::Client::new();
+        let up = async {
+            for _ in 0..300 {
+                if http.get(format!("{base}/metrics")).send().await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        };
+        assert!(up.await, "the server answers");
+        Served {
+            process,
+            base,
+            keys,
+            _data: data,
+        }
+    }
+
+    fn token(&self, room: &str, role: Role, sub: &str) -> String {
+        let mut c = bedside_proto::Claims::new(sub, room, role, 600);
+        c.can_control = role == Role::Doctor;
+        self.keys.signer().sign(&c).unwrap()
+    }
+
+    /// A doctor watching `room` (its video arrived) and holding the lease.
+    async fn driver(&self, room: &str) -> ViewerHandle {
+        let doctor = bedside_sfu::client::WebRtcClient::connect(
+            &self.base,
+            bedside_sfu::client::Endpoint::Whep,
+            room,
+            &self.token(room, Role::Doctor, "doctor"),
+            LOCALHOST,
+        )
+        .await
+        .expect("the doctor joins");
+        let doctor = spawn_viewer_client_ready(doctor).await;
+        assert!(wait_until(Duration::from_secs(10), || !doctor.video().is_empty()).await);
+        take_lease(&doctor).await;
+        doctor
+    }
+}
+
 /// The robot agent loses its server in the middle of a drive (the media node is killed): the
 /// motors stop within the deadman, and nothing moves them again while the server is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robot_agent_stops_when_its_server_dies() {
-    let keys = bedside_proto::KeyPair::generate().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(["serve", "--data-dir"])
-        .arg(data.path())
-        .args(["--http", &format!("127.0.0.1:{port}"), "--udp-port", "0"])
-        .args(["--workers", "1", "--ice-tcp-port", "0"])
-        .env("BEDSIDE_JWT_PRIVATE_KEY_PEM", keys.to_pem())
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bedside serve starts");
-    let http = reqwest::Client::new();
-    let up = async {
-        for _ in 0..300 {
-            if http.get(format!("{base}/metrics")).send().await.is_ok() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    };
-    assert!(up.await, "the server answers");
+    let mut server = Served::start().await;
     let room = room();
-    let token = |role: Role, sub: &str| {
-        let mut c = bedside_proto::Claims::new(sub, &room, role, 600);
-        c.can_control = role == Role::Doctor;
-        keys.signer().sign(&c).unwrap()
-    };
     let motors = Motors::bind().await;
-    let mut agent = robot_agent(agent_binary(), &base, &room, &token(Role::Robot, "robot"))
-        .args(motors.sink_args())
-        .spawn()
-        .expect("bedside robot starts");
-    let doctor = bedside_sfu::client::WebRtcClient::connect(
-        &base,
-        bedside_sfu::client::Endpoint::Whep,
+    let mut agent = robot_agent(
+        agent_binary(),
+        &server.base,
         &room,
-        &token(Role::Doctor, "doctor"),
-        LOCALHOST,
+        &server.token(&room, Role::Robot, "robot"),
     )
-    .await
-    .expect("the doctor joins");
-    let doctor = spawn_viewer_client_ready(doctor).await;
-    assert!(wait_until(Duration::from_secs(10), || !doctor.video().is_empty()).await);
-    take_lease(&doctor).await;
+    .args(motors.sink_args())
+    .spawn()
+    .expect("bedside robot starts");
+    let doctor = server.driver(&room).await;
 
     // Drive until the server dies, and a while after.
     let killed = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
     let driving = drive(&doctor, 700, 1, 100);
     let kill = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        server.start_kill().expect("kill -9");
+        server.process.start_kill().expect("kill -9");
         *killed.lock().unwrap() = Some(Instant::now());
     };
     // Six seconds of what the agent told its motors: before, at and well after the kill.
@@ -482,4 +549,306 @@ async fn robot_agent_stops_when_its_server_dies() {
     );
     let _ = doctor.finish().await;
     let _ = agent.kill().await;
+}
+
+/// A deadman far longer than any test: whatever stops the robot here is not the watchdog.
+const NO_DEADMAN: [&str; 2] = ["--deadman-ms", "600000"];
+
+/// How soon after its session ends the agent must have stopped the motors: the agent notices a
+/// dead path within about a second (its pings go unanswered), then gives the session up.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// What the agent told its motors after its last drive command (marked `marker`): the command
+/// that followed it, and when that arrived.
+fn after_last_drive(motors: &Motors, marker: i64) -> Option<(Instant, serde_json::Value)> {
+    let commands = motors.since(0);
+    let last = commands
+        .iter()
+        .rposition(|(_, c)| c["reason"] == "frame" && c["linear_x"] == marker)?;
+    commands.get(last + 1).cloned()
+}
+
+/// The agent's connection ends while the robot moves (the server is killed): it stops the
+/// motors itself at once, with its own reason, not waiting for a (here endless) deadman.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_agent_stops_at_once_when_its_server_dies_whatever_its_deadman() {
+    let mut server = Served::start().await;
+    let room = room();
+    let motors = Motors::bind().await;
+    let mut agent = robot_agent(
+        agent_binary(),
+        &server.base,
+        &room,
+        &server.token(&room, Role::Robot, "robot"),
+    )
+    .args(motors.sink_args())
+    .args(NO_DEADMAN)
+    .spawn()
+    .expect("bedside robot starts");
+    let doctor = server.driver(&room).await;
+    drive(&doctor, 710, 1, 25).await;
+    assert!(
+        motors
+            .wait_for(0, Duration::from_secs(5), |c| c["linear_x"] == 710)
+            .await
+            .is_some(),
+        "the agent drove: {:?}",
+        motors.all()
+    );
+    // The robot keeps its last command (the deadman is ten minutes): it is moving.
+
+    server.process.start_kill().expect("kill -9");
+    let killed = Instant::now();
+    assert!(
+        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(
+            &motors, 710
+        )
+        .is_some())
+        .await,
+        "the agent stopped after its server died: {:?}",
+        motors.all()
+    );
+    let (at, stop) = after_last_drive(&motors, 710).expect("waited for");
+    assert_eq!(
+        (
+            &stop["reason"],
+            &stop["linear_x"],
+            &stop["linear_y"],
+            &stop["angular_z"]
+        ),
+        (
+            &serde_json::json!("disconnected"),
+            &0.into(),
+            &0.into(),
+            &0.into()
+        ),
+        "{:?}",
+        motors.all()
+    );
+    let after = at.saturating_duration_since(killed);
+    assert!(after <= PROMPTLY, "stopped {after:?} after the kill");
+    let _ = doctor.finish().await;
+    let _ = agent.kill().await;
+}
+
+/// The server ends the robot's session (its token ran out) while the robot moves: the agent's
+/// session ends with an error (its ICE restart is refused: the session is gone) and the motors
+/// stop at once, with reason `disconnected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_agent_stops_at_once_when_the_server_ends_its_session() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let motors = Motors::bind().await;
+    // Long enough for a busy machine to connect, join a driver and drive first.
+    let robot_claims = bedside_proto::Claims::new("robot", &room, Role::Robot, 12);
+    let mut agent = robot_agent(agent_binary(), &sfu.base, &room, &sfu.sign(&robot_claims))
+        .args(motors.sink_args())
+        .args(NO_DEADMAN)
+        .spawn()
+        .expect("bedside robot starts");
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
+    assert!(wait_until(Duration::from_secs(10), || !doctor.video().is_empty()).await);
+    take_lease(&doctor).await;
+    drive(&doctor, 720, 1, 25).await;
+    assert!(
+        motors
+            .wait_for(0, Duration::from_secs(5), |c| c["linear_x"] == 720)
+            .await
+            .is_some(),
+        "the agent drove: {:?}",
+        motors.all()
+    );
+    assert!(
+        after_last_drive(&motors, 720).is_none(),
+        "still moving before the token ran out: {:?}",
+        motors.all()
+    );
+
+    let robot_gone = || sfu.sample("bedside_sessions{role=\"robot\"}") == Some(0.0);
+    assert!(
+        wait_until(Duration::from_secs(20), robot_gone).await,
+        "the robot's session ended with its token"
+    );
+    let ended = Instant::now();
+    assert!(
+        wait_until(PROMPTLY + Duration::from_secs(5), || after_last_drive(
+            &motors, 720
+        )
+        .is_some())
+        .await,
+        "the agent stopped after its session ended: {:?}",
+        motors.all()
+    );
+    let (at, stop) = after_last_drive(&motors, 720).expect("waited for");
+    assert_eq!(
+        (&stop["reason"], &stop["linear_x"], &stop["angular_z"]),
+        (&serde_json::json!("disconnected"), &0.into(), &0.into()),
+        "{:?}",
+        motors.all()
+    );
+    let after = at.saturating_duration_since(ended);
+    assert!(
+        after <= PROMPTLY,
+        "stopped {after:?} after the session ended"
+    );
+    doctor.stop().await;
+    let _ = agent.kill().await;
+}
+
+/// The stop frames (at the robot, for the lease's new epoch) of `r`'s lease changes since
+/// `since`.
+fn stops_since(robot: &RobotHandle, epoch: u64, since: Instant) -> usize {
+    robot_frames(robot)
+        .iter()
+        .filter(|(t, f)| *t >= since && f.kind == FrameKind::Stop && u64::from(f.epoch) == epoch)
+        .count()
+}
+
+/// The holder gives control up: the robot is told to stop, in the new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_stops_the_robot() {
+    let r = room_with_everyone().await;
+    let first = take_lease(&r.doctor).await;
+    drive(&r.doctor, 4444, 1, 10).await;
+    let released = Instant::now();
+    r.doctor.send_event(r#"{"type":"release"}"#);
+    let ev = r.observers[0]
+        .wait_event(Duration::from_secs(3), |e| {
+            e["type"] == "lease" && e["reason"] == "released"
+        })
+        .await
+        .unwrap_or_else(|| panic!("the release is announced: {:?}", r.observers[0].events()));
+    assert!(ev["holder"].is_null(), "{ev}");
+    let epoch = ev["epoch"].as_u64().expect("epoch");
+    assert!(epoch > first);
+    assert!(
+        wait_until(Duration::from_secs(3), || stops_since(
+            &r.robot, epoch, released
+        ) > 0)
+        .await,
+        "a stop frame for epoch {epoch} reached the robot: {:?}",
+        robot_frames(&r.robot)
+    );
+    r.stop().await;
+}
+
+/// The holder vanishes (no goodbye): once its lease is suspended and the grace period is over,
+/// the lease ends (`disconnected`) and the robot is told to stop in the new epoch, as well as
+/// when the lease was suspended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_holder_stops_the_robot() {
+    // Short silence timers, so that the test waits seconds, not the production 13.5 s.
+    let sfu = TestSfu::start_with(bedside_sfu::SfuConfig {
+        tcp_port: Some(0),
+        silence: bedside_sfu::silence::SilenceConfig {
+            holder: Duration::from_millis(800),
+            grace: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let room = room();
+    let robot = sfu.start_robot(&room, "robot", 1).await;
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
+    let observer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Observer, "s")).await;
+    let first = take_lease(&doctor).await;
+    drive(&doctor, 5555, 1, 10).await;
+    let vanished = Instant::now();
+    doctor.vanish().await;
+
+    let suspended = observer
+        .wait_event(Duration::from_secs(10), |e| {
+            e["type"] == "lease" && e["reason"] == "suspended"
+        })
+        .await
+        .unwrap_or_else(|| panic!("the silent holder is suspended: {:?}", observer.events()));
+    assert_eq!(suspended["epoch"].as_u64(), Some(first));
+    let ev = observer
+        .wait_event(Duration::from_secs(10), |e| {
+            e["type"] == "lease" && e["reason"] == "disconnected"
+        })
+        .await
+        .unwrap_or_else(|| panic!("the lease ends: {:?}", observer.events()));
+    assert!(ev["holder"].is_null(), "{ev}");
+    let epoch = ev["epoch"].as_u64().expect("epoch");
+    assert!(epoch > first);
+    assert!(
+        wait_until(Duration::from_secs(3), || stops_since(
+            &robot, first, vanished
+        ) > 0)
+        .await,
+        "the suspension stopped the robot (epoch {first}): {:?}",
+        robot_frames(&robot)
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || stops_since(
+            &robot, epoch, vanished
+        ) > 0)
+        .await,
+        "a stop frame for epoch {epoch} reached the robot: {:?}",
+        robot_frames(&robot)
+    );
+    observer.stop().await;
+    robot.stop().await;
+}
+
+/// A member whose join token runs out (a student at the end of the booking) is told
+/// (`expired`), its session ends (the room says it left, the gauge drops, its video stops) and
+/// the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_is_shown_out_when_its_token_expires() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu.start_robot(&room, "robot", 1).await;
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doctor")).await;
+    // Long enough for a busy machine to connect and see video first.
+    let claims = bedside_proto::Claims::new("student", &room, Role::Observer, 6);
+    let student = spawn_viewer(&sfu, &room, &sfu.sign(&claims)).await;
+    assert!(wait_until(Duration::from_secs(5), || !student.video().is_empty()).await);
+    assert_eq!(sfu.sample("bedside_sessions{role=\"observer\"}"), Some(1.0));
+
+    let told = student
+        .wait_event(Duration::from_secs(15), |e| {
+            e["type"] == "error" && e["code"] == "expired"
+        })
+        .await;
+    assert!(told.is_some(), "told why: {:?}", student.events());
+    let id = student.session_id.clone();
+    assert!(
+        doctor
+            .wait_event(Duration::from_secs(3), |e| e["type"] == "left"
+                && e["id"] == id.as_str())
+            .await
+            .is_some(),
+        "the room says the student left: {:?}",
+        doctor.events()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || sfu
+            .sample("bedside_sessions{role=\"observer\"}")
+            == Some(0.0))
+        .await,
+        "the observer gauge dropped: {:?}",
+        sfu.sample("bedside_sessions{role=\"observer\"}")
+    );
+    assert_eq!(sfu.sample("bedside_sessions{role=\"doctor\"}"), Some(1.0));
+    // Its video stops (packets already in flight aside), while the doctor's goes on. Absence
+    // takes a window to show: one second, many frames' worth.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (student_had, doctor_had) = (student.video().len(), doctor.video().len());
+    assert!(
+        wait_until(Duration::from_secs(3), || doctor.video().len()
+            > doctor_had + 30)
+        .await,
+        "the doctor's video goes on"
+    );
+    assert_eq!(
+        student.video().len(),
+        student_had,
+        "no video reached the expired student"
+    );
+    let _ = student.finish().await;
+    doctor.stop().await;
+    robot.stop().await;
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use bedside_api::testing::{Backend, PASSWORD, POSTGRES_ENV, REQUIRE_POSTGRES_ENV};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
 use chrono::{DateTime, SubsecRound, Utc};
+use common::agent::{agent_binary, robot_agent_with_credential};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -492,15 +493,14 @@ async fn kill_during_concurrent_bookings(postgres: bool) {
         .await;
     let live_id = live["id"].as_str().expect("id").to_string();
     let agent_log = dir.path().join("agent.log");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_bedside"))
-        .args(["robot", "--server", &server.base, "--room", &agent_robot])
-        .args(["--credential", &credential, "--sink", "stdout"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&agent_log).expect("agent log"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bedside robot starts");
+    let mut agent =
+        robot_agent_with_credential(agent_binary(), &server.base, &agent_robot, &credential)
+            .args(["--sink", "stdout"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
+            .spawn()
+            .expect("bedside robot starts");
     assert!(
         receives_video(&http, &doctors[0].1, &live_id).await,
         "a doctor sees the agent before the kill"

@@ -132,14 +132,20 @@ async fn robot_reconnect_keeps_viewer_sequence_continuous() {
     let token = sfu.token(&room, Role::Robot, "robot-1");
     let first = spawn_robot(sfu.connect(Endpoint::Whip, &room, &token).await, 100);
     let viewer = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        wait_until(Duration::from_secs(10), || viewer.video().len() > 50).await,
+        "video before the roam"
+    );
 
     // Wi-Fi roam: the robot vanishes without a goodbye and comes back as a new session with a
     // new SSRC and sequence numbers far away from the old ones.
     first.vanish().await;
     let switch_at = Instant::now();
     let second = spawn_robot(sfu.connect(Endpoint::Whip, &room, &token).await, 50_000);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until(Duration::from_secs(10), || {
+        viewer.video().iter().filter(|p| p.at > switch_at).count() > 50
+    })
+    .await;
 
     let video = viewer.video();
     let before = video.iter().filter(|p| p.at < switch_at).count();
@@ -343,8 +349,17 @@ async fn h264_robot_reaches_viewers() {
         .pt();
     let mut first: Option<(Instant, bool)> = None;
     let mut count = 0;
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while let Ok(Some(ev)) = viewer.next_event(deadline).await {
+    // Until enough H.264 has flowed, with a deadline a loaded machine meets; a failing
+    // connection fails the test with its error instead of ending the loop quietly.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count <= 60 {
+        let Some(ev) = viewer
+            .next_event(deadline)
+            .await
+            .expect("the viewer's connection holds")
+        else {
+            break;
+        };
         if let bedside_sfu::client::ClientEvent::Rtp(p) = ev {
             if p.header.payload_type == h264 {
                 count += 1;
@@ -357,7 +372,13 @@ async fn h264_robot_reaches_viewers() {
     }
     let (at, keyframe) = first.expect("H.264 arrived");
     assert!(keyframe, "the first H.264 packet starts a keyframe");
-    assert!(at - joined < Duration::from_millis(1500));
+    // How fast is the bench's business (docs/benchmarks.md); here only that the stream starts
+    // without waiting for anything unbounded.
+    assert!(
+        at - joined < Duration::from_secs(10),
+        "first H.264 {:?} after joining",
+        at - joined
+    );
     assert!(count > 60, "H.264 kept flowing: {count}");
     let _ = viewer.close().await;
     let _ = agent.kill().await;

@@ -108,8 +108,10 @@ impl Bed {
         spawn_viewer_client_ready(client).await
     }
 
-    fn sessions(&self, role: &str) -> f64 {
-        metric_value(
+    /// The `bedside_sessions` gauge of `role`; `None` while no session of that role was ever
+    /// admitted (so that "0" means a session came and went).
+    fn sessions(&self, role: &str) -> Option<f64> {
+        metric_sample(
             &self.sfu.metrics().render(),
             &format!("bedside_sessions{{role=\"{role}\"}}"),
         )
@@ -180,7 +182,7 @@ async fn a_cancelled_booking_ends_its_session_and_frees_the_robot() {
     bed.cancel_ok(&admin.token, &b1).await;
     assert!(told(&v1, "booking_cancelled").await, "{:?}", v1.events());
     assert!(
-        wait_until(AT_ONCE, || bed.sessions("doctor") == 0.0).await,
+        wait_until(AT_ONCE, || bed.sessions("doctor") == Some(0.0)).await,
         "D1's session is gone"
     );
 
@@ -252,7 +254,7 @@ async fn a_removed_observer_is_shown_out() {
     let js = bed.join_ok(&student.token, &booking).await;
     let vd = bed.watch(&room, &jd).await;
     let vs = bed.watch(&room, &js).await;
-    assert!(wait_until(AT_ONCE, || bed.sessions("observer") == 1.0).await);
+    assert!(wait_until(AT_ONCE, || bed.sessions("observer") == Some(1.0)).await);
 
     let path = format!(
         "/api/bookings/{}/invitations/{}",
@@ -264,13 +266,13 @@ async fn a_removed_observer_is_shown_out() {
         bed.delete(&path, &doctor.token).await,
     );
     assert!(told(&vs, "invitation_removed").await, "{:?}", vs.events());
-    assert!(wait_until(AT_ONCE, || bed.sessions("observer") == 0.0).await);
+    assert!(wait_until(AT_ONCE, || bed.sessions("observer") == Some(0.0)).await);
     assert_eq!(
         bed.offer(Endpoint::Whep, &room, token(&js)).await.err(),
         Some(401)
     );
     // The doctor is untouched and still watching.
-    assert_eq!(bed.sessions("doctor"), 1.0);
+    assert_eq!(bed.sessions("doctor"), Some(1.0));
     assert!(vd
         .events()
         .iter()
@@ -301,8 +303,9 @@ async fn a_revoked_holder_cannot_take_control_back_without_a_new_booking() {
     let v = bed
         .watch(&room, &bed.join_ok(&doctor.token, &booking).await)
         .await;
-    take_lease(&v).await;
+    let granted = take_lease(&v).await;
 
+    let revoked = std::time::Instant::now();
     let answer = expect(
         StatusCode::OK,
         bed.post(
@@ -313,11 +316,25 @@ async fn a_revoked_holder_cannot_take_control_back_without_a_new_booking() {
         .await,
     );
     assert_eq!(answer["booking"], booking["id"]);
-    v.wait_event(AT_ONCE, |e| {
-        e["type"] == "lease" && e["reason"] == "revoked" && e["holder"].is_null()
-    })
-    .await
-    .expect("the lease is taken away");
+    let ev = v
+        .wait_event(AT_ONCE, |e| {
+            e["type"] == "lease" && e["reason"] == "revoked" && e["holder"].is_null()
+        })
+        .await
+        .expect("the lease is taken away");
+    // The robot is told to stop first, in the lease's new epoch, not only the room.
+    let epoch = ev["epoch"].as_u64().expect("epoch");
+    assert!(epoch > granted, "{ev}");
+    let stopped = || {
+        robot_frames(&robot_h).iter().any(|(t, f)| {
+            *t >= revoked && f.kind == bedside_proto::FrameKind::Stop && u64::from(f.epoch) == epoch
+        })
+    };
+    assert!(
+        wait_until(AT_ONCE, stopped).await,
+        "a stop frame for epoch {epoch} reached the robot: {:?}",
+        robot_frames(&robot_h)
+    );
 
     // Asking for it again, in the same session or in a new one, is refused.
     let no_holder = |v: &ViewerHandle| {
@@ -408,7 +425,7 @@ async fn an_old_publish_token_cannot_come_back_after_rotation() {
         .await,
         "the robot is told"
     );
-    assert!(wait_until(AT_ONCE, || bed.sessions("robot") == 0.0).await);
+    assert!(wait_until(AT_ONCE, || bed.sessions("robot") == Some(0.0)).await);
     assert_eq!(
         bed.offer(Endpoint::Whip, &room, &old).await.err(),
         Some(401)
@@ -433,7 +450,7 @@ async fn an_old_publish_token_cannot_come_back_after_rotation() {
         bed.offer(Endpoint::Whip, &room, &old).await.err(),
         Some(401)
     );
-    assert_eq!(bed.sessions("robot"), 1.0);
+    assert_eq!(bed.sessions("robot"), Some(1.0));
     let seen = v.video().len();
     assert!(
         wait_until(AT_ONCE, || v.video().len() > seen).await,
@@ -484,7 +501,7 @@ async fn a_disabled_doctor_is_shown_out() {
     );
     assert!(told(&vd, "user_disabled").await, "{:?}", vd.events());
     assert!(
-        wait_until(AT_ONCE, || bed.sessions("doctor") == 1.0).await,
+        wait_until(AT_ONCE, || bed.sessions("doctor") == Some(1.0)).await,
         "only the colleague"
     );
     assert_eq!(

@@ -256,8 +256,9 @@ async fn api_and_media_node_as_two_processes() {
         .await
         .unwrap();
     assert_eq!(
-        metric_value(&metrics, "bedside_sessions{role=\"doctor\"}"),
-        0.0
+        metric_sample(&metrics, "bedside_sessions{role=\"doctor\"}"),
+        Some(0.0),
+        "the doctor's gauge is there, and 0"
     );
 
     let _ = viewer.finish().await;

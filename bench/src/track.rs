@@ -351,13 +351,23 @@ mod tests {
 
 #[cfg(test)]
 mod sizes {
-    /// Printed for docs/benchmarks.md: the SFU's per-viewer retransmission cache holds one of
-    /// these per packet sent (str0m keeps up to 2000 or 3 s per video stream).
+    /// docs/benchmarks.md sizes the SFU's per-viewer retransmission cache from the size of
+    /// str0m's `RtpPacket` (one per packet sent; str0m keeps up to 2000 or 3 s per video
+    /// stream). A str0m upgrade that changes it makes that estimate stale: this says so.
     #[test]
-    fn rtp_packet_size() {
-        println!(
-            "size_of::<str0m::rtp::RtpPacket>() = {}",
-            std::mem::size_of::<str0m::rtp::RtpPacket>()
+    fn rtp_packet_size_is_the_one_the_memory_estimate_uses() {
+        let doc = include_str!("../../docs/benchmarks.md");
+        let documented: usize = doc
+            .split("-byte `RtpPacket`")
+            .next()
+            .and_then(|before| before.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("docs/benchmarks.md names the size of an `RtpPacket` (\"N-byte `RtpPacket`\")");
+        assert_eq!(
+            std::mem::size_of::<str0m::rtp::RtpPacket>(),
+            documented,
+            "str0m's RtpPacket changed size: update the retransmission cache estimate in \
+             docs/benchmarks.md"
         );
     }
 }

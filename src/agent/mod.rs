@@ -29,7 +29,7 @@ use str0m::format::Codec;
 use self::roam::{Roam, RoamAction, RoamConfig};
 use self::screen::{Screen, ScreenOptions, AUDIO_SLOTS};
 use self::sink::Sink;
-use self::watchdog::{Drive, DriveReason, Watchdog};
+use self::watchdog::{Drive, Watchdog};
 
 pub struct AgentOptions {
     /// Base URL of the Bedside server, e.g. `http://127.0.0.1:8080`.
@@ -181,7 +181,9 @@ async fn session(
     .await;
     // However the connection ended (the server said goodbye, the socket failed, a bug), losing
     // it means losing the driver: the motors stop now, not at the next reconnect.
-    stop_now(opts, watchdog);
+    if let Some(d) = watchdog.disconnected() {
+        opts.sink.emit(&d);
+    }
     ended
 }
 
@@ -346,20 +348,6 @@ fn route_source(to: SocketAddr) -> Option<IpAddr> {
     let s = std::net::UdpSocket::bind(any).ok()?;
     s.connect(to).ok()?;
     s.local_addr().ok().map(|a| a.ip())
-}
-
-/// Losing the server means losing the driver: stop, whatever the watchdog thinks.
-fn stop_now(opts: &AgentOptions, w: &Watchdog) {
-    let c = w.current();
-    if !c.is_still() {
-        opts.sink.emit(&Drive {
-            linear_x: 0,
-            linear_y: 0,
-            angular_z: 0,
-            epoch: c.epoch,
-            reason: DriveReason::Deadman,
-        });
-    }
 }
 
 fn drive_axes(d: &Drive) -> [i16; 3] {

@@ -1,7 +1,9 @@
 //! Where the robot agent writes drive commands: one JSON object per line (stdout) or per
 //! datagram (UDP, Unix datagram socket), for a motor controller or a ROS bridge to read.
 //!
-//! Format: `{"t_ms":…,"linear_x":…,"linear_y":…,"angular_z":…,"epoch":…,"reason":"frame|stop|deadman|estop"}`.
+//! Format: `{"t_ms":…,"linear_x":…,"linear_y":…,"angular_z":…,"epoch":…,"reason":"frame|stop|deadman|estop|disconnected"}`.
+//! `disconnected`: the connection to the server ended, so the driver is lost, whatever the
+//! watchdog thinks.
 //! `t_ms` is milliseconds since the agent started. A write that fails is logged, never fatal:
 //! the motor controller's own timeout is the next safety layer.
 //!

@@ -25,6 +25,10 @@ pub enum DriveReason {
     Stop,
     Deadman,
     Estop,
+    /// The agent's connection to the server ended (decided by the agent, not the watchdog):
+    /// told apart from `deadman` so that a motor log says why, and so that a test can tell
+    /// this stop from the watchdog's.
+    Disconnected,
 }
 
 /// One command for the motor controller.
@@ -155,6 +159,16 @@ impl Watchdog {
         self.current
     }
 
+    /// The connection to the server ended: the driver is lost with it, so a moving robot stops
+    /// now rather than at the deadman (or the next reconnect). `None` if it was already still.
+    pub fn disconnected(&mut self) -> Option<Drive> {
+        if self.current.is_still() {
+            return None;
+        }
+        self.last_valid = None;
+        self.set(Drive::still(self.epoch, DriveReason::Disconnected))
+    }
+
     /// The room's e-stop state changed.
     pub fn on_estop(&mut self, latched: bool) -> Option<Drive> {
         self.estop = latched;
@@ -262,6 +276,22 @@ mod tests {
         assert!(w.on_frame(&drive(3, 1, 100), t0).unwrap().is_some());
         assert_eq!(w.on_lease(3), None);
         assert_eq!(w.current().linear_x, 100);
+    }
+
+    #[test]
+    fn a_lost_connection_stops_a_moving_robot_with_its_own_reason() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(Duration::from_secs(60));
+        w.on_frame(&drive(4, 1, 100), t0).unwrap();
+        let d = w.disconnected().expect("stopped");
+        assert_eq!(
+            (d.is_still(), d.reason, d.epoch),
+            (true, DriveReason::Disconnected, 4)
+        );
+        assert_eq!(w.current(), d);
+        // The deadman has nothing left to stop, and a still robot is not told again.
+        assert_eq!(w.poll(t0 + Duration::from_secs(61)), None);
+        assert_eq!(w.disconnected(), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The real robot agent (`bedside robot`) as the cross-crate tests run it, and a recorder of what
 //! it told its motor controller.
 //!
-//! [`robot_agent`] writes the agent's command line (server, room, token) onto a command the
+//! [`robot_agent`] writes the agent's command line (server, room, token or credential) onto a command the
 //! caller gives: a plain one ([`agent_binary`]) or one that starts inside a test's network
 //! namespace ([`super::netns::NetNs::command`]); the test adds what it is about (`--deadman-ms`,
 //! `--local-ip`, `--fixture`, ...). [`Motors`] is a UDP sink (`--sink udp:`) recording every
@@ -23,15 +23,34 @@ pub fn agent_binary() -> tokio::process::Command {
 /// `cmd` made into `bedside robot` publishing in `room` of the node at `server` (killed when
 /// the test drops it).
 pub fn robot_agent(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     server: &str,
     room: &str,
     token: &str,
 ) -> tokio::process::Command {
-    cmd.args([
-        "robot", "--server", server, "--room", room, "--token", token,
-    ])
-    .kill_on_drop(true);
+    agent_command(cmd, server, room, ["--token", token])
+}
+
+/// [`robot_agent`] for an agent that asks the API for its publish token with the robot's
+/// credential (and again on every reconnection), as a deployed robot does.
+pub fn robot_agent_with_credential(
+    cmd: tokio::process::Command,
+    server: &str,
+    room: &str,
+    credential: &str,
+) -> tokio::process::Command {
+    agent_command(cmd, server, room, ["--credential", credential])
+}
+
+fn agent_command(
+    mut cmd: tokio::process::Command,
+    server: &str,
+    room: &str,
+    auth: [&str; 2],
+) -> tokio::process::Command {
+    cmd.args(["robot", "--server", server, "--room", room])
+        .args(auth)
+        .kill_on_drop(true);
     cmd
 }
 

@@ -121,14 +121,33 @@ impl TestSfu {
         spawn_robot(self.connect(Endpoint::Whip, room, &token).await, first_seq)
     }
 
+    /// A counter's value, 0 while the node has not touched it (a labelled counter appears on
+    /// its first increment). Only for comparisons a missing counter cannot pass (`>= 18.0`,
+    /// `> 0.0`); "present and zero" is [`sample`](Self::sample)` == Some(0.0)`.
     pub fn metric(&self, name_and_labels: &str) -> f64 {
         metric_value(&self.sfu.metrics().render(), name_and_labels)
     }
+
+    /// One sample's value, `None` if the node does not write it.
+    pub fn sample(&self, name_and_labels: &str) -> Option<f64> {
+        metric_sample(&self.sfu.metrics().render(), name_and_labels)
+    }
 }
 
-/// Value of one sample line in Prometheus text, or 0 if absent.
+/// Value of one sample in Prometheus text (labels in any order), or 0 if absent: for counters
+/// only, compared with a bound a missing one cannot pass (see [`TestSfu::metric`]).
 pub fn metric_value(text: &str, name_and_labels: &str) -> f64 {
-    bedside_sfu::metrics_text::sample(text, name_and_labels).unwrap_or(0.0)
+    metric_sample(text, name_and_labels).unwrap_or(0.0)
+}
+
+/// Value of one sample in Prometheus text (labels in any order), `None` if absent.
+pub fn metric_sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    bedside_sfu::metrics_text::sample(text, name_and_labels)
+}
+
+/// The sum of a metric over all its labels (0 if it has none yet).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    bedside_sfu::metrics_text::sum(text, name)
 }
 
 /// What a robot did, for assertions.
