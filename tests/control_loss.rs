@@ -117,7 +117,7 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
                 .iter()
                 .filter(|(_, c)| c["reason"] == "frame")
                 .map(|(t, _)| *t)
-                .last()
+                .next_back()
                 .expect("frames obeyed");
             let deadman_after = stopped.duration_since(last_obeyed);
             assert!(
