@@ -200,9 +200,10 @@ fn the_robot_agent_reaches_the_room_over_ice_tcp_where_udp_is_blocked() {
             "the session ended when its TCP connection closed"
         );
         assert!(killed.elapsed() < Duration::from_millis(1500));
+        // Present and zero: the gauge was written while the TCP session lived.
         assert_eq!(
-            sfu.metric("bedside_session_transports{transport=\"tcp\"}"),
-            0.0
+            sfu.sample("bedside_session_transports{transport=\"tcp\"}"),
+            Some(0.0)
         );
         doctor.stop().await;
     });
