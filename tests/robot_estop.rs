@@ -101,9 +101,9 @@ impl Robot {
 fn last_estop(v: &ViewerHandle) -> Option<(bool, bool)> {
     v.events()
         .iter()
+        .rev()
         .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter(|e| e["type"] == "estop")
-        .last()
+        .find(|e| e["type"] == "estop")
         .map(|e| (e["latched"] == true, e["robot"] == true))
 }
 
