@@ -18,8 +18,11 @@ use str0m::format::Codec;
 
 /// A robot that can send `events` (telemetry) while it runs, publishing Opus silence so that
 /// the SFU hears it, and recording the control frames it receives.
+/// Control frames as the robot received them: when, and the bytes.
+type ControlLog = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
 struct Robot {
-    control: Arc<Mutex<Vec<(Instant, Vec<u8>)>>>,
+    control: ControlLog,
     outbox: tokio::sync::mpsc::UnboundedSender<String>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Result<(), String>>,
@@ -29,7 +32,7 @@ impl Robot {
     async fn start(sfu: &TestSfu, room: &str) -> Robot {
         let token = sfu.token(room, Role::Robot, "robot");
         let mut client = sfu.connect(Endpoint::Whip, room, &token).await;
-        let control = Arc::new(Mutex::new(Vec::new()));
+        let control: ControlLog = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
         let (log, s) = (control.clone(), stop.clone());
