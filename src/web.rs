@@ -58,3 +58,52 @@ pub async fn asset(uri: Uri) -> Response {
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    /// The pages, through a router wired as `serve` wires it (the web client as the fallback).
+    async fn get(path: &str) -> Response {
+        Router::new()
+            .fallback(asset)
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn the_console_and_the_robot_page_cannot_be_framed() {
+        for path in ["/", "/robot"] {
+            let resp = get(path).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let h = resp.headers();
+            let csp = h
+                .get(header::CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path} has a Content-Security-Policy"));
+            for directive in [
+                "frame-ancestors 'none'",
+                "script-src 'self'",
+                "default-src 'self'",
+                "object-src 'none'",
+            ] {
+                assert!(csp.contains(directive), "{path}: {directive} in {csp}");
+            }
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            assert_eq!(
+                h.get(header::X_FRAME_OPTIONS).map(|v| v.as_bytes()),
+                Some(&b"DENY"[..]),
+                "{path}: X-Frame-Options"
+            );
+            let ty = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            assert!(ty.is_some_and(|t| t.starts_with("text/html")), "{path}: {ty:?}");
+        }
+        // A page that does not exist is not served as a page.
+        assert_eq!(get("/no-such-page").await.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -40,6 +40,11 @@ pub struct SfuConfig {
     /// Sessions still setting up per join token (`jti`); past it an offer gets 429. A browser
     /// needs one, two while it retries.
     pub max_pending_per_token: usize,
+    /// Sessions still setting up in one room; past it an offer to that room gets 503. Below
+    /// `max_pending_per_worker` (default: half of it) so that a flood of offers into one room,
+    /// from however many tokens, cannot hold every pending slot of the worker: the other rooms
+    /// on it keep the rest and their joins go on being answered.
+    pub max_pending_per_room: usize,
     /// How long a connected session may be silent before the SFU acts (see
     /// [`crate::silence`]).
     pub silence: SilenceConfig,
@@ -74,6 +79,7 @@ impl Default for SfuConfig {
             max_viewers_per_worker: DEFAULT_MAX_VIEWERS_PER_WORKER,
             max_pending_per_worker: 200,
             max_pending_per_token: 2,
+            max_pending_per_room: 100,
             silence: SilenceConfig::default(),
             tcp_port: None,
             max_tcp_pending: 64,

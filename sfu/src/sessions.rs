@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bedside_proto::events::Transport;
@@ -105,9 +106,21 @@ pub(crate) struct Sessions {
     by_ufrag: HashMap<String, SessionId>,
     /// Connected watchers (the viewer cap counts these).
     watchers: usize,
-    /// Sessions still setting up, and how many of them each token (`jti`) has.
+    /// Sessions still setting up, and how many of them each token (`jti`) and each room has.
     pending: usize,
     pending_by_token: HashMap<String, usize>,
+    pending_by_room: HashMap<Arc<str>, usize>,
+}
+
+/// Sessions still setting up, as [`Sessions::pending`] counts them for one offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// On the whole worker.
+    pub all: usize,
+    /// With the offer's token (`jti`).
+    pub token: usize,
+    /// In the offer's room.
+    pub room: usize,
 }
 
 impl Sessions {
@@ -118,6 +131,10 @@ impl Sessions {
         *self
             .pending_by_token
             .entry(new.claims.jti.clone())
+            .or_default() += 1;
+        *self
+            .pending_by_room
+            .entry(peer.room().clone())
             .or_default() += 1;
         self.map.insert(
             id,
@@ -146,27 +163,36 @@ impl Sessions {
         let s = self.map.get_mut(&id)?;
         let member = s.take_pending()?;
         let jti = s.claims.jti.clone();
+        let room = s.peer.room().clone();
         self.watchers += usize::from(s.watcher);
         self.pending -= 1;
-        self.unpend(&jti);
+        self.unpend(&jti, &room);
         Some(member)
     }
 
-    fn unpend(&mut self, jti: &str) {
-        if let Some(n) = self.pending_by_token.get_mut(jti) {
-            *n -= 1;
-            if *n == 0 {
-                self.pending_by_token.remove(jti);
+    fn unpend(&mut self, jti: &str, room: &str) {
+        fn down<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+            map: &mut HashMap<K, usize>,
+            key: &str,
+        ) {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
             }
         }
+        down(&mut self.pending_by_token, jti);
+        down(&mut self.pending_by_room, room);
     }
 
-    /// Sessions still setting up: in all, and with this token.
-    pub fn pending(&self, jti: &str) -> (usize, usize) {
-        (
-            self.pending,
-            self.pending_by_token.get(jti).copied().unwrap_or(0),
-        )
+    /// Sessions still setting up: in all, with this token, and in this room.
+    pub fn pending(&self, jti: &str, room: &str) -> Pending {
+        Pending {
+            all: self.pending,
+            token: self.pending_by_token.get(jti).copied().unwrap_or(0),
+            room: self.pending_by_room.get(room).copied().unwrap_or(0),
+        }
     }
 
     pub fn get(&self, id: SessionId) -> Option<&Session> {
@@ -294,7 +320,7 @@ impl Sessions {
         }
         if s.pending.is_some() {
             self.pending -= 1;
-            self.unpend(&s.claims.jti);
+            self.unpend(&s.claims.jti, s.peer.room());
         } else {
             self.watchers -= usize::from(s.watcher);
         }
@@ -311,5 +337,112 @@ impl Sessions {
             self.by_ufrag.len(),
             self.pending_by_token.len(),
         )
+    }
+
+    /// Rooms with a pending-session count, for tests of the invariants (none left behind).
+    #[cfg(test)]
+    pub fn pending_rooms(&self) -> usize {
+        self.pending_by_room.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use bedside_proto::Role;
+
+    use super::*;
+    use crate::client::{Endpoint, Offering};
+    use crate::peer::PeerSetup;
+
+    fn udp(n: u8) -> (Protocol, SocketAddr) {
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, n));
+        (Protocol::Udp, SocketAddr::new(ip, 40000 + u16::from(n)))
+    }
+
+    /// A table holding one pending session (a real str0m peer from a real offer).
+    fn one_session() -> (Sessions, SessionId) {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let now = Instant::now();
+        let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5000);
+        let o = Offering::new(udp(1).1, Endpoint::Whep, now).expect("offer");
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("cert");
+        let id = SessionId(1);
+        let accepted = Peer::accept(
+            PeerSetup {
+                id,
+                room: "room".into(),
+                role: Role::Observer,
+                candidate: server,
+                tcp_candidate: None,
+                cert: &cert,
+                now,
+            },
+            &o.offer.to_sdp_string(),
+        )
+        .expect("answer");
+        let member = Member {
+            sub: "s".into(),
+            role: Role::Observer,
+            can_control: false,
+            expires_at_ms: u64::MAX / 2,
+            booking: None,
+            layout: Default::default(),
+            transport: None,
+        };
+        let mut sessions = Sessions::default();
+        sessions.insert(
+            accepted.peer,
+            NewSession {
+                key: "key".into(),
+                claims: Claims::new("s", "room", Role::Observer, 600),
+                ufrag: accepted.ufrag,
+                pass: accepted.pass,
+                member,
+                watcher: true,
+                now,
+            },
+        );
+        (sessions, id)
+    }
+
+    #[test]
+    fn a_fifth_address_replaces_the_oldest() {
+        let (mut s, id) = one_session();
+        for n in 1..=MAX_ADDRS_PER_SESSION as u8 {
+            let (p, a) = udp(n);
+            s.learn(id, p, a);
+        }
+        for n in 1..=MAX_ADDRS_PER_SESSION as u8 {
+            let (p, a) = udp(n);
+            assert_eq!(s.at(p, a), Some(id), "address {n} is known");
+        }
+        // Seen again, the first address becomes the newest: the next one pushes out the second.
+        let (p, a) = udp(1);
+        s.learn(id, p, a);
+        let (p5, a5) = udp(5);
+        s.learn(id, p5, a5);
+        assert_eq!(s.at(p5, a5), Some(id), "the fifth address is learnt");
+        assert_eq!(s.newest_addr(id), Some((p5, a5)));
+        let (p2, a2) = udp(2);
+        assert_eq!(s.at(p2, a2), None, "the oldest is forgotten");
+        for n in [1, 3, 4] {
+            let (p, a) = udp(n);
+            assert_eq!(s.at(p, a), Some(id), "address {n} is kept");
+        }
+        assert_eq!(s.by_addr.len(), MAX_ADDRS_PER_SESSION);
+        // Many more: the index never grows past the cap.
+        for n in 10..60 {
+            let (p, a) = udp(n);
+            s.learn(id, p, a);
+        }
+        assert_eq!(s.by_addr.len(), MAX_ADDRS_PER_SESSION);
+        assert_eq!(s.get(id).map(|x| x.addrs.len()), Some(MAX_ADDRS_PER_SESSION));
+        s.remove(id);
+        assert!(s.by_addr.is_empty());
     }
 }

@@ -9,6 +9,9 @@
 //!   session's ufrag; anything else from an unknown address is dropped and counted.
 //! - **The viewer cap**: at most `max_viewers_per_worker` watching sessions; robots and doctors
 //!   whose token may drive are never refused (a saturated core delays the driver's joystick).
+//! - **Sessions still setting up** (offers that may never finish ICE): bounded per token, per
+//!   room and per worker; the room bound is below the worker's, so a flood of offers into one
+//!   room leaves the other rooms on the worker free to join.
 //! - **Priority**: in every batch the urgent datagrams (STUN, DTLS: the data channels, RTCP) are
 //!   handled before media (RTP), and media fans out in slices of [`MAX_PACKETS_PER_FLUSH`];
 //!   during a long flush the switchboard reads again every [`URGENT_EVERY`] viewers and handles
@@ -254,12 +257,15 @@ impl Switchboard {
             }
         }
         // Sessions that never finish ICE cost an Rtc each for `connect_timeout`: bounded per
-        // token (one token must not open hundreds) and per worker (many tokens neither).
-        let (pending, for_token) = self.sessions.pending(&claims.jti);
-        if for_token >= self.config.max_pending_per_token {
+        // token (one token must not open hundreds), per room (many tokens of one room must not
+        // take every slot of the worker: the other rooms on it keep theirs) and per worker.
+        let pending = self.sessions.pending(&claims.jti, &room_id);
+        if pending.token >= self.config.max_pending_per_token {
             return Err(SfuError::TooManyPending);
         }
-        if pending >= self.config.max_pending_per_worker {
+        if pending.room >= self.config.max_pending_per_room
+            || pending.all >= self.config.max_pending_per_worker
+        {
             return Err(SfuError::Busy);
         }
         let watcher = is_watcher(member.role, member.can_control);

@@ -1077,3 +1077,87 @@ fn rooms_report_their_status_on_change_at_most_once_a_second_and_closed_at_the_e
     assert!(closed[0].closed && !closed[0].robot_online);
     assert!(closed[0].participants.is_empty());
 }
+
+/// Admit an offer for `m` into `room` that never does ICE (a flooder's): the session's id, or
+/// why it was refused.
+fn admit_pending_in(net: &mut Net, room: &str, m: Member) -> Result<SessionId, SfuError> {
+    let endpoint = if m.role == Role::Robot {
+        Endpoint::Whip
+    } else {
+        Endpoint::Whep
+    };
+    let o = Offering::new(addr(200), endpoint, net.now).expect("offer");
+    let id = SessionId(net.next_id);
+    net.next_id += 1;
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .expect("cert");
+    let accepted = Peer::accept(
+        PeerSetup {
+            id,
+            room: room.into(),
+            role: m.role,
+            candidate: SERVER,
+            tcp_candidate: None,
+            cert: &cert,
+            now: net.now,
+        },
+        &o.offer.to_sdp_string(),
+    )
+    .expect("answer");
+    let mut claims = claims_of(&m);
+    claims.room = room.to_string();
+    net.board.admit(
+        net.now,
+        Admit {
+            accepted,
+            key: format!("key-{}", id.0),
+            member: m,
+            claims,
+        },
+    )
+}
+
+#[test]
+fn a_flood_into_one_room_leaves_pending_slots_for_the_others() {
+    let config = SfuConfig {
+        max_pending_per_worker: 6,
+        max_pending_per_room: 3,
+        ..SfuConfig::default()
+    };
+    let mut net = Net::new(config);
+    // Many tokens (a fresh `jti` each) of one room, none ever doing ICE.
+    let flooder = |i: usize| member(Role::Observer, &format!("flood-{i}"), false);
+    for i in 0..3 {
+        admit_pending_in(&mut net, "flooded", flooder(i)).expect("under the room's bound");
+    }
+    for i in 3..10 {
+        assert!(
+            matches!(
+                admit_pending_in(&mut net, "flooded", flooder(i)),
+                Err(SfuError::Busy)
+            ),
+            "offer {i} into the flooded room is refused"
+        );
+    }
+    // The other rooms on the worker still get their pending slots, up to the worker's bound.
+    let consultant = admit_pending_in(&mut net, "consult", member(Role::Doctor, "c", true))
+        .expect("another room's doctor is not locked out by the flood");
+    for i in 0..2 {
+        admit_pending_in(&mut net, &format!("ward-{i}"), flooder(100 + i)).unwrap();
+    }
+    assert!(matches!(
+        admit_pending_in(&mut net, "ward-9", flooder(200)),
+        Err(SfuError::Busy)
+    ));
+    // A pending session that goes away gives its room's slot back, and nothing is left behind.
+    net.board.leave(net.now, consultant, &mut net.io);
+    admit_pending_in(&mut net, "consult", member(Role::Doctor, "c2", true)).unwrap();
+    let ids: Vec<SessionId> = net.board.sessions.iter().map(|s| s.peer.id()).collect();
+    for id in ids {
+        net.board.leave(net.now, id, &mut net.io);
+    }
+    assert_eq!(net.board.sessions.pending_rooms(), 0);
+    assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bedside_api::{Api, ApiError, UserRole};
-use bedside_proto::node::{DenyTarget, NodeCommand};
+use bedside_proto::node::{DenyTarget, NodeCommand, NodeReport};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -14,6 +14,7 @@ backend_tests!(
     node_routes_need_the_secret,
     the_stream_carries_commands,
     reports_reach_the_audit_log_and_latches,
+    audit_rows_name_the_previous_holder_and_the_robots_own_estop,
 );
 
 const SECRET: &str = "a-node-secret-for-tests";
@@ -235,4 +236,68 @@ async fn reports_reach_the_audit_log_and_latches(backend: Backend) {
     assert_eq!(latches.len(), 1, "the room is recorded as latched");
     assert_eq!(latches[0].room, room);
     assert_eq!(latches[0].by.as_deref(), Some("d1"));
+}
+
+/// Poll the audit log (up to 5 s) until `kind` has `n` entries; the entries.
+async fn audited(app: &TestApp, admin: &str, kind: &str, n: usize) -> Vec<Value> {
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries = app.audit_kind(admin, kind).await;
+        if entries.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    entries
+}
+
+async fn audit_rows_name_the_previous_holder_and_the_robots_own_estop(backend: Backend) {
+    let app = TestApp::start_with(backend, with_secret).await;
+    let admin = app.user(UserRole::Admin).await;
+    let room = uuid::Uuid::new_v4().to_string();
+    // As a media node sends them (the SFU's `RoomEvent` in the node channel's form): D1 hands
+    // the lease to D2, then the robot's own e-stop is pressed and released at the bedside.
+    let event = |kind: &str, actor: &str, detail: Value| NodeReport::RoomEvent {
+        room: room.clone(),
+        kind: kind.into(),
+        actor: Some(actor.into()),
+        detail,
+    };
+    let batch = vec![
+        event(
+            "lease_changed",
+            "d2",
+            json!({ "epoch": 4, "reason": "handoff", "previous": "d1" }),
+        ),
+        event("estop_robot_pressed", "robot-7", json!({})),
+        event("estop_robot_released", "robot-7", json!({})),
+    ];
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/internal/node/reports",
+            Some(&format!("Bearer {SECRET}")),
+            Some(&serde_json::to_value(&batch).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let leases = audited(&app, &admin.token, "room.lease_changed", 1).await;
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0]["actor"], "d2", "the new holder");
+    assert_eq!(leases[0]["detail"]["previous"], "d1", "the previous holder");
+    assert_eq!(leases[0]["detail"]["epoch"], 4);
+    for kind in ["room.estop_robot_pressed", "room.estop_robot_released"] {
+        let rows = audited(&app, &admin.token, kind, 1).await;
+        assert_eq!(rows.len(), 1, "{kind}: {rows:?}");
+        assert_eq!(rows[0]["room"], room.as_str(), "{kind}");
+        assert_eq!(rows[0]["actor"], "robot-7", "{kind}: the robot that pressed it");
+    }
+    // The robot's own e-stop is the robot's: it is not recorded as a room latch that a doctor
+    // could later clear (or that would latch the room again after a restart).
+    let (snapshot, _) = app.api.node_hub().subscribe().await.unwrap();
+    let NodeCommand::Snapshot { latches, .. } = snapshot else {
+        panic!("a snapshot first");
+    };
+    assert!(latches.iter().all(|l| l.room != room), "{latches:?}");
 }

@@ -1,0 +1,202 @@
+//! The e-stop pressed at the bedside belongs to the bedside, end to end over real UDP with real
+//! str0m peers: a robot reports its own e-stop in telemetry, and a hostile doctor who holds the
+//! lease clears the e-stop and drives through the real `control` channel. The robot must
+//! receive no drive frame (only the SFU's stops), the room must stay latched and the doctor's
+//! clear be refused; once the robot releases its own e-stop, the doctor drives again.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ControlFrame, FrameKind, Role};
+use bedside_sfu::client::media::OPUS_SILENCE;
+use bedside_sfu::client::{ClientEvent, Endpoint};
+use common::*;
+use str0m::format::Codec;
+
+/// A robot that can send `events` (telemetry) while it runs, publishing Opus silence so that
+/// the SFU hears it, and recording the control frames it receives.
+/// Control frames as the robot received them: when, and the bytes.
+type ControlLog = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
+struct Robot {
+    control: ControlLog,
+    outbox: tokio::sync::mpsc::UnboundedSender<String>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Robot {
+    async fn start(sfu: &TestSfu, room: &str) -> Robot {
+        let token = sfu.token(room, Role::Robot, "robot");
+        let mut client = sfu.connect(Endpoint::Whip, room, &token).await;
+        let control: ControlLog = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (log, s) = (control.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let opus = client.pt_for(Codec::Opus).expect("opus negotiated").pt();
+            let (mut seq, mut ts) = (1u64, 0u32);
+            while !s.load(Ordering::SeqCst) {
+                while let Ok(json) = inbox.try_recv() {
+                    if !client.send_event(&json) {
+                        return Err("the robot's events channel refused a message".into());
+                    }
+                }
+                client.send_packet(false, opus, seq, ts, false, OPUS_SILENCE.to_vec());
+                seq += 1;
+                ts = ts.wrapping_add(960);
+                let deadline = Instant::now() + Duration::from_millis(20);
+                while let Some(ev) = client
+                    .next_event(deadline)
+                    .await
+                    .map_err(|e| format!("robot connection: {e}"))?
+                {
+                    if let ClientEvent::Control(b) = ev {
+                        log.lock().unwrap().push((Instant::now(), b));
+                    }
+                }
+            }
+            client
+                .close()
+                .await
+                .map_err(|e| format!("robot DELETE: {e}"))
+        });
+        Robot {
+            control,
+            outbox,
+            stop,
+            task,
+        }
+    }
+
+    /// Telemetry saying whether the robot's own e-stop is pressed.
+    fn report_estop(&self, pressed: bool) {
+        self.outbox
+            .send(format!(r#"{{"type":"telemetry","estop":{pressed}}}"#))
+            .expect("the robot is running");
+    }
+
+    /// Every control frame received from the `from`th on, decoded.
+    fn frames_from(&self, from: usize) -> Vec<ControlFrame> {
+        self.control.lock().unwrap()[from..]
+            .iter()
+            .filter_map(|(_, b)| ControlFrame::decode(b).ok())
+            .collect()
+    }
+
+    fn received(&self) -> usize {
+        self.control.lock().unwrap().len()
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.task.await {
+            Ok(r) => r.expect("robot ran cleanly"),
+            Err(e) => panic!("robot task: {e}"),
+        }
+    }
+}
+
+/// The last `estop` event the viewer heard: (latched, robot).
+fn last_estop(v: &ViewerHandle) -> Option<(bool, bool)> {
+    v.events()
+        .iter()
+        .rev()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .find(|e| e["type"] == "estop")
+        .map(|e| (e["latched"] == true, e["robot"] == true))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_cannot_clear_or_drive_through_the_robots_own_estop() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = Robot::start(&sfu, &room).await;
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
+    take_lease(&doctor).await;
+
+    // The bedside presses its own e-stop.
+    let before = robot.received();
+    robot.report_estop(true);
+    assert!(
+        doctor
+            .wait_event(Duration::from_secs(5), |e| e["type"] == "estop"
+                && e["latched"] == true
+                && e["robot"] == true)
+            .await
+            .is_some(),
+        "the room shows the robot's e-stop: {:?}",
+        doctor.events()
+    );
+
+    // The doctor holding the lease tries to clear it, then drives anyway.
+    doctor.send_event(r#"{"type":"estop_clear"}"#);
+    let refusal = doctor
+        .wait_event(Duration::from_secs(5), |e| {
+            e["type"] == "error" && e["code"] == "robot_estop"
+        })
+        .await;
+    assert!(
+        refusal.is_some(),
+        "the doctor's clear is refused: {:?}",
+        doctor.events()
+    );
+    let dropped = "bedside_control_frames_dropped_total{reason=\"estop_latched\"}";
+    let dropped_before = sfu.metric(dropped);
+    drive(&doctor, 555, 1, 25).await;
+    // Every drive frame reached the SFU and was dropped there, not lost on the way.
+    assert!(
+        wait_until(Duration::from_secs(5), || sfu.metric(dropped)
+            >= dropped_before + 20.0)
+        .await,
+        "drive frames dropped as latched: {}",
+        sfu.metric(dropped) - dropped_before
+    );
+    let seen = robot.frames_from(before);
+    assert!(
+        seen.iter().any(|f| f.kind == FrameKind::Stop),
+        "the robot was told to stop: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|f| f.kind == FrameKind::Stop),
+        "the robot received only stops, no drive frame: {seen:?}"
+    );
+    assert_eq!(
+        last_estop(&doctor),
+        Some((true, true)),
+        "the room stays latched: {:?}",
+        doctor.events()
+    );
+
+    // Only the bedside releases it; then the doctor clears (nothing of the doctor's is
+    // latched) and drives.
+    robot.report_estop(false);
+    assert!(
+        doctor
+            .wait_event(Duration::from_secs(5), |e| e["type"] == "estop"
+                && e["latched"] == false)
+            .await
+            .is_some(),
+        "the robot's release clears the room: {:?}",
+        doctor.events()
+    );
+    doctor.send_event(r#"{"type":"estop_clear"}"#);
+    let mark = robot.received();
+    drive(&doctor, 777, 100, 25).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || robot
+            .frames_from(mark)
+            .iter()
+            .filter(|f| f.kind == FrameKind::Drive && f.linear_x == 777)
+            .count()
+            >= 20)
+        .await,
+        "the doctor drives again: {:?}",
+        robot.frames_from(mark)
+    );
+    doctor.stop().await;
+    robot.stop().await;
+}
