@@ -8,9 +8,10 @@ use thiserror::Error;
 /// Why a WHIP/WHEP client could not connect or run.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// The signalling request did not get an answer.
+    /// The signalling request did not get an answer. Held without its URL (see the `From`
+    /// below): a session's URL is its capability, and this error reaches logs.
     #[error("HTTP: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     /// The SFU refused the offer; tests assert on the status (401, 403, 409, 503, ...).
     #[error("server answered {status}: {body}")]
     Refused {
@@ -28,4 +29,32 @@ pub enum ClientError {
     /// What did not happen in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+}
+
+impl From<reqwest::Error> for ClientError {
+    /// Drops the request's URL: `/sessions/{key}` is the session's capability (docs/protocol.md)
+    /// and must not reach the robot agent's log through `robot session failed`.
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Http(e.without_url())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_http_error_does_not_carry_the_session_url() {
+        // Nothing listens on port 9 of loopback: the request fails with a connection error.
+        let secret = "sessions/k3y-that-must-not-be-logged";
+        let err = reqwest::Client::new()
+            .delete(format!("http://127.0.0.1:9/{secret}"))
+            .send()
+            .await
+            .expect_err("nothing listens there");
+        assert!(err.to_string().contains(secret), "reqwest names the URL: {err}");
+        let ours = ClientError::from(err);
+        assert!(!ours.to_string().contains(secret), "{ours}");
+        assert!(!format!("{ours:?}").contains(secret), "{ours:?}");
+    }
 }
