@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bedside_api::testing::{expect, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
-use common::cluster::{base_of, spawn, ADMIN};
+use common::cluster::{base_of, spawn, spawn_api, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -52,21 +52,7 @@ async fn rooms(base: &str, admin: &str) -> Vec<Value> {
 async fn a_dead_media_node_takes_its_rooms_offline() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("api");
-    let (_api_proc, rest) = spawn(
-        dir.path(),
-        "api",
-        &[
-            "api",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        "Bedside is running. Open ",
-        &[],
-    )
-    .await;
-    let api = base_of(&rest);
+    let (_api_proc, api) = spawn_api(dir.path(), "api", &data).await;
     let (mut sfu_proc, rest) = spawn(
         dir.path(),
         "sfu",

@@ -6,7 +6,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::cluster::{base_of, spawn};
+use common::cluster::{base_of, spawn, spawn_api};
 
 /// A loopback address with a port nobody listens on right now, for a flag that takes an
 /// address (the binary does not print the metrics address it bound).
@@ -65,21 +65,7 @@ async fn serve_answers_metrics_only_on_its_own_address() {
 async fn a_media_node_answers_metrics_only_on_its_own_address() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("api");
-    let (_api, rest) = spawn(
-        dir.path(),
-        "api",
-        &[
-            "api",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        "Bedside is running. Open ",
-        &[],
-    )
-    .await;
-    let api = base_of(&rest);
+    let (_api, api) = spawn_api(dir.path(), "api", &data).await;
     let metrics = free_addr();
     let (_sfu, rest) = spawn(
         dir.path(),

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bedside_api::testing::{expect, PASSWORD};
-use common::cluster::{base_of, spawn, ADMIN, SECRET};
+use common::cluster::{spawn_api, ADMIN, SECRET};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -16,22 +16,7 @@ const BATCH: usize = 1000;
 const BATCHES: usize = 3;
 
 async fn start_api(dir: &std::path::Path, name: &str) -> (common::cluster::Proc, String) {
-    let data = dir.join("api-data");
-    let (proc, rest) = spawn(
-        dir,
-        name,
-        &[
-            "api",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        "Bedside is running. Open ",
-        &[],
-    )
-    .await;
-    (proc, base_of(&rest))
+    spawn_api(dir, name, &dir.join("api-data")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

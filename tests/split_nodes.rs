@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bedside_api::testing::{expect, minutes, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
-use common::cluster::{base_of, spawn, ADMIN};
+use common::cluster::{base_of, spawn, spawn_api, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -79,22 +79,9 @@ impl Api {
 async fn api_and_media_node_as_two_processes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("api");
-    let (_api_proc, rest) = spawn(
-        dir.path(),
-        "api",
-        &[
-            "api",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        "Bedside is running. Open ",
-        &[],
-    )
-    .await;
+    let (_api_proc, api_base) = spawn_api(dir.path(), "api", &data).await;
     let api = Api {
-        base: base_of(&rest),
+        base: api_base,
         http: reqwest::Client::new(),
     };
     let (_sfu_proc, rest) = spawn(

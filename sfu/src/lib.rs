@@ -291,8 +291,9 @@
 //! doctors whose token may not drive count once connected (sessions still setting up are bounded
 //! apart: `max_pending_per_worker`, `max_pending_per_token` and `max_pending_per_room`, the last
 //! so that a flood of offers into one room leaves the worker's other rooms their joins); the
-//! robot and the doctor whose token may drive are never refused by the viewer cap, so it can
-//! never lock out the robot or its driver. A room lives on one
+//! robot and the doctor whose token may drive are never refused by the viewer cap nor by the
+//! room's and worker's pending bounds (only per token), so no crowd and no flood can lock out
+//! the robot or its driver. A room lives on one
 //! worker, so a room's audience is bounded by its worker's cap, shared with the other rooms
 //! there.
 //!

@@ -259,16 +259,21 @@ impl Switchboard {
         // Sessions that never finish ICE cost an Rtc each for `connect_timeout`: bounded per
         // token (one token must not open hundreds), per room (many tokens of one room must not
         // take every slot of the worker: the other rooms on it keep theirs) and per worker.
+        // The robot and the doctor whose token may drive are bounded per token only: a flood
+        // of other people's offers must not keep the robot from coming back to its own room,
+        // nor its driver from joining (as with the viewer cap). Their tokens are few (the
+        // robot's credential, the booking's doctor), so this exemption cannot be flooded.
+        let watcher = is_watcher(member.role, member.can_control);
         let pending = self.sessions.pending(&claims.jti, &room_id);
         if pending.token >= self.config.max_pending_per_token {
             return Err(SfuError::TooManyPending);
         }
-        if pending.room >= self.config.max_pending_per_room
-            || pending.all >= self.config.max_pending_per_worker
+        if watcher
+            && (pending.room >= self.config.max_pending_per_room
+                || pending.all >= self.config.max_pending_per_worker)
         {
             return Err(SfuError::Busy);
         }
-        let watcher = is_watcher(member.role, member.can_control);
         if watcher && self.sessions.watchers() >= self.config.max_viewers_per_worker {
             return Err(SfuError::Full(self.sessions.watchers()));
         }

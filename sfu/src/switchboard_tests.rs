@@ -1142,7 +1142,7 @@ fn a_flood_into_one_room_leaves_pending_slots_for_the_others() {
         );
     }
     // The other rooms on the worker still get their pending slots, up to the worker's bound.
-    let consultant = admit_pending_in(&mut net, "consult", member(Role::Doctor, "c", true))
+    let consultant = admit_pending_in(&mut net, "consult", member(Role::Doctor, "c", false))
         .expect("another room's doctor is not locked out by the flood");
     for i in 0..2 {
         admit_pending_in(&mut net, &format!("ward-{i}"), flooder(100 + i)).unwrap();
@@ -1153,11 +1153,42 @@ fn a_flood_into_one_room_leaves_pending_slots_for_the_others() {
     ));
     // A pending session that goes away gives its room's slot back, and nothing is left behind.
     net.board.leave(net.now, consultant, &mut net.io);
-    admit_pending_in(&mut net, "consult", member(Role::Doctor, "c2", true)).unwrap();
+    admit_pending_in(&mut net, "consult", member(Role::Doctor, "c2", false)).unwrap();
     let ids: Vec<SessionId> = net.board.sessions.iter().map(|s| s.peer.id()).collect();
     for id in ids {
         net.board.leave(net.now, id, &mut net.io);
     }
     assert_eq!(net.board.sessions.pending_rooms(), 0);
     assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
+}
+
+#[test]
+fn a_flooded_room_still_takes_back_its_robot_and_its_driver() {
+    let config = SfuConfig {
+        max_pending_per_worker: 4,
+        max_pending_per_room: 3,
+        max_pending_per_token: 2,
+        ..SfuConfig::default()
+    };
+    let mut net = Net::new(config);
+    let flooder = |i: usize| member(Role::Observer, &format!("flood-{i}"), false);
+    for i in 0..3 {
+        admit_pending_in(&mut net, "flooded", flooder(i)).expect("under the room's bound");
+    }
+    admit_pending_in(&mut net, "other", flooder(3)).expect("under the worker's bound");
+    // The room and the worker are full of sessions that will never connect: a watcher is
+    // refused, but the room's robot (reconnecting) and the doctor who may drive are not.
+    assert!(matches!(
+        admit_pending_in(&mut net, "flooded", flooder(4)),
+        Err(SfuError::Busy)
+    ));
+    admit_pending_in(&mut net, "flooded", robot())
+        .expect("the robot comes back to its room through a flood");
+    admit_pending_in(&mut net, "flooded", member(Role::Doctor, "driver", true))
+        .expect("the driver joins through a flood");
+    // A consultant (a doctor who may not drive) is a watcher: refused like the students.
+    assert!(matches!(
+        admit_pending_in(&mut net, "flooded", member(Role::Doctor, "consultant", false)),
+        Err(SfuError::Busy)
+    ));
 }

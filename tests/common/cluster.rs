@@ -1,7 +1,8 @@
 //! `bedside api` and `bedside sfu` as separate processes of the built binary, the cluster layout
 //! the split-deployment tests run: [`spawn`] starts one with the node secret and the first admin
-//! set, waits for its "ready" line and hands back the rest of it; [`Proc`] kills it when dropped
-//! and prints its log if the test failed.
+//! set, waits for its "ready" line and hands back the rest of it; [`spawn_api`] does that for a
+//! `bedside api` on a free port and hands back its base URL; [`Proc`] kills it when dropped and
+//! prints its log if the test failed.
 //!
 //! Not here: what the tests do with the nodes.
 
@@ -90,4 +91,18 @@ pub async fn spawn(
 pub fn base_of(rest: &str) -> String {
     let url = rest.split_whitespace().next().expect("a URL");
     url.trim_end_matches(['/', '.']).to_string()
+}
+
+/// `bedside api` on a free loopback port with its data in `data`; the process and its base URL.
+pub async fn spawn_api(dir: &Path, name: &str, data: &Path) -> (Proc, String) {
+    let data = data.to_str().expect("a UTF-8 path");
+    let (proc, rest) = spawn(
+        dir,
+        name,
+        &["api", "--http", "127.0.0.1:0", "--data-dir", data],
+        "Bedside is running. Open ",
+        &[],
+    )
+    .await;
+    (proc, base_of(&rest))
 }
