@@ -101,7 +101,10 @@ mod tests {
                 "{path}: X-Frame-Options"
             );
             let ty = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            assert!(ty.is_some_and(|t| t.starts_with("text/html")), "{path}: {ty:?}");
+            assert!(
+                ty.is_some_and(|t| t.starts_with("text/html")),
+                "{path}: {ty:?}"
+            );
         }
         // A page that does not exist is not served as a page.
         assert_eq!(get("/no-such-page").await.status(), StatusCode::NOT_FOUND);

@@ -46,12 +46,19 @@ async fn a_flood_of_offers_without_ice_locks_nobody_out() {
     let driving = Arc::new(AtomicBool::new(true));
     let frames_sent = Arc::new(AtomicUsize::new(0));
     let driver_task = {
-        let (control, driving, sent) = (driver.control_sender(), driving.clone(), frames_sent.clone());
+        let (control, driving, sent) = (
+            driver.control_sender(),
+            driving.clone(),
+            frames_sent.clone(),
+        );
         tokio::spawn(async move {
             let mut seq = 1u32;
             while driving.load(Ordering::SeqCst) {
                 let frame = ControlFrame::drive(seq, seq * 20, 4242, 0, 0);
-                assert!(control.send_control(frame.encode().to_vec()), "the driver runs");
+                assert!(
+                    control.send_control(frame.encode().to_vec()),
+                    "the driver runs"
+                );
                 sent.fetch_add(1, Ordering::SeqCst);
                 seq += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -97,7 +104,12 @@ async fn a_flood_of_offers_without_ice_locks_nobody_out() {
     tokio::time::timeout(Duration::from_secs(60), refused.notified())
         .await
         .expect("the flood hit the pending bound");
-    let pending_when_refused = statuses.lock().unwrap().iter().filter(|s| **s == 201).count();
+    let pending_when_refused = statuses
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| **s == 201)
+        .count();
     let t0 = Instant::now();
     let consultant = spawn_viewer(
         &sfu,
@@ -147,7 +159,9 @@ async fn a_flood_of_offers_without_ice_locks_nobody_out() {
     };
     // The control channel is unreliable by design: a loose bound on what arrived.
     assert!(
-        wait_until(Duration::from_secs(5), || driven_frames().len() * 10 >= sent * 9).await,
+        wait_until(Duration::from_secs(5), || driven_frames().len() * 10
+            >= sent * 9)
+        .await,
         "the driver kept driving: {} of {sent} frames",
         driven_frames().len()
     );

@@ -127,7 +127,9 @@ async fn audit_password_and_robot_limits_are_in_the_schema() {
     assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
     assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
     for (n, want) in [(0, 422), (1, 200), (1000, 200), (1001, 422)] {
-        let (status, body) = app.get(&format!("/api/audit?limit={n}"), &admin.token).await;
+        let (status, body) = app
+            .get(&format!("/api/audit?limit={n}"), &admin.token)
+            .await;
         assert_eq!(status.as_u16(), want, "audit limit={n}: {body}");
     }
 
@@ -143,7 +145,12 @@ async fn audit_password_and_robot_limits_are_in_the_schema() {
         let body = json!({"username": format!("u{}", pw.len()), "display_name": "Dr Len",
                           "password": pw, "role": "doctor"});
         let (status, answer) = app
-            .call(Method::POST, "/api/users", Some(&format!("Bearer {}", admin.token)), Some(&body))
+            .call(
+                Method::POST,
+                "/api/users",
+                Some(&format!("Bearer {}", admin.token)),
+                Some(&body),
+            )
             .await;
         assert_eq!(status.as_u16(), want, "password {pw:?}: {answer}");
     }
@@ -184,7 +191,12 @@ async fn audit_password_and_robot_limits_are_in_the_schema() {
         );
         let body = json!({"name": name, "ward": format!("Ward {i}")});
         let (status, answer) = app
-            .call(Method::POST, "/api/robots", Some(&format!("Bearer {}", admin.token)), Some(&body))
+            .call(
+                Method::POST,
+                "/api/robots",
+                Some(&format!("Bearer {}", admin.token)),
+                Some(&body),
+            )
             .await;
         assert_eq!(status.as_u16(), *want, "robot name {name:?}: {answer}");
     }

@@ -91,7 +91,11 @@ async fn sigterm_drains_the_audit_queue_and_exits_cleanly() {
                 .expect("total")
         }
     };
-    assert_eq!(count("room.estop_latched").await, 1, "the e-stop is recorded");
+    assert_eq!(
+        count("room.estop_latched").await,
+        1,
+        "the e-stop is recorded"
+    );
     assert_eq!(
         count("room.lease_changed").await,
         (BATCH * BATCHES) as i64,

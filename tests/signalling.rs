@@ -8,8 +8,8 @@ use std::time::Duration;
 use bedside_proto::join_token::unix_now;
 use bedside_proto::{Claims, KeyPair, Role};
 use bedside_sfu::client::{ClientError, Endpoint, WebRtcClient};
-use str0m::media::{Direction, MediaKind};
 use common::*;
+use str0m::media::{Direction, MediaKind};
 
 async fn status_of(sfu: &TestSfu, endpoint: Endpoint, room: &str, token: &str) -> u16 {
     match WebRtcClient::connect(&sfu.base, endpoint, room, token, LOCALHOST).await {

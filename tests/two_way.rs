@@ -413,7 +413,11 @@ async fn the_robot_sees_the_driver_and_everyone_hears_the_doctors_but_not_themse
     // ... and the answer refused its microphone and camera outright: the server will never
     // receive on them (a plain WHEP player's browser then never even opens the devices).
     let sending = student.sending();
-    assert_eq!(sending.len(), 2, "the student offered to send audio and video");
+    assert_eq!(
+        sending.len(),
+        2,
+        "the student offered to send audio and video"
+    );
     for mid in sending {
         let dir = student.answered(mid);
         assert_eq!(
@@ -621,7 +625,10 @@ async fn one_slot_ignores_a_short_burst_and_follows_a_sustained_voice() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        student.heard_on(slot, burst).get(&D1).is_some_and(|n| *n > 30),
+        student
+            .heard_on(slot, burst)
+            .get(&D1)
+            .is_some_and(|n| *n > 30),
         "D1 stayed on the slot throughout: {:?}",
         student.heard_on(slot, burst)
     );

@@ -34,14 +34,25 @@ use crate::turn::IceServer;
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NewRobot {
     /// 1-100 characters (after trimming), no control characters.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// 1-100 characters (after trimming), no control characters.
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub ward: String,
     /// Up to 1000 characters; no control characters but line breaks.
     #[serde(default)]
-    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub description: String,
 }
 
@@ -160,15 +171,26 @@ pub(crate) async fn list(
 pub struct RobotUpdate {
     /// 1-100 characters (after trimming), no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// 1-100 characters (after trimming), no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub ward: Option<String>,
     /// Up to 1000 characters; no control characters but line breaks.
     #[serde(default)]
-    #[schema(max_length = 1000, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
 }
 

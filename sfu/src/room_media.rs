@@ -749,7 +749,11 @@ mod tests {
     fn the_presenter_is_the_lease_holder() {
         let mut r = Room::consult();
         r.control(Some(D2), &[D1]);
-        assert_eq!(r.presenter(), Some(D2), "the driver, not the booking doctor");
+        assert_eq!(
+            r.presenter(),
+            Some(D2),
+            "the driver, not the booking doctor"
+        );
         r.control(Some(D3), &[D1]);
         assert_eq!(r.presenter(), Some(D3), "a handoff moves the presenter");
         let changed = r.media.take_changed();
@@ -786,7 +790,11 @@ mod tests {
             r.audio(D3, -90);
             r.media.poll(r.now);
         }
-        assert_eq!(r.presenter(), Some(D2), "D3's silence does not make it speak");
+        assert_eq!(
+            r.presenter(),
+            Some(D2),
+            "D3's silence does not make it speak"
+        );
         r.speak(D1, 400);
         assert_eq!(r.presenter(), Some(D1));
     }
@@ -883,7 +891,10 @@ mod tests {
         for d in [D1, D2, D3] {
             let targets = r.audio(d, -10).expect("a doctor's voice goes somewhere");
             assert!(targets.iter().all(|(to, _)| *to != d), "{d:?}: {targets:?}");
-            assert!(targets.iter().any(|(to, _)| *to == ROBOT), "the robot hears {d:?}");
+            assert!(
+                targets.iter().any(|(to, _)| *to == ROBOT),
+                "the robot hears {d:?}"
+            );
             assert_eq!(targets.len(), 3, "the robot and two doctors: {targets:?}");
         }
         // The robot's screen shows the driver; the driver does not see itself there.

@@ -132,10 +132,7 @@ impl Sessions {
             .pending_by_token
             .entry(new.claims.jti.clone())
             .or_default() += 1;
-        *self
-            .pending_by_room
-            .entry(peer.room().clone())
-            .or_default() += 1;
+        *self.pending_by_room.entry(peer.room().clone()).or_default() += 1;
         self.map.insert(
             id,
             Session {
@@ -441,7 +438,10 @@ mod tests {
             s.learn(id, p, a);
         }
         assert_eq!(s.by_addr.len(), MAX_ADDRS_PER_SESSION);
-        assert_eq!(s.get(id).map(|x| x.addrs.len()), Some(MAX_ADDRS_PER_SESSION));
+        assert_eq!(
+            s.get(id).map(|x| x.addrs.len()),
+            Some(MAX_ADDRS_PER_SESSION)
+        );
         s.remove(id);
         assert!(s.by_addr.is_empty());
     }

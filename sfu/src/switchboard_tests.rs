@@ -547,7 +547,10 @@ fn control_frames_are_handled_before_doctors_media_of_the_same_batch() {
         net.run(2);
     }
     let before = net.clients[robot].rtp_in;
-    assert!(before >= 2, "the robot hears the doctors ({before} packets)");
+    assert!(
+        before >= 2,
+        "the robot hears the doctors ({before} packets)"
+    );
     net.clients[robot].control_in.clear();
 
     // One batch: more of the doctors' voices than one slice of the fan-out (the driver talks
@@ -847,7 +850,10 @@ fn removal_leaves_no_entry_in_any_map() {
     }
     assert_eq!(net.board.sessions.sizes(), (0, 0, 0, 0));
     assert!(net.board.dirty.is_empty(), "{:?}", net.board.dirty);
-    assert!(net.board.pacers.is_empty(), "the status pacer goes with the room");
+    assert!(
+        net.board.pacers.is_empty(),
+        "the status pacer goes with the room"
+    );
     assert!(net.board.room("room-1").is_none(), "the empty room is gone");
     assert_eq!(net.board.watchers(), 0);
     let mut closed = Vec::new();
@@ -1188,7 +1194,11 @@ fn a_flooded_room_still_takes_back_its_robot_and_its_driver() {
         .expect("the driver joins through a flood");
     // A consultant (a doctor who may not drive) is a watcher: refused like the students.
     assert!(matches!(
-        admit_pending_in(&mut net, "flooded", member(Role::Doctor, "consultant", false)),
+        admit_pending_in(
+            &mut net,
+            "flooded",
+            member(Role::Doctor, "consultant", false)
+        ),
         Err(SfuError::Busy)
     ));
 }

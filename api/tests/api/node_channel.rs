@@ -291,7 +291,10 @@ async fn audit_rows_name_the_previous_holder_and_the_robots_own_estop(backend: B
         let rows = audited(&app, &admin.token, kind, 1).await;
         assert_eq!(rows.len(), 1, "{kind}: {rows:?}");
         assert_eq!(rows[0]["room"], room.as_str(), "{kind}");
-        assert_eq!(rows[0]["actor"], "robot-7", "{kind}: the robot that pressed it");
+        assert_eq!(
+            rows[0]["actor"], "robot-7",
+            "{kind}: the robot that pressed it"
+        );
     }
     // The robot's own e-stop is the robot's: it is not recorded as a room latch that a doctor
     // could later clear (or that would latch the room again after a restart).

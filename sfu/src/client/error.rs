@@ -52,7 +52,10 @@ mod tests {
             .send()
             .await
             .expect_err("nothing listens there");
-        assert!(err.to_string().contains(secret), "reqwest names the URL: {err}");
+        assert!(
+            err.to_string().contains(secret),
+            "reqwest names the URL: {err}"
+        );
         let ours = ClientError::from(err);
         assert!(!ours.to_string().contains(secret), "{ours}");
         assert!(!format!("{ours:?}").contains(secret), "{ours:?}");
