@@ -83,28 +83,32 @@ async fn every_operation_documents_and_answers_400_for_malformed_input() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
 }
 
+/// `path`'s `limit` query parameter declares 1-1000, and the API answers by it on both sides of
+/// each bound (`token` may list `path`).
+async fn limit_is_declared_and_enforced(app: &TestApp, doc: &Value, path: &str, token: &str) {
+    let params = doc["paths"][path]["get"]["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: parameters"))
+        .clone();
+    let limit = params
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap_or_else(|| panic!("{path}: limit parameter"));
+    assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+    assert_eq!(limit["schema"]["maximum"], 1000, "{path}: {limit}");
+    for (n, want) in [(0, 422), (1, 200), (1000, 200), (1001, 422)] {
+        let (status, body) = app.get(&format!("{path}?limit={n}"), token).await;
+        assert_eq!(status.as_u16(), want, "{path} limit={n}: {body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_limits_are_in_the_schema() {
     let app = TestApp::start(Backend::Sqlite).await;
     let doctor = app.user(UserRole::Doctor).await;
     let (_, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
-    let params = doc["paths"]["/api/bookings"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters")
-        .clone();
-    let limit = params
-        .iter()
-        .find(|p| p["name"] == "limit")
-        .expect("limit parameter");
-    assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
-    assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
-    // What the schema now says is what the API enforces, on both sides of each bound.
-    for (n, want) in [(0, 422), (1, 200), (1000, 200), (1001, 422)] {
-        let (status, body) = app
-            .get(&format!("/api/bookings?limit={n}"), &doctor.token)
-            .await;
-        assert_eq!(status.as_u16(), want, "limit={n}: {body}");
-    }
+    // What the schema says is what the API enforces, on both sides of each bound.
+    limit_is_declared_and_enforced(&app, &doc, "/api/bookings", &doctor.token).await;
     let new_booking = &doc["components"]["schemas"]["NewBooking"]["properties"];
     assert_eq!(new_booking["minutes"]["minimum"], 1, "{new_booking}");
     assert_eq!(new_booking["note"]["maxLength"], 500, "{new_booking}");
@@ -116,22 +120,7 @@ async fn audit_password_and_robot_limits_are_in_the_schema() {
     let admin = app.user(UserRole::Admin).await;
     let (_, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
 
-    let params = doc["paths"]["/api/audit"]["get"]["parameters"]
-        .as_array()
-        .expect("audit parameters")
-        .clone();
-    let limit = params
-        .iter()
-        .find(|p| p["name"] == "limit")
-        .expect("limit parameter");
-    assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
-    assert_eq!(limit["schema"]["maximum"], 1000, "{limit}");
-    for (n, want) in [(0, 422), (1, 200), (1000, 200), (1001, 422)] {
-        let (status, body) = app
-            .get(&format!("/api/audit?limit={n}"), &admin.token)
-            .await;
-        assert_eq!(status.as_u16(), want, "audit limit={n}: {body}");
-    }
+    limit_is_declared_and_enforced(&app, &doc, "/api/audit", &admin.token).await;
 
     let schemas = &doc["components"]["schemas"];
     for s in ["CreateUser", "FirstAdmin"] {
