@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bedside_api::testing::{expect, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
-use common::cluster::{base_of, spawn, spawn_api, ADMIN};
+use common::cluster::{spawn_api, spawn_sfu, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -53,30 +53,17 @@ async fn a_dead_media_node_takes_its_rooms_offline() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("api");
     let (_api_proc, api) = spawn_api(dir.path(), "api", &data).await;
-    let (mut sfu_proc, rest) = spawn(
+    let (mut sfu_proc, sfu) = spawn_sfu(
         dir.path(),
         "sfu",
-        &[
-            "sfu",
-            "--http",
-            "127.0.0.1:0",
-            "--bind-ip",
-            "127.0.0.1",
-            "--udp-port",
-            "0",
-            "--workers",
-            "1",
-            "--api-url",
-            &api,
-        ],
-        "Bedside media node on ",
+        &api,
+        &[],
         &[
             ("BEDSIDE_NODE_ID", "node-x"),
             ("BEDSIDE_STATUS_REFRESH_SECS", "1"),
         ],
     )
     .await;
-    let sfu = base_of(&rest);
 
     let login = json!({ "username": ADMIN, "password": PASSWORD });
     let token = expect(

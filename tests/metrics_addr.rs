@@ -6,7 +6,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::cluster::{base_of, spawn, spawn_api};
+use common::cluster::{base_of, spawn, spawn_api, spawn_sfu};
 
 /// A loopback address with a port nobody listens on right now, for a flag that takes an
 /// address (the binary does not print the metrics address it bound).
@@ -67,27 +67,6 @@ async fn a_media_node_answers_metrics_only_on_its_own_address() {
     let data = dir.path().join("api");
     let (_api, api) = spawn_api(dir.path(), "api", &data).await;
     let metrics = free_addr();
-    let (_sfu, rest) = spawn(
-        dir.path(),
-        "sfu",
-        &[
-            "sfu",
-            "--http",
-            "127.0.0.1:0",
-            "--bind-ip",
-            "127.0.0.1",
-            "--udp-port",
-            "0",
-            "--workers",
-            "1",
-            "--api-url",
-            &api,
-            "--metrics-addr",
-            &metrics,
-        ],
-        "Bedside media node on ",
-        &[],
-    )
-    .await;
-    only_on_the_metrics_address(&base_of(&rest), &metrics).await;
+    let (_sfu, sfu) = spawn_sfu(dir.path(), "sfu", &api, &["--metrics-addr", &metrics], &[]).await;
+    only_on_the_metrics_address(&sfu, &metrics).await;
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bedside_api::testing::{expect, minutes, PASSWORD};
 use bedside_sfu::client::{Endpoint, WebRtcClient};
-use common::cluster::{base_of, spawn, spawn_api, ADMIN};
+use common::cluster::{spawn_api, spawn_sfu, ADMIN};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -84,27 +84,7 @@ async fn api_and_media_node_as_two_processes() {
         base: api_base,
         http: reqwest::Client::new(),
     };
-    let (_sfu_proc, rest) = spawn(
-        dir.path(),
-        "sfu",
-        &[
-            "sfu",
-            "--http",
-            "127.0.0.1:0",
-            "--bind-ip",
-            "127.0.0.1",
-            "--udp-port",
-            "0",
-            "--workers",
-            "1",
-            "--api-url",
-            &api.base,
-        ],
-        "Bedside media node on ",
-        &[],
-    )
-    .await;
-    let sfu_base = base_of(&rest);
+    let (_sfu_proc, sfu_base) = spawn_sfu(dir.path(), "sfu", &api.base, &[], &[]).await;
 
     // People and a robot, through the API as an admin would.
     let admin = api.login(ADMIN).await;

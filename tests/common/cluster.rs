@@ -1,8 +1,8 @@
 //! `bedside api` and `bedside sfu` as separate processes of the built binary, the cluster layout
 //! the split-deployment tests run: [`spawn`] starts one with the node secret and the first admin
 //! set, waits for its "ready" line and hands back the rest of it; [`spawn_api`] does that for a
-//! `bedside api` on a free port and hands back its base URL; [`Proc`] kills it when dropped and
-//! prints its log if the test failed.
+//! `bedside api` on a free port and hands back its base URL, [`spawn_sfu`] a one-worker media
+//! node following it; [`Proc`] kills it when dropped and prints its log if the test failed.
 //!
 //! Not here: what the tests do with the nodes.
 
@@ -104,5 +104,32 @@ pub async fn spawn_api(dir: &Path, name: &str, data: &Path) -> (Proc, String) {
         &[],
     )
     .await;
+    (proc, base_of(&rest))
+}
+
+/// `bedside sfu` on loopback (any free HTTP and UDP port, one worker) following the API at
+/// `api`, with `extra` arguments and `env`; the process and its base URL.
+pub async fn spawn_sfu(
+    dir: &Path,
+    name: &str,
+    api: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Proc, String) {
+    let mut args = vec![
+        "sfu",
+        "--http",
+        "127.0.0.1:0",
+        "--bind-ip",
+        "127.0.0.1",
+        "--udp-port",
+        "0",
+        "--workers",
+        "1",
+        "--api-url",
+        api,
+    ];
+    args.extend_from_slice(extra);
+    let (proc, rest) = spawn(dir, name, &args, "Bedside media node on ", env).await;
     (proc, base_of(&rest))
 }
