@@ -1024,8 +1024,15 @@ impl Room {
         self.media_events(now);
     }
 
-    /// Slot changes to their receivers; who is speaking to everyone (at most 4 times a second).
+    /// Keyframe requests for sources a slot just switched to, at once; slot changes to their
+    /// receivers; who is speaking to everyone (at most 4 times a second).
     fn media_events(&mut self, now: Instant) {
+        // A slot that switched shows its old picture until the new source's keyframe: asking
+        // only at the media's next timer would add up to a coalescing window to every handoff.
+        for publisher in self.media.take_keyframe_wants() {
+            self.outputs
+                .push_back(Output::RequestKeyframe { publisher });
+        }
         for s in self.media.take_changed() {
             let ids =
                 |v: &[Option<SessionId>]| v.iter().map(|s| s.map(|s| s.to_string())).collect();
@@ -1852,6 +1859,37 @@ mod tests {
         };
         r.join(SessionId(31), other, now);
         assert!(r.member(again).is_some());
+    }
+
+    #[test]
+    fn a_handoff_asks_the_new_presenter_for_a_keyframe_at_once() {
+        // The robot's presenter slot shows the old driver's last picture until the new one's
+        // keyframe: the request must leave with the lease change, not at the media's next timer.
+        let now = Instant::now();
+        let camera = |role, sub: &str, can_control| {
+            let mut m = member(role, sub, can_control);
+            m.layout.sends_video = true;
+            m.layout.sends_audio = true;
+            m
+        };
+        let mut robot = member(Role::Robot, "robot", false);
+        robot.layout.video_slots = 1;
+        let mut r = Room::new(RoomConfig::default(), now);
+        r.join(ROBOT, robot, now);
+        r.join(DOC, camera(Role::Doctor, "doc", true), now);
+        r.join(CONSULT, camera(Role::Doctor, "consultant", false), now);
+        r.on_event(DOC, br#"{"type":"request_lease"}"#, now);
+        drain(&mut r);
+        let t = now + Duration::from_secs(2);
+        r.on_event(DOC, br#"{"type":"handoff","to":"s3"}"#, t);
+        let out = drain(&mut r);
+        assert_eq!(r.lease_holder(), Some(CONSULT));
+        assert!(
+            out.iter().any(
+                |o| matches!(o, Output::RequestKeyframe { publisher } if *publisher == CONSULT)
+            ),
+            "the new holder's encoder is asked for a keyframe with the handoff"
+        );
     }
 
     #[test]

@@ -347,6 +347,7 @@ impl RoomMedia {
                     self.targets.push((*r, slot as u8));
                 }
                 if pkt.keyframe_start {
+                    tracing::debug!(session = %from, receivers = self.targets.len(), "doctor keyframe forwarded");
                     if let Some(k) = self.doctor_keyframes.get_mut(&from) {
                         k.satisfied(now);
                     }
@@ -599,6 +600,7 @@ impl RoomMedia {
             }
         }
         for s in switched_to {
+            tracing::debug!(session = %s, "a video slot switched to this source");
             self.ask_doctor(s, now);
         }
         self.next_tick = (!audio_sources.is_empty()).then(|| now + TICK);

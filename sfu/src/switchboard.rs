@@ -1021,6 +1021,7 @@ impl Switchboard {
                 Output::RequestKeyframe { publisher } => {
                     if let Some(p) = self.sessions.peer_mut(publisher) {
                         if p.request_keyframe() {
+                            tracing::debug!(session = %publisher, "keyframe requested");
                             metrics.keyframe_requests.inc();
                         }
                         touch(p, &mut out);
@@ -1067,6 +1068,11 @@ impl Switchboard {
             }
         }
         self.scratch = out;
+        // What the room just did may have set it an earlier timer (a slot's tick, a stop
+        // repeat): the shell must not sleep past it on the wake computed before.
+        if let Some(d) = self.rooms.get(room_id).and_then(|r| r.next_deadline().0) {
+            self.wake = self.wake.min(d);
+        }
         for (id, reason) in close {
             if let Some(p) = self.sessions.peer_mut(id) {
                 p.disconnect();

@@ -1202,3 +1202,41 @@ fn a_flooded_room_still_takes_back_its_robot_and_its_driver() {
         Err(SfuError::Busy)
     ));
 }
+
+#[test]
+fn the_shell_does_not_sleep_past_a_timer_a_room_event_just_set() {
+    // The e-stop's repeated stop frames (and a switched slot's keyframe retries) are room
+    // timers set while handling a datagram: the wake the shell sleeps on must include them,
+    // not only what the last timeout pass knew.
+    let mut net = Net::new(SfuConfig::default());
+    net.admit(1, robot()).unwrap();
+    let driver = net.admit(2, member(Role::Doctor, "doc", true)).unwrap();
+    net.run_until_ready();
+    net.send_event(driver, r#"{"type":"request_lease"}"#);
+    net.run(5);
+    // Idle long enough that every peer's next timer is far off, then one timeout pass.
+    for _ in 0..50 {
+        net.run(1);
+    }
+    net.board.handle_timeout(net.now, 0, &mut net.io);
+    let slept_until = net.board.poll_timeout();
+    net.send_event(driver, r#"{"type":"estop"}"#);
+    for (src, data) in net.poll_clients() {
+        net.board.handle_datagram(net.now, src, &data, &mut net.io);
+    }
+    let room = net.board.room("room-1").unwrap();
+    assert!(room.estop_latched(), "the e-stop reached the room");
+    let repeat = room.next_deadline().0.expect("a stop repeat is due");
+    assert!(
+        repeat < slept_until,
+        "the test needs a repeat earlier than the old wake ({:?} vs {:?})",
+        repeat - net.now,
+        slept_until - net.now
+    );
+    assert!(
+        net.board.poll_timeout() <= repeat,
+        "the shell wakes for the stop repeat in {:?}, not {:?}",
+        repeat - net.now,
+        net.board.poll_timeout() - net.now
+    );
+}

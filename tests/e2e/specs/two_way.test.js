@@ -359,36 +359,55 @@ browserTest('handing control over switches the robot\'s presenter at once (aim 1
     s.pc.addEventListener('negotiationneeded', () => { w.__needed += 1; });
     w.__frames = [];
     const v = /** @type {HTMLVideoElement} */ (document.querySelector('#presenter-video'));
+    // `receiveTime` (the frame's last packet in) splits a slow switch into "the keyframe came
+    // late" (server, sender's encoder) and "it came in time but showed late" (this decoder).
     const onFrame = (/** @type {number} */ _now, /** @type {VideoFrameCallbackMetadata} */ m) => {
-      w.__frames.push({ t: Date.now(), width: m.width });
+      w.__frames.push({ t: Date.now(), width: m.width, rx: m.receiveTime ? Math.round(performance.timeOrigin + m.receiveTime) : null });
       v.requestVideoFrameCallback(onFrame);
     };
     v.requestVideoFrameCallback(onFrame);
   });
   const postsBefore = whipPosts.get(robot)();
 
-  await driver.selectOption('#handoff-to', { label: 'Dr Chen Wei' });
-  const t0 = Date.now();
-  await driver.click('#handoff');
-  const shown = await until('the presenter shows the consultant\'s camera', async () => robot.evaluate(
-    (w) => /** @type {any} */ (window).__frames.find((/** @type {any} */ f) => f.width === w) || null,
-    DOCTORS.consultant.width,
-  ), 10_000);
-  const delay = shown.t - t0;
-  t.diagnostic(`the consultant's camera was on the robot's screen ${delay} ms after the handoff click`);
-  // The aim is 1 s (issue 12). Measured in a row of five suite runs on this 2-core machine:
-  // 213, 1177, 267 and 1850 ms: bimodal, so something (a keyframe request the new source's
-  // encoder ignored, or the encoder starved) sometimes costs a second or more; open, not yet
-  // understood. Until it is, the test fails only when the switch does not happen in 5 s (the
-  // old source kept, no keyframe asked), and prints the figure.
-  assert.ok(delay <= 5000, `the new driver is on the robot's screen ${delay} ms after the handoff (at most 5000)`);
+  /** @type {number[]} */
+  const delays = [];
+  /**
+   * `from` hands control to `to` (by name); how long until the robot's presenter shows a frame
+   * `width` wide (the new holder's camera).
+   * @param {import('playwright-core').Page} from @param {string} to @param {number} width
+   */
+  const handOver = async (from, to, width) => {
+    await from.waitForSelector('#drive-status[data-state="you"]');
+    await from.selectOption('#handoff-to', { label: to });
+    const seen = await robot.evaluate(() => /** @type {any} */ (window).__frames.length);
+    const t0 = Date.now();
+    await from.click('#handoff');
+    const shown = await until(`the presenter shows ${to}'s camera`, async () => robot.evaluate(
+      ([n, w]) => /** @type {any} */ (window).__frames.slice(n).find((/** @type {any} */ f) => f.width === w) || null,
+      [seen, width],
+    ), 10_000);
+    const delay = shown.t - t0;
+    t.diagnostic(`handoff to ${to}: on the robot's screen ${delay} ms after the click (frame received at ${shown.rx === null ? '?' : shown.rx - t0} ms)`);
+    delays.push(delay);
+  };
 
+  await handOver(driver, 'Dr Chen Wei', DOCTORS.consultant.width);
   await consultant.waitForSelector('#drive-status[data-state="you"]');
   const p = await presenterShows(robot, consultantId, DOCTORS.consultant.width);
   assert.equal(p.frameWidth, DOCTORS.consultant.width, 'the receiver\'s frameWidth is the consultant\'s');
   // The new holder by name (the roster already has every invitee).
   await until('the robot names the new driver', async () => (await text(robot, '#driver')) === 'Dr Chen Wei is driving'
     && (await text(robot, '#presenter-label')) === 'Dr Chen Wei (driving)');
+  // Back and forth twice more on the same receiver: the aim (1 s) is judged on the median of the
+  // three, so one switch slowed by a busy 2-core machine (a starved encoder) does not decide it;
+  // every one of them must still land within 5 s.
+  await handOver(consultant, 'Dr Dana Okafor', DOCTORS.driver.width);
+  await handOver(driver, 'Dr Chen Wei', DOCTORS.consultant.width);
+  const median = [...delays].sort((a, b) => a - b)[1];
+  t.diagnostic(`handoffs: ${delays.join(', ')} ms (median ${median})`);
+  assert.ok(median <= 1000, `the new driver is on the robot's screen within 1 s of the handoff (median of ${delays.join(', ')} ms)`);
+  for (const d of delays) assert.ok(d <= 5000, `every handoff shows the new driver within 5 s (${delays.join(', ')} ms)`);
+
   const same = await robot.evaluate(() => {
     const w = /** @type {any} */ (window);
     const s = w.__bedside.session;
