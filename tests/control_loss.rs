@@ -151,7 +151,6 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
                 .map(|(t, _)| *t)
                 .expect("an e-stop command");
             let estop_after = estop_at.duration_since(pressed);
-            driver.send_event(r#"{"type":"estop_clear"}"#);
             let clears = || {
                 driver
                     .events()
@@ -160,10 +159,16 @@ fn under_loss_the_robot_obeys_only_newer_frames_stops_by_itself_and_still_latche
                     .filter(|e| e["type"] == "estop" && e["latched"] == false)
                     .count()
             };
-            assert!(
-                wait_until(Duration::from_secs(10), || clears() > phase).await,
-                "{percent} % loss: the e-stop clears"
-            );
+            // The clear, like the press, is sent again every second until the room confirms it:
+            // one message alone can sit in SCTP's backed-off retransmission timer past 10 s at
+            // 50 % loss (seen once in a suite run). A second clear of a cleared room is a no-op.
+            let clearing = Instant::now();
+            let mut cleared = false;
+            while !cleared && clearing.elapsed() < Duration::from_secs(20) {
+                driver.send_event(r#"{"type":"estop_clear"}"#);
+                cleared = wait_until(Duration::from_secs(1), || clears() > phase).await;
+            }
+            assert!(cleared, "{percent} % loss: the e-stop clears");
             // The next phase starts from a robot that is told the latch is gone.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let longest_gap = longest_loss(&markers);

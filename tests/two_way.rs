@@ -116,7 +116,7 @@ async fn join_at(
     let l = log.clone();
     let sending: Vec<(Mid, MediaKind)> = lines
         .iter()
-        .filter(|(_, _, d)| *d == Direction::SendOnly)
+        .filter(|(_, _, d)| matches!(d, Direction::SendOnly | Direction::SendRecv))
         .map(|(m, k, _)| (*m, *k))
         .collect();
     let task = tokio::spawn(async move {
@@ -218,7 +218,9 @@ impl Party {
     fn recv(&self, kind: MediaKind) -> Vec<Mid> {
         self.lines
             .iter()
-            .filter(|(_, k, d)| *k == kind && *d == Direction::RecvOnly)
+            .filter(|(_, k, d)| {
+                *k == kind && matches!(d, Direction::RecvOnly | Direction::SendRecv)
+            })
             .map(|(m, _, _)| *m)
             .collect()
     }
@@ -265,11 +267,11 @@ impl Party {
     }
 
     /// Our sending m-lines (for a student: the ones the server must refuse).
-    fn sending(&self) -> Vec<Mid> {
+    fn sending(&self) -> Vec<(Mid, Direction)> {
         self.lines
             .iter()
-            .filter(|(_, _, d)| *d == Direction::SendOnly)
-            .map(|(m, _, _)| *m)
+            .filter(|(_, _, d)| matches!(d, Direction::SendOnly | Direction::SendRecv))
+            .map(|(m, _, d)| (*m, *d))
             .collect()
     }
 
@@ -342,13 +344,21 @@ async fn the_robot_sees_the_driver_and_everyone_hears_the_doctors_but_not_themse
         D2,
     )
     .await;
-    // A hostile student: offers to send audio and video, and sends RTP on those lines anyway.
+    // A hostile student: offers a `sendrecv` microphone and a `sendonly` camera, and sends RTP
+    // on both whatever the answer says.
+    let hostile: Vec<(MediaKind, Direction)> = two_way_lines(Endpoint::Whep, 3, 0)
+        .into_iter()
+        .map(|(k, d)| match (k, d) {
+            (MediaKind::Audio, Direction::SendOnly) => (k, Direction::SendRecv),
+            kd => kd,
+        })
+        .collect();
     let student = join(
         &sfu,
         Endpoint::Whep,
         &room,
         &sfu.token(&room, Role::Observer, "student"),
-        &two_way_lines(Endpoint::Whep, 3, 0),
+        &hostile,
         STUDENT,
     )
     .await;
@@ -411,19 +421,24 @@ async fn the_robot_sees_the_driver_and_everyone_hears_the_doctors_but_not_themse
     }
     assert!(sfu.metric("bedside_datagrams_dropped_total{reason=\"observer_media\"}") > 0.0);
     // ... and the answer refused its microphone and camera outright: the server will never
-    // receive on them (a plain WHEP player's browser then never even opens the devices).
+    // receive on them (a plain WHEP player's browser then never even opens the devices). The
+    // `sendrecv` line is answered `sendonly`: the server may send on it (it is one more slot,
+    // where the student heard a doctor above), never receive.
     let sending = student.sending();
     assert_eq!(
-        sending.len(),
-        2,
-        "the student offered to send audio and video"
+        sending.iter().map(|(_, d)| *d).collect::<Vec<_>>(),
+        vec![Direction::SendRecv, Direction::SendOnly],
+        "the student offered to send audio (sendrecv) and video (sendonly)"
     );
-    for mid in sending {
-        let dir = student.answered(mid);
+    for (mid, offered) in sending {
+        let want = match offered {
+            Direction::SendRecv => "a=sendonly",
+            _ => "a=inactive",
+        };
         assert_eq!(
-            dir.as_deref(),
-            Some("a=inactive"),
-            "the answer on the student's sending m-line {mid}: {}",
+            student.answered(mid).as_deref(),
+            Some(want),
+            "the answer on the student's {offered} m-line {mid}: {}",
             student.answer
         );
     }

@@ -95,7 +95,9 @@
 //! [`poll_event`](switchboard::Switchboard::poll_event) until empty (audit records and room
 //! statuses to the [`RoomEventHook`], closed sessions' `Location` keys out of the directory).
 //! Every str0m `Rtc` is drained to its timeout after each input, as str0m requires, inside
-//! `peer.rs`.
+//! `peer.rs`. [`poll_timeout`](switchboard::Switchboard::poll_timeout) is the earliest of every
+//! peer's and every room's timer, including timers a room set while handling a datagram (a
+//! stop frame's repeats, a switched slot's keyframe retry): the shell never sleeps past them.
 //!
 //! Because the switchboard touches no socket, it runs just as well over vectors:
 //!
