@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.js';
 import { expectAccessible } from '../lib/axe.js';
 import {
-  launch, newPage, browserTest, until, screenshot, text, unexpectedPageProblems, overflowProblems, PHONE,
+  launch, newPage, browserTest, submitLogin, until, screenshot, text, unexpectedPageProblems, overflowProblems, PHONE,
 } from '../lib/browser.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
@@ -112,8 +112,6 @@ browserTest('a fresh server prints a one-time setup link, and it creates the fir
   // Logging in again works with the password chosen.
   const fresh = await newPage(browser, { name: 'relogin' });
   await fresh.goto(`${server.base}/`);
-  await fresh.fill('#username', 'head-of-it');
-  await fresh.fill('#password', NEW_PASSWORD);
-  await fresh.click('#login-submit');
+  await submitLogin(fresh, 'head-of-it', NEW_PASSWORD);
   await fresh.waitForSelector('#whoami');
 });

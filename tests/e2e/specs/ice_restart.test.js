@@ -13,12 +13,12 @@
 // otherwise move to the TCP pair by itself and there would be nothing to mend.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { NETNS, runSpecInNetns, nft, nftCount } from '../lib/netns.js';
 import { iceCheck } from '../lib/turn_client.js';
-import { startServer, BIN } from '../lib/server.js';
+import { startServer } from '../lib/server.js';
+import { startAgent } from '../lib/agent.js';
 import { seed } from '../lib/seed.js';
 import {
   CHROMIUM, FLAGS, watchPage, browserTest, login, until, expectDecoding, videoState, unexpectedPageProblems,
@@ -39,16 +39,10 @@ function inside() {
   let server;
   /** @type {import('playwright-core').Browser} */
   let browser;
-  /** @type {import('node:child_process').ChildProcess} */
+  /** @type {import('../lib/agent.js').Agent} */
   let agent;
-  let agentOut = '';
   /** @type {{bookingId: string, robotId: string, credential: string}} */
   let ids;
-
-  /** The drive commands the agent wrote so far. */
-  function drives() {
-    return agentOut.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  }
 
   /**
    * The consult's session as the page sees it.
@@ -100,23 +94,14 @@ function inside() {
       bookings: { now: { robot: 'r1', doctor: 'dana', from: Date.now() - 30_000, minutes: 30 } },
     });
     ids = { bookingId: world.bookings.now.id, robotId: world.robots.r1.id, credential: world.robots.r1.credential };
-    agent = spawn(BIN, ['robot', '--server', server.base, '--room', ids.robotId, '--credential', ids.credential,
-      '--local-ip', ROBOT_IP, '--sink', 'stdout'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info,str0m=warn' } });
-    agent.stdout?.on('data', (d) => { agentOut += String(d); });
-    agent.stderr?.on('data', () => {});
+    agent = startAgent(server.base, ids, { args: ['--local-ip', ROBOT_IP, '--sink', 'stdout'] });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
   });
 
   after(async () => {
     const left = unexpectedPageProblems();
     if (browser) await browser.close();
-    if (agent && agent.exitCode === null && agent.signalCode === null) {
-      const gone = new Promise((r) => agent.once('exit', r));
-      agent.kill('SIGTERM');
-      const t = setTimeout(() => agent.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(t);
-    }
+    if (agent) await agent.stop();
     if (server) await server.stop();
     if (left.length) throw new Error(`browser problems after the last test:\n  ${left.join('\n  ')}`);
   });
@@ -199,11 +184,11 @@ function inside() {
 
     // The driver drives again; the robot obeys, same epoch.
     await page.click('#remote-video');
-    const before = drives().length;
+    const before = agent.commands.length;
     await page.keyboard.down('KeyW');
     try {
-      await until('the robot receives drive frames after the restart', () => drives().slice(before)
-        .filter((d) => d.reason === 'frame' && d.linear_x > 0 && d.epoch === epoch).length >= 5, 15_000);
+      await agent.waitFor('the robot receives drive frames after the restart', (c) => c
+        .filter((d) => d.reason === 'frame' && d.linear_x > 0 && d.epoch === epoch).length >= 5, { from: before, timeoutMs: 15_000 });
     } finally {
       await page.keyboard.up('KeyW');
     }

@@ -12,9 +12,8 @@
 //   not in a text field.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { startServer, BIN, sleep } from '../lib/server.js';
+import { startServer, sleep } from '../lib/server.js';
+import { startAgent } from '../lib/agent.js';
 import { seed } from '../lib/seed.js';
 import {
   launch, newPage, browserTest, login, until, text, unexpectedPageProblems,
@@ -36,11 +35,8 @@ let browser;
 let ids;
 /** @type {Record<string, import('playwright-core').Page>} */
 const pages = {};
-/** @type {import('node:child_process').ChildProcess|null} */
+/** @type {import('../lib/agent.js').Agent|null} */
 let agent = null;
-/** Drive commands the agent wrote on stdout, with the Date.now() they were read. */
-/** @type {{at: number, linear_x: number, linear_y: number, angular_z: number, reason: string}[]} */
-const agentLines = [];
 
 before(async () => {
   server = await startServer();
@@ -55,7 +51,7 @@ before(async () => {
 
 after(async () => {
   const left = unexpectedPageProblems([OLD_SESSION]);
-  if (agent) agent.kill('SIGKILL');
+  if (agent) await agent.stop();
   if (browser) await browser.close();
   if (server) await server.stop();
   if (left.length) throw new Error(`browser problems after the last test:\n  ${left.join('\n  ')}`);
@@ -181,17 +177,8 @@ browserTest('restarted with the e-stop latched: latched for everyone, a fresh pa
     await pages.robot.context().close();
     delete pages.robot;
   }
-  agent = spawn(BIN, ['robot', '--server', server.base, '--room', ids.robotId, '--credential', ids.credential], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, RUST_LOG: 'warn' },
-  });
-  createInterface({ input: /** @type {import('node:stream').Readable} */ (agent.stdout) }).on('line', (line) => {
-    try {
-      agentLines.push({ at: Date.now(), ...JSON.parse(line) });
-    } catch {
-      // not a drive command
-    }
-  });
+  const robotAgent = startAgent(server.base, ids, { log: 'warn' });
+  agent = robotAgent;
   const doctor = pages.doctor && (await connected(pages.doctor)) ? pages.doctor : await openConsult('doctor', 'dana');
   const consultant = await openConsult('consultant', 'chen');
   const robotIn = async (/** @type {import('playwright-core').Page} */ p) => ((await bedside(p, 'room.participants')) || []).some((/** @type {any} */ x) => x.role === 'robot');
@@ -201,7 +188,7 @@ browserTest('restarted with the e-stop latched: latched for everyone, a fresh pa
   await clearEstop(doctor);
   await consultant.click('#estop');
   await until('the room latches', () => latched(doctor));
-  await until('the agent latches', () => agentLines.some((l) => l.reason === 'estop'));
+  await robotAgent.waitFor('the agent latches', (c) => c.some((l) => l.reason === 'estop'));
   // The wording: who can clear it, and no green "Driving" while latched.
   assert.match(await text(consultant, '#state-banner'), /E-STOP LATCHED .*Dr Dana Okafor.*clear it/);
 
@@ -235,7 +222,7 @@ browserTest('restarted with the e-stop latched: latched for everyone, a fresh pa
     await fresh.evaluate(() => /** @type {any} */ (window).__bedside.drive.sendAxes(16384, 0, 0));
     return (await server.metric(DROPPED, { reason: 'estop_latched' })) - before >= 3;
   });
-  const moved = agentLines.filter((l) => l.at >= restartedAt && (l.linear_x || l.linear_y || l.angular_z));
+  const moved = robotAgent.commands.filter((l) => l.at >= restartedAt && (l.linear_x || l.linear_y || l.angular_z));
   assert.deepEqual(moved, [], 'the agent did not move after the restart');
 
   // The same keys move it once the driver clears the e-stop: the test sees motion when it happens.
@@ -246,11 +233,11 @@ browserTest('restarted with the e-stop latched: latched for everyone, a fresh pa
   await fresh.locator('#joystick').focus();
   await fresh.keyboard.down('KeyW');
   try {
-    await until('the agent drives forward at half speed', () => agentLines.some((l) => l.at >= restartedAt && l.linear_x === 16384), 15_000);
+    await robotAgent.waitFor('the agent drives forward at half speed', (c) => c.some((l) => l.at >= restartedAt && l.linear_x === 16384), { timeoutMs: 15_000 });
   } finally {
     await fresh.keyboard.up('KeyW');
     diagnostic((await (await fetch(`${server.base}/metrics`)).text()).split('\n').filter((l) => l.startsWith('bedside_control')).join(' | '));
-    diagnostic(`agent's last commands: ${JSON.stringify(agentLines.slice(-8))}; the page sent ${await bedside(fresh, 'drive.sent')} frames`);
+    diagnostic(`agent's last commands: ${JSON.stringify(robotAgent.commands.slice(-8))}; the page sent ${await bedside(fresh, 'drive.sent')} frames`);
   }
 });
 

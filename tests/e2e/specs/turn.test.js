@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { NETNS, runSpecInNetns, nft, nftCount, sh } from '../lib/netns.js';
 import { TurnClient } from '../lib/turn_client.js';
-import { startServer, BIN } from '../lib/server.js';
+import { startServer } from '../lib/server.js';
+import { startAgent, stopProcess } from '../lib/agent.js';
 import { seed } from '../lib/seed.js';
 import {
   CHROMIUM, FLAGS, watchPage, browserTest, login, until, expectDecoding, text, unexpectedPageProblems,
@@ -53,9 +54,8 @@ function inside() {
   let browser;
   /** @type {import('node:child_process').ChildProcess|null} */
   let coturn = null;
-  /** @type {import('node:child_process').ChildProcess} */
+  /** @type {import('../lib/agent.js').Agent} */
   let agent;
-  let agentOut = '';
   let coturnLog = '';
   /** @type {{bookingId: string, robotId: string, credential: string, dana: import('../lib/server.js').ApiUser}} */
   let ids;
@@ -152,11 +152,6 @@ function inside() {
     });
   }
 
-  /** The drive commands the agent wrote so far. */
-  function drives() {
-    return agentOut.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  }
-
   before(async () => {
     makeCertificates();
     server = await startServer({
@@ -179,25 +174,15 @@ function inside() {
       bookings: { now: { robot: 'r1', doctor: 'dana', from: Date.now() - 30_000, minutes: 30 } },
     });
     ids = { bookingId: world.bookings.now.id, robotId: world.robots.r1.id, credential: world.robots.r1.credential, dana: world.users.dana.api };
-    agent = spawn(BIN, ['robot', '--server', server.base, '--room', ids.robotId, '--credential', ids.credential,
-      '--local-ip', ROBOT_IP, '--sink', 'stdout'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info,str0m=warn' } });
-    agent.stdout?.on('data', (d) => { agentOut += String(d); });
-    agent.stderr?.on('data', () => {});
+    agent = startAgent(server.base, ids, { args: ['--local-ip', ROBOT_IP, '--sink', 'stdout'] });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, env: { ...process.env, HOME: home } });
   });
 
   after(async () => {
     const left = unexpectedPageProblems([OLD_SESSION]);
     if (browser) await browser.close();
-    for (const p of [agent, coturn]) {
-      if (p && p.exitCode === null && p.signalCode === null) {
-        const gone = new Promise((r) => p.once('exit', r));
-        p.kill('SIGTERM');
-        const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-        await gone;
-        clearTimeout(t);
-      }
-    }
+    if (agent) await agent.stop();
+    await stopProcess(coturn);
     if (server) await server.stop();
     rmSync(dir, { recursive: true, force: true });
     if (left.length) throw new Error(`browser problems after the last test:\n  ${left.join('\n  ')}`);
@@ -236,20 +221,15 @@ function inside() {
     await page.click('#request-control');
     await page.waitForSelector('#drive-status[data-state="you"]', { timeout: 20_000 });
     await page.click('#remote-video');
-    const before = drives().length;
+    const before = agent.commands.length;
     await page.keyboard.down('KeyW');
     try {
-      await until('the robot receives drive frames over the relay', () => {
-        const forward = drives().slice(before).filter((d) => d.reason === 'frame' && d.linear_x > 0);
-        return forward.length >= 5;
-      }, 20_000);
+      await agent.waitFor('the robot receives drive frames over the relay',
+        (c) => c.filter((d) => d.reason === 'frame' && d.linear_x > 0).length >= 5, { from: before, timeoutMs: 20_000 });
     } finally {
       await page.keyboard.up('KeyW');
     }
-    await until('the robot stops on release', () => {
-      const last = drives().at(-1);
-      return last && last.linear_x === 0;
-    });
+    await agent.waitFor('the robot stops on release', (c) => c.at(-1)?.linear_x === 0);
     await page.click('#release-control').catch(() => {});
     await page.close();
     doctor = null;

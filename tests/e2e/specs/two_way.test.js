@@ -442,6 +442,42 @@ browserTest('a muted microphone goes silent for the others, who see it muted', {
   await expectHearing(t, driver, 'the driver', { [TONES.consultant]: true });
 });
 
+browserTest('a driver who turns the camera off gives the robot\'s presenter to the consultant, still driving, and takes it back when it is on again', { timeout: 120_000 }, async (t) => {
+  const { robot, driver, consultant, observer } = await room();
+  const driverId = await participantId(driver);
+  const consultantId = await participantId(consultant);
+  await presenterShows(robot, driverId, DOCTORS.driver.width);
+  /** @param {import('playwright-core').Page} page */
+  const cameraOffShown = async (page) => /camera off/.test(await text(page, `#people li[data-participant="${driverId}"]`));
+
+  const offAt = Date.now();
+  await driver.click('#camera-off');
+  assert.equal(await driver.getAttribute('#camera-off', 'aria-pressed'), 'true');
+  assert.equal(await text(driver, '#own-media-status'), 'Your camera is off.');
+  for (const [who, page] of /** @type {const} */ ([['consultant', consultant], ['observer', observer]])) {
+    await until(`the ${who} sees the driver's camera off`, () => cameraOffShown(page));
+  }
+  // A black picture is no picture: the robot shows the next candidate, the only other camera.
+  const p = await presenterShows(robot, consultantId, DOCTORS.consultant.width);
+  t.diagnostic(`camera off: the presenter decodes ${JSON.stringify(p)}, 10 frames in ${Date.now() - offAt} ms after the click`);
+  assert.equal(p.frameWidth, DOCTORS.consultant.width, 'the receiver\'s frameWidth is the consultant\'s');
+  assert.equal(await robot.getAttribute('#presenter-video', 'data-participant'), consultantId);
+  await until('the robot captions the consultant', async () => (await text(robot, '#presenter-label')) === 'Dr Chen Wei (consulting doctor, not driving)');
+  // Turning the camera off is not giving up control: the lease stays where it was.
+  assert.equal(await driver.getAttribute('#drive-status', 'data-state'), 'you');
+  assert.equal(await robot.getAttribute('#driver', 'data-holder'), driverId);
+  assert.equal(await text(robot, '#driver'), 'Dr Dana Okafor is driving');
+
+  const onAt = Date.now();
+  await driver.click('#camera-off');
+  assert.equal(await driver.getAttribute('#camera-off', 'aria-pressed'), 'false');
+  const back = await presenterShows(robot, driverId, DOCTORS.driver.width);
+  t.diagnostic(`camera on again: the presenter decodes ${JSON.stringify(back)}, 10 frames in ${Date.now() - onAt} ms after the click`);
+  assert.equal(await robot.getAttribute('#presenter-video', 'data-participant'), driverId);
+  await until('the robot captions the driver again', async () => (await text(robot, '#presenter-label')) === 'Dr Dana Okafor (driving)');
+  await until('the consultant no longer sees the driver\'s camera off', async () => !(await cameraOffShown(consultant)));
+});
+
 browserTest('a doctor who blocks the microphone and camera still joins, receiving only, and is told so', { timeout: 120_000, allow: [LATE_DELETE] }, async (t) => {
   await room();
   const page = await newPage(browser, { name: 'lee' });
