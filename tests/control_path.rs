@@ -793,6 +793,26 @@ async fn a_vanished_holder_stops_the_robot() {
     robot.stop().await;
 }
 
+/// The robot's video as the SFU counted it while `n` more of its packets came in: (packets in,
+/// packets forwarded to watchers). Forwarding is counted as each packet is written to each
+/// watcher's session, so forwarded / in is how many watchers get the picture.
+async fn video_fanout(sfu: &TestSfu, n: f64) -> (f64, f64) {
+    let read = || {
+        let text = sfu.sfu.metrics().render();
+        (
+            metric_value(&text, "bedside_rtp_packets_in_total{kind=\"video\"}"),
+            metric_value(&text, "bedside_rtp_packets_out_total{kind=\"video\"}"),
+        )
+    };
+    let (in0, out0) = read();
+    assert!(
+        wait_until(Duration::from_secs(5), || read().0 >= in0 + n).await,
+        "the robot's video reaches the SFU"
+    );
+    let (in1, out1) = read();
+    (in1 - in0, out1 - out0)
+}
+
 /// A member whose join token runs out (a student at the end of the booking) is told
 /// (`expired`), its session ends (the room says it left, the gauge drops, its video stops) and
 /// the others stay.
@@ -806,7 +826,21 @@ async fn a_member_is_shown_out_when_its_token_expires() {
     let claims = bedside_proto::Claims::new("student", &room, Role::Observer, 6);
     let student = spawn_viewer(&sfu, &room, &sfu.sign(&claims)).await;
     assert!(wait_until(Duration::from_secs(5), || !student.video().is_empty()).await);
+    assert!(wait_until(Duration::from_secs(5), || !doctor.video().is_empty()).await);
     assert_eq!(sfu.sample("bedside_sessions{role=\"observer\"}"), Some(1.0));
+
+    // Before the expiry both watchers get every video packet, and the student records them:
+    // the measure below sees the student's share.
+    let student_before = student.video().len();
+    let (came, went) = video_fanout(&sfu, 40.0).await;
+    assert!(
+        went >= 1.8 * came,
+        "before the expiry each video packet goes to the doctor and the student: {came} in, {went} forwarded"
+    );
+    assert!(
+        student.video().len() > student_before,
+        "the student was receiving video before its token ran out"
+    );
 
     let told = student
         .wait_event(Duration::from_secs(15), |e| {
@@ -814,6 +848,23 @@ async fn a_member_is_shown_out_when_its_token_expires() {
         })
         .await;
     assert!(told.is_some(), "told why: {:?}", student.events());
+    // What the student's client records after this proves little (its task may have ended on
+    // the closed connection); the SFU's own count of what it forwarded does: from now on each
+    // video packet goes to one watcher, the doctor, whose picture goes on.
+    let doctor_had = doctor.video().len();
+    let (came, went) = video_fanout(&sfu, 40.0).await;
+    assert!(
+        went <= 1.2 * came,
+        "after the expiry video goes to the doctor alone: {came} in, {went} forwarded"
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || doctor.video().len()
+            > doctor_had + 30)
+        .await,
+        "the doctor's video goes on"
+    );
+    let student_had = student.video().len();
+
     let id = student.session_id.clone();
     assert!(
         doctor
@@ -833,16 +884,6 @@ async fn a_member_is_shown_out_when_its_token_expires() {
         sfu.sample("bedside_sessions{role=\"observer\"}")
     );
     assert_eq!(sfu.sample("bedside_sessions{role=\"doctor\"}"), Some(1.0));
-    // Its video stops (packets already in flight aside), while the doctor's goes on. Absence
-    // takes a window to show: one second, many frames' worth.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (student_had, doctor_had) = (student.video().len(), doctor.video().len());
-    assert!(
-        wait_until(Duration::from_secs(3), || doctor.video().len()
-            > doctor_had + 30)
-        .await,
-        "the doctor's video goes on"
-    );
     assert_eq!(
         student.video().len(),
         student_had,

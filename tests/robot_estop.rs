@@ -91,6 +91,23 @@ impl Robot {
         self.control.lock().unwrap().len()
     }
 
+    /// How many Stop frames of `epoch` arrived, and how many arrived at or after `since`.
+    fn stops(&self, epoch: u64, since: Instant) -> (usize, usize) {
+        let log = self.control.lock().unwrap();
+        let stops: Vec<(Instant, ControlFrame)> = log
+            .iter()
+            .filter_map(|(t, b)| ControlFrame::decode(b).ok().map(|f| (*t, f)))
+            .filter(|(_, f)| f.kind == FrameKind::Stop)
+            .collect();
+        (
+            stops
+                .iter()
+                .filter(|(_, f)| u64::from(f.epoch) == epoch)
+                .count(),
+            stops.iter().filter(|(t, _)| *t >= since).count(),
+        )
+    }
+
     async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         match self.task.await {
@@ -116,10 +133,22 @@ async fn a_doctor_cannot_clear_or_drive_through_the_robots_own_estop() {
     let room = room();
     let robot = Robot::start(&sfu, &room).await;
     let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
-    take_lease(&doctor).await;
+    let epoch = take_lease(&doctor).await;
+    // Taking the lease sends a stop and repeats it twice (`STOP_REPEATS`, up to 60 ms later):
+    // once all three are in, any later stop can only come from the robot's own report.
+    let granted = Instant::now();
+    let stops_of_grant = 1 + bedside_sfu::room::STOP_REPEATS.len();
+    assert!(
+        wait_until(Duration::from_secs(5), || robot.stops(epoch, granted).0
+            >= stops_of_grant)
+        .await,
+        "the lease grant's {stops_of_grant} stops reached the robot: {:?}",
+        robot.frames_from(0)
+    );
 
     // The bedside presses its own e-stop.
     let before = robot.received();
+    let reported = Instant::now();
     robot.report_estop(true);
     assert!(
         doctor
@@ -157,8 +186,10 @@ async fn a_doctor_cannot_clear_or_drive_through_the_robots_own_estop() {
     );
     let seen = robot.frames_from(before);
     assert!(
-        seen.iter().any(|f| f.kind == FrameKind::Stop),
-        "the robot was told to stop: {seen:?}"
+        wait_until(Duration::from_secs(5), || robot.stops(epoch, reported).1
+            > 0)
+        .await,
+        "the robot's own e-stop report made the room send it a stop: {seen:?}"
     );
     assert!(
         seen.iter().all(|f| f.kind == FrameKind::Stop),
@@ -199,4 +230,80 @@ async fn a_doctor_cannot_clear_or_drive_through_the_robots_own_estop() {
     );
     doctor.stop().await;
     robot.stop().await;
+}
+
+/// The room latch outlives the robot's session: a robot that reconnects (a Wi-Fi roam, a
+/// reboot) is told at once that the room is latched, so that it holds still by its own hand too,
+/// and the doctor's drive frames still do not reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_robot_is_told_the_room_is_latched() {
+    let sfu = TestSfu::start().await;
+    let room = room();
+    let robot = sfu.start_robot(&room, "robot", 1).await;
+    let doctor = spawn_viewer(&sfu, &room, &sfu.token(&room, Role::Doctor, "doc")).await;
+    take_lease(&doctor).await;
+    doctor.send_event(r#"{"type":"estop"}"#);
+    assert!(
+        doctor
+            .wait_event(Duration::from_secs(5), |e| e["type"] == "estop"
+                && e["latched"] == true)
+            .await
+            .is_some(),
+        "the doctor's e-stop latches the room: {:?}",
+        doctor.events()
+    );
+
+    // The robot's session ends; the room (the doctor is still in it) keeps the latch.
+    let gone = robot.session_id.clone();
+    robot.stop().await;
+    assert!(
+        doctor
+            .wait_event(Duration::from_secs(5), |e| e["type"] == "left"
+                && e["id"] == gone.as_str())
+            .await
+            .is_some(),
+        "the room says the robot left: {:?}",
+        doctor.events()
+    );
+
+    let again = sfu.start_robot(&room, "robot", 5000).await;
+    assert_ne!(again.session_id, gone, "a new session");
+    let latched = || {
+        again
+            .log
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .any(|e| e["type"] == "estop" && e["latched"] == true)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), latched).await,
+        "the reconnected robot hears the room is latched: {:?}",
+        again.log.events.lock().unwrap()
+    );
+
+    // The doctor still holds the lease and drives: every frame reaches the SFU and is dropped
+    // there, none reaches the robot.
+    let dropped = "bedside_control_frames_dropped_total{reason=\"estop_latched\"}";
+    let dropped_before = sfu.metric(dropped);
+    drive(&doctor, 555, 1, 25).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || sfu.metric(dropped)
+            >= dropped_before + 20.0)
+        .await,
+        "drive frames dropped as latched: {}",
+        sfu.metric(dropped) - dropped_before
+    );
+    let drives: Vec<_> = robot_frames(&again)
+        .into_iter()
+        .filter(|(_, f)| f.kind == FrameKind::Drive)
+        .collect();
+    assert!(
+        drives.is_empty(),
+        "no drive frame reached the robot: {drives:?}"
+    );
+    doctor.stop().await;
+    again.stop().await;
 }

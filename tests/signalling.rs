@@ -283,7 +283,8 @@ async fn delete_ends_the_session() {
 }
 
 /// Everyone in a room sees everyone's public session id (`s7`, in presence and lease events);
-/// only the secret key in the `Location` URL ends a session.
+/// only the secret key in the `Location` URL ends a session or restarts its ICE. A restart with
+/// someone else's credentials would cut the victim off (its own ufrag refused from then on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_session_id_cannot_end_a_session() {
     let sfu = TestSfu::start().await;
@@ -292,18 +293,54 @@ async fn a_public_session_id_cannot_end_a_session() {
     let public = victim.session_id.clone();
     assert!(public.starts_with('s'), "{public}");
     let http = reqwest::Client::new();
-    for path in [
+    let paths = [
         format!("/sessions/{public}"),
         format!("/sessions/{}", &public[1..]),
-    ] {
+    ];
+    for path in &paths {
         let r = http
             .delete(format!("{}{path}", sfu.base))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 404, "{path}");
+        assert_eq!(r.status().as_u16(), 404, "DELETE {path}");
+    }
+    // An ICE restart (new credentials) and a plain trickle fragment, as docs/protocol.md has
+    // them: both refused as if the session did not exist, before the body is even read.
+    let restart = "a=ice-ufrag:Wq3f\r\na=ice-pwd:8mKQk1cZ0n5V3d9P2rXy7aLb\r\n";
+    let trickle = "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n";
+    for path in &paths {
+        for body in [restart, trickle] {
+            let r = http
+                .patch(format!("{}{path}", sfu.base))
+                .header("content-type", "application/trickle-ice-sdpfrag")
+                .header("if-match", "*")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            assert_eq!(status, 404, "PATCH {path} with {body:?}: {text}");
+        }
     }
     assert_eq!(sfu.metric("bedside_sessions{role=\"doctor\"}"), 1.0);
+    assert_eq!(
+        sfu.sample("bedside_ice_restarts_total"),
+        Some(0.0),
+        "no ICE restart happened"
+    );
+    // Still connected on its own credentials: the room still hears it and answers.
+    victim.send_event(r#"{"type":"ping","n":41}"#);
+    assert!(
+        victim
+            .wait_event(Duration::from_secs(5), |e| e["type"] == "pong"
+                && e["n"] == 41)
+            .await
+            .is_some(),
+        "the victim's session still works: {:?}",
+        victim.events()
+    );
     victim.stop().await;
 }
 
