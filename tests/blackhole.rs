@@ -131,6 +131,14 @@ fn a_handoff_stops_the_robot_agent_by_the_lease_event_when_every_stop_frame_is_l
                 );
                 continue;
             }
+            if c["reason"] == "stop" && c["epoch"] == 0 {
+                // The agent heard nothing for long enough to reconnect (a slow machine can
+                // stretch the blackhole past its silence limit): a reconnect starts still, at
+                // epoch 0, and the room's `lease` event on the new session is what must then
+                // give the new epoch. Seen once in a suite run.
+                println!("the agent reconnected during the blackhole: {c}");
+                continue;
+            }
             if c["reason"] == "stop" && c["linear_x"] == 0 {
                 stopped = Some(c);
                 break;
