@@ -43,6 +43,18 @@ function freeTcpPort() {
  * @param {number} port
  * @returns {Promise<boolean>}
  */
+function tcpFree(port) {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => res(true)));
+  });
+}
+
+/**
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
 function udpFree(port) {
   return new Promise((res) => {
     const s = createSocket('udp4');
@@ -58,10 +70,27 @@ function udpFree(port) {
  */
 async function freeUdpPorts() {
   for (let i = 0; i < 50; i++) {
-    const p = 20000 + Math.floor(Math.random() * 40000);
-    if ((await udpFree(p)) && (await udpFree(p + 1)) && (await udpFree(p + 2)) && (await udpFree(p + 3))) return p;
+    // Below Linux's ephemeral range (32768-60999): an outgoing connection (Chromium's, a
+    // database client's) takes its local port from there at any moment, and the server's ICE-TCP
+    // listener, on the same number as its first UDP port, then failed to bind (seen once: a
+    // whole spec lost to "bedside serve exited with 1").
+    const p = 20000 + Math.floor(Math.random() * 12000);
+    if ((await udpFree(p)) && (await udpFree(p + 1)) && (await udpFree(p + 2)) && (await udpFree(p + 3))
+      && (await tcpFree(p))) return p;
   }
   throw new Error('no free UDP ports');
+}
+
+/**
+ * A server log cut for an error message: the exit's `Error: ...` (printed before a
+ * `RUST_BACKTRACE` backtrace that would push it out of a plain tail) and the log's end.
+ * @param {string} log
+ */
+function headAndTail(log) {
+  if (log.length <= 4000) return log;
+  const at = log.lastIndexOf('Error: ');
+  const error = at >= 0 ? `${log.slice(at, at + 1500)}\n[...]\n` : '';
+  return `${error}${log.slice(-2000)}`;
 }
 
 /** @param {number} ms */
@@ -190,7 +219,7 @@ export class Server {
     proc.once('exit', (code, signal) => { exited = `exited with ${code ?? signal}`; });
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      if (exited) throw new Error(`bedside serve ${exited} before it was healthy:\n${this.log().slice(-3000)}`);
+      if (exited) throw new Error(`bedside serve ${exited} before it was healthy:\n${headAndTail(this.log())}`);
       try {
         const r = await fetch(`${this.base}/healthz`);
         if (r.status === 200) return;
@@ -199,7 +228,7 @@ export class Server {
       }
       await sleep(100);
     }
-    throw new Error(`bedside serve not healthy after 60 s:\n${this.log().slice(-3000)}`);
+    throw new Error(`bedside serve not healthy after 60 s:\n${headAndTail(this.log())}`);
   }
 
   /**
