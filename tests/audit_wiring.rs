@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bedside::serve::{start_configured, MediaOptions, Parts, ServeOptions};
 use bedside_api::testing::{expect, minutes, Client};
 use bedside_api::UserRole;
 use bedside_sfu::client::{Endpoint, WebRtcClient};
@@ -37,22 +35,11 @@ async fn audited(api: &Client, admin: &str, kind: &str, room: &str, n: usize) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_events_reach_the_audit_log_in_one_process() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let running = start_configured(
-        ServeOptions {
-            http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            media: MediaOptions::local(),
-            data_dir: dir.path().to_path_buf(),
-            public_url: None,
-            metrics_addr: None,
-            http_limits: Default::default(),
-        },
-        Parts::All,
-        |_| {},
-    )
-    .await
-    .expect("server starts");
-    let api = Client::new(running.api.clone(), format!("http://{}", running.http));
+    let one_process::Local {
+        running: _running,
+        client: api,
+        dir: _dir,
+    } = one_process::serve_local(|_| {}).await;
     let admin = api.user(UserRole::Admin).await;
     let doctor = api.user(UserRole::Doctor).await;
     let (robot_id, credential) = api.robot().await;

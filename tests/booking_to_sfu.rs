@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bedside::serve::{start_configured, Parts, ServeOptions};
 use bedside_api::testing::{expect, Client, PASSWORD};
 use bedside_api::{Clock, UserRole};
 use bedside_sfu::client::{ClientError, Endpoint, WebRtcClient};
 use chrono::Utc;
+use common::one_process;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -30,26 +29,10 @@ impl std::ops::Deref for Server {
 
 impl Server {
     async fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
         let clock = Clock::system();
-        let running = start_configured(
-            ServeOptions {
-                http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                media: bedside::serve::MediaOptions::local(),
-                data_dir: dir.path().to_path_buf(),
-                public_url: None,
-                metrics_addr: None,
-                http_limits: Default::default(),
-            },
-            Parts::All,
-            move |config| config.clock = clock,
-        )
-        .await
-        .expect("server starts");
-        Server {
-            client: Client::new(running.api.clone(), format!("http://{}", running.http)),
-            _dir: dir,
-        }
+        let one_process::Local { client, dir, .. } =
+            one_process::serve_local(move |config| config.clock = clock).await;
+        Server { client, _dir: dir }
     }
 
     async fn token(&self, user: &str) -> String {

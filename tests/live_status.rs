@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bedside::serve::{start_configured, Parts, ServeOptions};
 use bedside_api::testing::{expect, Client};
 use bedside_api::UserRole;
 use bedside_sfu::client::{Endpoint, WebRtcClient};
@@ -21,22 +19,7 @@ use uuid::Uuid;
 const SOON: Duration = Duration::from_secs(2);
 
 async fn start() -> (Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let running = start_configured(
-        ServeOptions {
-            http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            media: bedside::serve::MediaOptions::local(),
-            data_dir: dir.path().to_path_buf(),
-            public_url: None,
-            metrics_addr: None,
-            http_limits: Default::default(),
-        },
-        Parts::All,
-        |_| {},
-    )
-    .await
-    .expect("server starts");
-    let client = Client::new(running.api.clone(), format!("http://{}", running.http));
+    let one_process::Local { client, dir, .. } = one_process::serve_local(|_| {}).await;
     (client, dir)
 }
 

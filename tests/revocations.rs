@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bedside::serve::{start_configured, Parts, ServeOptions};
 use bedside_api::testing::{expect, Client, TestUser};
 use bedside_api::UserRole;
 use bedside_sfu::client::{ClientError, Endpoint, WebRtcClient};
@@ -39,23 +37,13 @@ impl std::ops::Deref for Bed {
 
 impl Bed {
     async fn start() -> Bed {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let running = start_configured(
-            ServeOptions {
-                http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                media: bedside::serve::MediaOptions::local(),
-                data_dir: dir.path().to_path_buf(),
-                public_url: None,
-                metrics_addr: None,
-                http_limits: Default::default(),
-            },
-            Parts::All,
-            |_| {},
-        )
-        .await
-        .expect("server starts");
+        let one_process::Local {
+            running,
+            client,
+            dir,
+        } = one_process::serve_local(|_| {}).await;
         Bed {
-            client: Client::new(running.api.clone(), format!("http://{}", running.http)),
+            client,
             sfu: running.sfu.clone().expect("an SFU"),
             _dir: dir,
         }

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod netns;
+pub mod one_process;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
