@@ -173,17 +173,7 @@ async fn a_doctor_cannot_clear_or_drive_through_the_robots_own_estop() {
         "the doctor's clear is refused: {:?}",
         doctor.events()
     );
-    let dropped = "bedside_control_frames_dropped_total{reason=\"estop_latched\"}";
-    let dropped_before = sfu.metric(dropped);
-    drive(&doctor, 555, 1, 25).await;
-    // Every drive frame reached the SFU and was dropped there, not lost on the way.
-    assert!(
-        wait_until(Duration::from_secs(5), || sfu.metric(dropped)
-            >= dropped_before + 20.0)
-        .await,
-        "drive frames dropped as latched: {}",
-        sfu.metric(dropped) - dropped_before
-    );
+    drive_into_the_latch(&sfu, &doctor).await;
     let seen = robot.frames_from(before);
     assert!(
         wait_until(Duration::from_secs(5), || robot.stops(epoch, reported).1
@@ -286,16 +276,7 @@ async fn a_reconnecting_robot_is_told_the_room_is_latched() {
 
     // The doctor still holds the lease and drives: every frame reaches the SFU and is dropped
     // there, none reaches the robot.
-    let dropped = "bedside_control_frames_dropped_total{reason=\"estop_latched\"}";
-    let dropped_before = sfu.metric(dropped);
-    drive(&doctor, 555, 1, 25).await;
-    assert!(
-        wait_until(Duration::from_secs(5), || sfu.metric(dropped)
-            >= dropped_before + 20.0)
-        .await,
-        "drive frames dropped as latched: {}",
-        sfu.metric(dropped) - dropped_before
-    );
+    drive_into_the_latch(&sfu, &doctor).await;
     let drives: Vec<_> = robot_frames(&again)
         .into_iter()
         .filter(|(_, f)| f.kind == FrameKind::Drive)
@@ -306,4 +287,20 @@ async fn a_reconnecting_robot_is_told_the_room_is_latched() {
     );
     doctor.stop().await;
     again.stop().await;
+}
+
+/// The doctor sends 25 drive frames into a latched room: every one reaches the SFU and is
+/// dropped there as latched (at least 20 counted: the channel is unreliable), not lost on the
+/// way.
+async fn drive_into_the_latch(sfu: &TestSfu, doctor: &ViewerHandle) {
+    let dropped = "bedside_control_frames_dropped_total{reason=\"estop_latched\"}";
+    let dropped_before = sfu.metric(dropped);
+    drive(doctor, 555, 1, 25).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || sfu.metric(dropped)
+            >= dropped_before + 20.0)
+        .await,
+        "drive frames dropped as latched: {}",
+        sfu.metric(dropped) - dropped_before
+    );
 }
